@@ -1,0 +1,591 @@
+//! The only place that reads configuration: a YAML file (`--config`) and `GATEHOUSE_*` environment
+//! variables, the environment winning.
+//!
+//! Every invalid setting is collected and reported together, so an operator fixes them in one round;
+//! the binary then exits with code 64. Error messages name the setting, never its value, because the
+//! value may be a secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::policy::{FeedGroupPermission, FeedsPreset};
+use crate::token::{ApiSecret, VerifyOptions};
+
+/// The listen address when none is configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Reserved for the HTTP side (authorization endpoint, metrics); validated but not yet served.
+    pub http_listen: Option<SocketAddr>,
+    pub api_key: String,
+    pub secret: ApiSecret,
+    /// No secret was configured: a random one is in use and the server is loopback-only.
+    pub development: bool,
+    pub verify: VerifyOptions,
+    pub feeds: FeedsPreset,
+    /// How long in-flight calls may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// How long to keep serving (while reporting NOT_SERVING) before closing the listener, so load
+    /// balancers and health checkers notice first.
+    pub drain_delay: Duration,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub json: bool,
+    /// A `tracing` filter such as `info` or `gatehouse=debug`.
+    pub filter: String,
+}
+
+/// One invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where the setting came from: an environment variable, a file key, or the file itself.
+    pub setting: String,
+    pub message: String,
+}
+
+/// Every invalid setting found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for error in &self.0 {
+            writeln!(f, "  - {}: {}", error.setting, error.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// A scalar from the YAML file, kept as text so file and environment values go through one parser.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Scalar {
+    fn into_text(self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Text(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<Scalar>,
+    http_listen: Option<Scalar>,
+    api_key: Option<Scalar>,
+    api_secret: Option<Scalar>,
+    api_secret_file: Option<Scalar>,
+    policy_dir: Option<Scalar>,
+    #[serde(default)]
+    tokens: FileTokens,
+    #[serde(default)]
+    feeds: FileFeeds,
+    #[serde(default)]
+    shutdown: FileShutdown,
+    #[serde(default)]
+    log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTokens {
+    leeway_seconds: Option<Scalar>,
+    max_bytes: Option<Scalar>,
+    allow_dev_tokens: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFeeds {
+    #[serde(default)]
+    groups: BTreeMap<String, Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileShutdown {
+    grace_period: Option<Scalar>,
+    drain_delay: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    format: Option<Scalar>,
+    level: Option<Scalar>,
+}
+
+/// A raw setting value and the name of where it came from.
+struct Raw {
+    source: String,
+    value: String,
+}
+
+/// Collects raw values, env over file, and the errors found while parsing them.
+struct Loader<'e> {
+    env: &'e dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Loader<'_> {
+    fn raw(&self, env_name: &str, file_key: &str, file_value: Option<Scalar>) -> Option<Raw> {
+        if let Some(value) = (self.env)(env_name) {
+            return Some(Raw {
+                source: env_name.to_owned(),
+                value,
+            });
+        }
+        file_value.map(|v| Raw {
+            source: file_key.to_owned(),
+            value: v.into_text(),
+        })
+    }
+
+    fn error(&mut self, setting: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            setting: setting.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Parses a raw value, recording an error (and returning `None`) when it does not parse.
+    fn parse<T>(
+        &mut self,
+        raw: Option<Raw>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let raw = raw?;
+        match parse(raw.value.trim()) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.error(&raw.source, message);
+                None
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration from an optional YAML file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
+        Self::load_with(file, &|name| std::env::var(name).ok())
+    }
+
+    /// Loads the configuration with `env` standing in for the process environment.
+    pub fn load_with(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut loader = Loader {
+            env,
+            errors: Vec::new(),
+        };
+        let file_config = match file {
+            Some(path) => read_file(path, &mut loader),
+            None => FileConfig::default(),
+        };
+        let config = build(file_config, &mut loader);
+        match config {
+            Some(config) if loader.errors.is_empty() => Ok(config),
+            _ => Err(ConfigErrors(loader.errors)),
+        }
+    }
+}
+
+fn read_file(path: &Path, loader: &mut Loader<'_>) -> FileConfig {
+    let setting = format!("config file {}", path.display());
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            loader.error(&setting, format!("cannot be read: {e}"));
+            return FileConfig::default();
+        }
+    };
+    if text.trim().is_empty() {
+        return FileConfig::default();
+    }
+    serde_norway::from_str(&text).unwrap_or_else(|e| {
+        loader.error(&setting, e.to_string());
+        FileConfig::default()
+    })
+}
+
+fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
+    let listen_raw = loader.raw("GATEHOUSE_LISTEN", "listen", file.listen);
+    let listen = loader
+        .parse(listen_raw, parse_addr)
+        .or_else(|| DEFAULT_LISTEN.parse().ok());
+    let http_raw = loader.raw("GATEHOUSE_HTTP_LISTEN", "http_listen", file.http_listen);
+    let http_listen = loader.parse(http_raw, parse_addr);
+    let api_key = loader
+        .raw("GATEHOUSE_API_KEY", "api_key", file.api_key)
+        .map(|raw| raw.value.trim().to_owned());
+    if let Some(raw) = loader.raw("GATEHOUSE_POLICY_DIR", "policy_dir", file.policy_dir) {
+        loader.error(
+            &raw.source,
+            "policy directories are not supported by this version; the built-in Stream Feeds policy is used (configure it under feeds.groups)",
+        );
+    }
+    let secret = load_secret(&file.api_secret, &file.api_secret_file, loader);
+    let verify = load_verify(file.tokens, loader);
+    let feeds = load_feeds(file.feeds, loader);
+    let grace_raw = loader.raw(
+        "GATEHOUSE_SHUTDOWN_GRACE",
+        "shutdown.grace_period",
+        file.shutdown.grace_period,
+    );
+    let shutdown_grace = loader
+        .parse(grace_raw, parse_duration)
+        .unwrap_or(Duration::from_secs(30));
+    let drain_raw = loader.raw(
+        "GATEHOUSE_DRAIN_DELAY",
+        "shutdown.drain_delay",
+        file.shutdown.drain_delay,
+    );
+    let drain_delay = loader.parse(drain_raw, parse_duration).unwrap_or_default();
+    let log = load_log(file.log, loader);
+
+    let listen = listen?;
+    let (secret, development) = match secret {
+        SecretSource::Configured(secret) => (secret, false),
+        SecretSource::Invalid => return None,
+        SecretSource::Absent if listen.ip().is_loopback() => (ApiSecret::random(), true),
+        SecretSource::Absent => {
+            loader.error(
+                "GATEHOUSE_API_SECRET",
+                "required when listening on a non-loopback address (set it or GATEHOUSE_API_SECRET_FILE)",
+            );
+            return None;
+        }
+    };
+    let api_key = api_key.unwrap_or_else(|| {
+        if development {
+            "dev".to_owned()
+        } else {
+            String::new()
+        }
+    });
+    Some(Config {
+        listen,
+        http_listen,
+        api_key,
+        secret,
+        development,
+        verify,
+        feeds,
+        shutdown_grace,
+        drain_delay,
+        log,
+    })
+}
+
+enum SecretSource {
+    Configured(ApiSecret),
+    Absent,
+    Invalid,
+}
+
+fn load_secret(
+    file_secret: &Option<Scalar>,
+    file_secret_path: &Option<Scalar>,
+    loader: &mut Loader<'_>,
+) -> SecretSource {
+    let inline = loader.raw("GATEHOUSE_API_SECRET", "api_secret", file_secret.clone());
+    let from_file = loader.raw(
+        "GATEHOUSE_API_SECRET_FILE",
+        "api_secret_file",
+        file_secret_path.clone(),
+    );
+    let (source, secret) = match (inline, from_file) {
+        (None, None) => return SecretSource::Absent,
+        (Some(a), Some(b)) => {
+            loader.error(
+                &a.source,
+                format!("set either {} or {}, not both", a.source, b.source),
+            );
+            return SecretSource::Invalid;
+        }
+        (Some(inline), None) => (inline.source, inline.value),
+        (None, Some(path)) => match std::fs::read_to_string(PathBuf::from(path.value.trim())) {
+            // Kubernetes Secret files and `echo` often end with a newline that is not part of the secret.
+            Ok(contents) => (
+                path.source,
+                contents.trim_end_matches(['\r', '\n']).to_owned(),
+            ),
+            Err(e) => {
+                loader.error(
+                    &path.source,
+                    format!("cannot read the secret file: {}", e.kind()),
+                );
+                return SecretSource::Invalid;
+            }
+        },
+    };
+    if secret.len() < ApiSecret::MIN_LEN {
+        loader.error(
+            &source,
+            format!(
+                "the API secret must be at least {} bytes (HS256 keys must be as long as the hash)",
+                ApiSecret::MIN_LEN
+            ),
+        );
+        return SecretSource::Invalid;
+    }
+    SecretSource::Configured(ApiSecret::new(secret))
+}
+
+fn load_verify(file: FileTokens, loader: &mut Loader<'_>) -> VerifyOptions {
+    let defaults = VerifyOptions::default();
+    let leeway_raw = loader.raw(
+        "GATEHOUSE_TOKEN_LEEWAY_SECONDS",
+        "tokens.leeway_seconds",
+        file.leeway_seconds,
+    );
+    let max_raw = loader.raw(
+        "GATEHOUSE_MAX_TOKEN_BYTES",
+        "tokens.max_bytes",
+        file.max_bytes,
+    );
+    let dev_raw = loader.raw(
+        "GATEHOUSE_ALLOW_DEV_TOKENS",
+        "tokens.allow_dev_tokens",
+        file.allow_dev_tokens,
+    );
+    VerifyOptions {
+        leeway_seconds: loader
+            .parse(leeway_raw, |v| parse_bounded(v, 0, 3600))
+            .unwrap_or(defaults.leeway_seconds),
+        max_token_bytes: loader
+            .parse(max_raw, |v| parse_bounded(v, 256, 1024 * 1024))
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(defaults.max_token_bytes),
+        allow_dev_tokens: loader
+            .parse(dev_raw, parse_bool)
+            .unwrap_or(defaults.allow_dev_tokens),
+    }
+}
+
+fn load_feeds(file: FileFeeds, loader: &mut Loader<'_>) -> FeedsPreset {
+    let mut preset = FeedsPreset::default();
+    for (group, permission) in file.groups {
+        let raw = Raw {
+            source: format!("feeds.groups.{group}"),
+            value: permission.into_text(),
+        };
+        set_group(&mut preset, &group, raw, loader);
+    }
+    if let Some(list) = (loader.env)("GATEHOUSE_FEED_GROUPS") {
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let Some((group, permission)) = entry.split_once('=') else {
+                loader.error(
+                    "GATEHOUSE_FEED_GROUPS",
+                    "expected group=permission pairs separated by commas",
+                );
+                continue;
+            };
+            let raw = Raw {
+                source: "GATEHOUSE_FEED_GROUPS".to_owned(),
+                value: permission.to_owned(),
+            };
+            set_group(&mut preset, group.trim(), raw, loader);
+        }
+    }
+    preset
+}
+
+fn set_group(preset: &mut FeedsPreset, group: &str, raw: Raw, loader: &mut Loader<'_>) {
+    let valid_name = !group.is_empty()
+        && group
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid_name {
+        loader.error(
+            &raw.source,
+            "feed group names are letters, digits, '_' and '-'",
+        );
+        return;
+    }
+    if let Some(permission) = loader.parse(Some(raw), |v| v.parse::<FeedGroupPermission>()) {
+        preset.groups.insert(group.to_owned(), permission);
+    }
+}
+
+fn load_log(file: FileLog, loader: &mut Loader<'_>) -> LogConfig {
+    let format_raw = loader.raw("GATEHOUSE_LOG_FORMAT", "log.format", file.format);
+    let json = loader
+        .parse(format_raw, |v| match v {
+            "json" => Ok(true),
+            "text" => Ok(false),
+            _ => Err("expected json or text".to_owned()),
+        })
+        .unwrap_or(false);
+    let level_raw = loader.raw("GATEHOUSE_LOG", "log.level", file.level);
+    let filter = loader
+        .parse(level_raw, |v| {
+            tracing_subscriber::EnvFilter::try_new(v)
+                .map(|_| v.to_owned())
+                .map_err(|_| "expected a log filter such as info or gatehouse=debug".to_owned())
+        })
+        .unwrap_or_else(|| "info".to_owned());
+    LogConfig { json, filter }
+}
+
+fn parse_addr(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|_| "expected an address such as 127.0.0.1:50051 or 0.0.0.0:50051".to_owned())
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+fn parse_bounded(value: &str, min: u64, max: u64) -> Result<u64, String> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+        .ok_or_else(|| format!("expected a whole number from {min} to {max}"))
+}
+
+/// A duration such as `30s`, `500ms` or `1m`; a bare number counts as seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(value)
+        .map_err(|_| "expected a duration such as 30s, 500ms or 2m".to_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef0123";
+
+    fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        if let Some(text) = file {
+            tmp.write_all(text.as_bytes()).unwrap();
+        }
+        Config::load_with(file.map(|_| tmp.path()), &|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn no_configuration_is_development_mode_on_loopback() {
+        let config = load(None, &[]).unwrap();
+        assert!(config.development);
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.secret.len(), 64);
+    }
+
+    #[test]
+    fn non_loopback_needs_a_secret() {
+        let errors = load(None, &[("GATEHOUSE_LISTEN", "0.0.0.0:50051")]).unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.0[0].setting, "GATEHOUSE_API_SECRET");
+    }
+
+    #[test]
+    fn environment_wins_over_file() {
+        let config = load(
+            Some("listen: 127.0.0.1:7000\napi_secret: 0123456789abcdef0123456789abcdefXXXX\n"),
+            &[("GATEHOUSE_LISTEN", "127.0.0.1:7001")],
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 7001);
+        assert!(!config.development);
+    }
+
+    #[test]
+    fn every_invalid_setting_is_reported_without_values() {
+        let errors = load(
+            None,
+            &[
+                ("GATEHOUSE_LISTEN", "nowhere"),
+                ("GATEHOUSE_API_SECRET", "short-secret-value"),
+                ("GATEHOUSE_TOKEN_LEEWAY_SECONDS", "-3"),
+                ("GATEHOUSE_ALLOW_DEV_TOKENS", "perhaps"),
+                ("GATEHOUSE_FEED_GROUPS", "timeline=public"),
+                ("GATEHOUSE_SHUTDOWN_GRACE", "forever"),
+            ],
+        )
+        .unwrap_err();
+        let settings: Vec<&str> = errors.0.iter().map(|e| e.setting.as_str()).collect();
+        for expected in [
+            "GATEHOUSE_LISTEN",
+            "GATEHOUSE_API_SECRET",
+            "GATEHOUSE_TOKEN_LEEWAY_SECONDS",
+            "GATEHOUSE_ALLOW_DEV_TOKENS",
+            "GATEHOUSE_FEED_GROUPS",
+            "GATEHOUSE_SHUTDOWN_GRACE",
+        ] {
+            assert!(
+                settings.contains(&expected),
+                "{expected} missing from {errors}"
+            );
+        }
+        assert!(!errors.to_string().contains("short-secret-value"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let errors = load(Some("listn: 127.0.0.1:1\n"), &[]).unwrap_err();
+        assert!(errors.to_string().contains("listn"), "{errors}");
+    }
+
+    #[test]
+    fn feed_groups_merge_over_defaults() {
+        let config = load(
+            Some("feeds:\n  groups:\n    timeline: global_read_write\n    user: private\n"),
+            &[("GATEHOUSE_API_SECRET", SECRET)],
+        )
+        .unwrap();
+        let groups = &config.feeds.groups;
+        assert_eq!(groups["timeline"], FeedGroupPermission::GlobalReadWrite);
+        assert_eq!(groups["user"], FeedGroupPermission::Private);
+        assert_eq!(groups["notification"], FeedGroupPermission::GlobalWrite);
+    }
+
+    #[test]
+    fn secret_file_is_read_and_trimmed() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "{SECRET}").unwrap();
+        let path = secret.path().to_str().unwrap().to_owned();
+        let config = load(None, &[("GATEHOUSE_API_SECRET_FILE", &path)]).unwrap();
+        assert_eq!(config.secret.expose(), SECRET.as_bytes());
+    }
+}

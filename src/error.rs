@@ -1,0 +1,63 @@
+//! Error enums of the service layer and their one mapping to gRPC status codes.
+//!
+//! Messages are lower-case, one line, and never contain a token or the secret.
+
+use thiserror::Error;
+use tonic::{Code, Status};
+
+use crate::policy::CompileError;
+use crate::token::{IssueError, TokenError};
+
+/// Why a call was refused.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("cannot issue token: {0}")]
+    Issue(#[from] IssueError),
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        let code = match &error {
+            Error::Token(_) => Code::Unauthenticated,
+            Error::Issue(IssueError::Signing) => Code::Internal,
+            Error::Issue(_) | Error::InvalidRequest(_) => Code::InvalidArgument,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+        };
+        Status::new(code, error.to_string())
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("invalid policy: {0}")]
+    Policy(#[from] CompileError),
+    #[error("reflection descriptors are invalid: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_errors_are_unauthenticated_and_named() {
+        let status = Status::from(Error::Token(TokenError::Expired));
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert!(status.message().contains("expired"));
+    }
+
+    #[test]
+    fn issue_errors_are_invalid_arguments() {
+        let status = Status::from(Error::Issue(IssueError::NegativeLifetime));
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
+}

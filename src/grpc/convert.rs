@@ -1,0 +1,107 @@
+//! Conversions between protobuf well-known types and the JSON values the rest of the crate uses.
+
+use prost_types::value::Kind;
+use prost_types::{ListValue, Struct, Timestamp};
+use serde_json::{Map, Number, Value};
+
+use super::pb;
+use crate::principal::{Principal, PrincipalKind};
+
+pub(super) fn struct_to_map(value: Option<Struct>) -> Map<String, Value> {
+    value
+        .map(|s| s.fields.into_iter().map(|(k, v)| (k, to_json(v))).collect())
+        .unwrap_or_default()
+}
+
+fn to_json(value: prost_types::Value) -> Value {
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::NumberValue(n)) => number_to_json(n),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::ListValue(list)) => Value::Array(list.values.into_iter().map(to_json).collect()),
+        Some(Kind::StructValue(s)) => Value::Object(struct_to_map(Some(s))),
+    }
+}
+
+/// protobuf numbers are doubles; whole ones become JSON integers so `30` does not turn into `30.0` in a
+/// token.
+fn number_to_json(n: f64) -> Value {
+    const MAX_EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if n.fract() == 0.0 && n.abs() <= MAX_EXACT {
+        Value::Number(Number::from(n as i64))
+    } else {
+        Number::from_f64(n)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    }
+}
+
+pub(super) fn map_to_struct(map: &Map<String, Value>) -> Struct {
+    Struct {
+        fields: map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect(),
+    }
+}
+
+fn from_json(value: &Value) -> prost_types::Value {
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(from_json).collect(),
+        }),
+        Value::Object(map) => Kind::StructValue(map_to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+pub(super) fn timestamp(seconds: i64) -> Timestamp {
+    Timestamp { seconds, nanos: 0 }
+}
+
+pub(super) fn principal_to_pb(principal: &Principal) -> pb::Principal {
+    let kind = match principal.kind {
+        PrincipalKind::User => pb::principal::Kind::User,
+        PrincipalKind::Server => pb::principal::Kind::Server,
+        PrincipalKind::Scoped => pb::principal::Kind::Scoped,
+    };
+    pb::Principal {
+        kind: kind as i32,
+        user_id: principal.user_id.clone(),
+        roles: principal.roles.clone(),
+        groups: principal.groups.clone(),
+        scope: principal.scope.as_ref().map(|scope| pb::Scope {
+            resource: scope.resource.to_string(),
+            action: scope.action.to_string(),
+            feed_id: scope
+                .feed_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            user_id: scope
+                .user_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }),
+        claims: Some(map_to_struct(&principal.claims)),
+        issued_at: principal.issued_at.map(timestamp),
+        expires_at: principal.expires_at.map(timestamp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_round_trips_through_struct_keeping_integers() {
+        let original = json!({"n": 30, "f": 1.5, "s": "x", "l": [true, null], "o": {"k": "v"}});
+        let map = original.as_object().cloned().unwrap_or_default();
+        let back = struct_to_map(Some(map_to_struct(&map)));
+        assert_eq!(Value::Object(back), original);
+    }
+}

@@ -1,0 +1,140 @@
+//! gatehouse: an authorization sidecar that speaks Stream's token and permission model.
+//!
+//! Backend services and proxies ask it, per call, "may this caller do this?". Callers are identified by
+//! Stream-format JWTs; server tokens are trusted, scope tokens are held to their scope, and user tokens
+//! are checked against the policy set (Stream's default Feeds permissions).
+//!
+//! # Layout
+//! - [`config`]: the only place that reads the environment, flags and the config file.
+//! - [`error`]: error enums and their one mapping to gRPC status codes.
+//! - [`principal`]: the caller as the engine sees it.
+//! - [`token`]: verifying and issuing JWTs; owns the API secret.
+//! - [`policy`]: rules, the Feeds preset and the compiled, indexed policy set; pure.
+//! - [`engine`]: `decide(&PolicySet, &Request) -> Decision`; pure and synchronous.
+//! - [`store`]: the live policy set behind an atomic swap.
+//! - [`grpc`]: thin tonic services: ours, health and reflection.
+//! - [`cli`]: the commands people run: issue and verify tokens locally, check against a server.
+//! - [`telemetry`]: logging set-up.
+//!
+//! [`run`] serves on a listener the caller binds, until a shutdown future the caller gives completes, so
+//! tests run the real server in-process on `127.0.0.1:0`.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod grpc;
+pub mod policy;
+pub mod principal;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::config::Config;
+use crate::error::ServeError;
+use crate::grpc::pb::gatehouse_server::GatehouseServer;
+use crate::grpc::{GatehouseService, pb};
+use crate::policy::CompileError;
+use crate::store::PolicyStore;
+use crate::token::{Issuer, Verifier};
+
+/// A call that takes longer than this is cancelled; every RPC here is in-memory work.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the services share: the token machinery and the live policy set.
+pub struct App {
+    pub verifier: Verifier,
+    pub issuer: Issuer,
+    pub policies: PolicyStore,
+}
+
+impl App {
+    pub fn from_config(config: &Config) -> Result<App, CompileError> {
+        Ok(App {
+            verifier: Verifier::new(&config.secret, config.verify.clone()),
+            issuer: Issuer::new(&config.secret),
+            policies: PolicyStore::new(config.feeds.compile()?),
+        })
+    }
+}
+
+/// Serves gRPC on `listener` until `shutdown` completes, then reports NOT_SERVING, keeps serving for the
+/// drain delay, stops accepting, and gives in-flight calls the grace period to finish.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let app = Arc::new(App::from_config(&config)?);
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    set_status(&reporter, ServingStatus::Serving).await;
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        revision = app.policies.current().revision(),
+        development = config.development,
+        "serving"
+    );
+
+    let (drained_tx, drained_rx) = oneshot::channel::<()>();
+    let drain_delay = config.drain_delay;
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: reporting NOT_SERVING");
+        set_status(&reporter, ServingStatus::NotServing).await;
+        tokio::time::sleep(drain_delay).await;
+        let _ = drained_tx.send(());
+    };
+    let serve = Server::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(GatehouseServer::new(GatehouseService::new(app)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    tokio::pin!(serve);
+    let grace = config.shutdown_grace;
+    tokio::select! {
+        result = &mut serve => result?,
+        () = grace_expired(drained_rx, grace) => {
+            tracing::warn!(grace_seconds = grace.as_secs_f64(), "grace period over: closing calls still in flight");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes `grace` after draining began; never, if the server stopped first.
+async fn grace_expired(drained: oneshot::Receiver<()>, grace: Duration) {
+    match drained.await {
+        Ok(()) => tokio::time::sleep(grace).await,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status("gatehouse.v1.Gatehouse", status)
+        .await;
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}

@@ -1,0 +1,117 @@
+//! The caller as the engine sees it.
+//!
+//! `token` builds a [`Principal`] from a verified JWT; `engine` reads it; `grpc` converts it to the wire
+//! form. It holds no token text and no secret, so it is safe to log and return.
+
+use serde_json::{Map, Value};
+
+/// How far a caller is trusted, following Stream's split between server-side and client-side auth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// A user token (`{"user_id": ...}`): every call is permission-checked.
+    User,
+    /// A server token: trusted, allowed anything.
+    Server,
+    /// A scope token: allowed exactly what lies inside its scope.
+    Scoped,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    /// The user id; empty for server tokens and for scope tokens without a user.
+    pub user_id: String,
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+    /// Set for [`PrincipalKind::Scoped`].
+    pub scope: Option<Scope>,
+    /// Every claim of the token, as signed.
+    pub claims: Map<String, Value>,
+    /// `iat`, in seconds since the Unix epoch.
+    pub issued_at: Option<i64>,
+    /// `exp`, in seconds since the Unix epoch.
+    pub expires_at: Option<i64>,
+}
+
+/// The scope of a scope token: which resource kinds, actions, feeds and users it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub resource: ScopeList,
+    pub action: ScopeList,
+    /// Stream's compact feed ids (`userjack`); `None` when the claim is absent.
+    pub feed_id: Option<ScopeList>,
+    pub user_id: Option<ScopeList>,
+}
+
+/// A scope claim: `*` or a comma-separated list of values, as Stream's SDKs join them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeList {
+    Any,
+    Values(Vec<String>),
+}
+
+impl ScopeList {
+    /// Parses a claim value. A list containing `*` is `Any`, as in Stream's JS SDK, which collapses it.
+    pub fn parse(claim: &str) -> Self {
+        let values: Vec<String> = claim
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if values.iter().any(|v| v == "*") {
+            ScopeList::Any
+        } else {
+            ScopeList::Values(values)
+        }
+    }
+
+    pub fn allows(&self, value: &str) -> bool {
+        match self {
+            ScopeList::Any => true,
+            ScopeList::Values(values) => values.iter().any(|v| v == value),
+        }
+    }
+
+    pub fn is_any(&self) -> bool {
+        matches!(self, ScopeList::Any)
+    }
+}
+
+impl std::fmt::Display for ScopeList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScopeList::Any => f.write_str("*"),
+            ScopeList::Values(values) => f.write_str(&values.join(",")),
+        }
+    }
+}
+
+impl Principal {
+    /// How the principal is named in a reason: `user 'jack'`, `server`, or the scoped user.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            PrincipalKind::User => format!("user '{}'", self.user_id),
+            PrincipalKind::Server => "server".to_owned(),
+            PrincipalKind::Scoped if self.user_id.is_empty() => "scope token".to_owned(),
+            PrincipalKind::Scoped => format!("scope token of user '{}'", self.user_id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_list_parses_wildcards_and_comma_lists() {
+        assert_eq!(ScopeList::parse("*"), ScopeList::Any);
+        assert_eq!(ScopeList::parse("read,*"), ScopeList::Any);
+        let list = ScopeList::parse("read, write");
+        assert!(list.allows("read"));
+        assert!(list.allows("write"));
+        assert!(!list.allows("delete"));
+        assert!(!ScopeList::parse("").allows(""));
+    }
+}

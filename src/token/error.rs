@@ -1,0 +1,45 @@
+use thiserror::Error;
+
+/// Why a token was refused. Messages are one line and never quote the token.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TokenError {
+    #[error("missing token")]
+    Missing,
+    #[error("malformed token: larger than {max} bytes")]
+    TooLarge { max: usize },
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    #[error("algorithm not allowed: {0} (only HS256 is accepted)")]
+    AlgorithmNotAllowed(String),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid (nbf is in the future)")]
+    NotYetValid,
+    #[error("token issued in the future (iat is in the future)")]
+    IssuedInFuture,
+    #[error("development tokens are not accepted (enable them with GATEHOUSE_ALLOW_DEV_TOKENS)")]
+    DevTokenNotAllowed,
+    #[error("invalid claims: {0}")]
+    InvalidClaims(String),
+}
+
+/// Why a token could not be issued.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IssueError {
+    #[error("user_id is required")]
+    MissingUserId,
+    #[error("user_id must be at most 255 bytes without control characters")]
+    InvalidUserId,
+    #[error("expires_in_seconds must not be negative")]
+    NegativeLifetime,
+    #[error("expires_in_seconds is too large")]
+    LifetimeTooLong,
+    #[error("claim '{0}' is reserved and cannot be set through extra claims")]
+    ReservedClaim(String),
+    #[error("role and group names must be non-empty")]
+    EmptyName,
+    #[error("token could not be signed")]
+    Signing,
+}

@@ -1,0 +1,327 @@
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::claims::{numeric_claim, principal_from_claims};
+use super::{ApiSecret, TokenError, unix_now};
+use crate::principal::{Principal, PrincipalKind};
+
+/// The signature Stream's chat SDKs put on development tokens (`client.devToken(id)`).
+const DEV_TOKEN_SIGNATURE: &str = "devtoken";
+
+/// How strictly tokens are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_seconds: u64,
+    /// Longer tokens are refused before any decoding, bounding the work an attacker can cause.
+    pub max_token_bytes: usize,
+    /// Accept Stream's unsigned development tokens. Never on in production.
+    pub allow_dev_tokens: bool,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            leeway_seconds: 0,
+            max_token_bytes: 8 * 1024,
+            allow_dev_tokens: false,
+        }
+    }
+}
+
+/// Verifies Stream-format JWTs: HS256 only, signed with the app's API secret.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    options: VerifyOptions,
+}
+
+impl Verifier {
+    pub fn new(secret: &ApiSecret, options: VerifyOptions) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Time claims are checked by `check_times`, so signed tokens and development tokens share one rule
+        // and one clock, and each failure gets its own message. Stream's tokens carry no `aud`.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        Verifier {
+            key: DecodingKey::from_secret(secret.expose()),
+            validation,
+            options,
+        }
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        self.verify_at(token, unix_now())
+    }
+
+    /// Verifies `token` as of `now` (seconds since the Unix epoch).
+    pub fn verify_at(&self, token: &str, now: i64) -> Result<Principal, TokenError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(TokenError::Missing);
+        }
+        if token.len() > self.options.max_token_bytes {
+            return Err(TokenError::TooLarge {
+                max: self.options.max_token_bytes,
+            });
+        }
+        let (header, payload, signature) = split_token(token)?;
+        check_algorithm(header)?;
+        let claims = if signature == DEV_TOKEN_SIGNATURE {
+            self.dev_token_claims(payload)?
+        } else {
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
+                .map_err(|e| map_jwt_error(e.kind()))?
+                .claims
+        };
+        check_times(&claims, now, self.options.leeway_seconds)?;
+        let principal = principal_from_claims(claims)?;
+        if signature == DEV_TOKEN_SIGNATURE && principal.kind != PrincipalKind::User {
+            return Err(TokenError::InvalidClaims(
+                "development tokens can only identify a user".to_owned(),
+            ));
+        }
+        Ok(principal)
+    }
+
+    fn dev_token_claims(&self, payload: &str) -> Result<Map<String, Value>, TokenError> {
+        if !self.options.allow_dev_tokens {
+            return Err(TokenError::DevTokenNotAllowed);
+        }
+        match decode_json_segment(payload) {
+            Some(Value::Object(claims)) => Ok(claims),
+            _ => Err(TokenError::Malformed("payload is not a JSON object")),
+        }
+    }
+}
+
+fn split_token(token: &str) -> Result<(&str, &str, &str), TokenError> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() => Ok((h, p, s)),
+        _ => Err(TokenError::Malformed("expected three dot-separated parts")),
+    }
+}
+
+/// Pins HS256 before any signature work, so `none` and algorithm switching are refused by name.
+fn check_algorithm(header: &str) -> Result<(), TokenError> {
+    let Some(Value::Object(header)) = decode_json_segment(header) else {
+        return Err(TokenError::Malformed(
+            "header is not base64url-encoded JSON",
+        ));
+    };
+    match header.get("alg") {
+        Some(Value::String(alg)) if alg == "HS256" => Ok(()),
+        Some(Value::String(alg)) => Err(TokenError::AlgorithmNotAllowed(printable(alg))),
+        _ => Err(TokenError::Malformed("header has no alg")),
+    }
+}
+
+/// Decodes a base64url segment, also accepting padding and the standard alphabet because Stream's
+/// development tokens are encoded that way.
+fn decode_json_segment(segment: &str) -> Option<Value> {
+    let normalized: String = segment
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    let bytes = URL_SAFE_NO_PAD.decode(normalized).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// An attacker-chosen header value, cut down to something safe to put in an error message.
+fn printable(value: &str) -> String {
+    let cleaned: String = value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(16)
+        .collect();
+    if cleaned.is_empty() {
+        "unrecognized".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+fn map_jwt_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            TokenError::AlgorithmNotAllowed("unrecognized".to_owned())
+        }
+        ErrorKind::Base64(_) => TokenError::Malformed("a part is not base64url-encoded"),
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            TokenError::Malformed("payload is not a JSON object")
+        }
+        _ => TokenError::Malformed("not a valid JWT"),
+    }
+}
+
+fn check_times(claims: &Map<String, Value>, now: i64, leeway: u64) -> Result<(), TokenError> {
+    let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);
+    if let Some(exp) = numeric_claim(claims, "exp")?
+        && now.saturating_sub(leeway) >= exp
+    {
+        return Err(TokenError::Expired);
+    }
+    if let Some(nbf) = numeric_claim(claims, "nbf")?
+        && now.saturating_add(leeway) < nbf
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    if let Some(iat) = numeric_claim(claims, "iat")?
+        && iat > now.saturating_add(leeway)
+    {
+        return Err(TokenError::IssuedInFuture);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
+    const NOW: i64 = 1_700_000_000;
+
+    fn sign(claims: Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn verifier(options: VerifyOptions) -> Verifier {
+        Verifier::new(&ApiSecret::new(SECRET), options)
+    }
+
+    fn verify(token: &str) -> Result<Principal, TokenError> {
+        verifier(VerifyOptions::default()).verify_at(token, NOW)
+    }
+
+    #[test]
+    fn user_token_without_exp_verifies() {
+        let principal = verify(&sign(json!({"user_id": "tommaso"}))).unwrap();
+        assert_eq!(principal.kind, PrincipalKind::User);
+        assert_eq!(principal.user_id, "tommaso");
+    }
+
+    #[test]
+    fn time_claims_are_checked_with_leeway() {
+        assert_eq!(
+            verify(&sign(json!({"user_id": "a", "exp": NOW}))),
+            Err(TokenError::Expired)
+        );
+        assert!(verify(&sign(json!({"user_id": "a", "exp": NOW + 1}))).is_ok());
+        assert_eq!(
+            verify(&sign(json!({"user_id": "a", "nbf": NOW + 1}))),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(
+            verify(&sign(json!({"user_id": "a", "iat": NOW + 1}))),
+            Err(TokenError::IssuedInFuture)
+        );
+        let lenient = verifier(VerifyOptions {
+            leeway_seconds: 5,
+            ..VerifyOptions::default()
+        });
+        assert!(
+            lenient
+                .verify_at(&sign(json!({"user_id": "a", "exp": NOW - 4})), NOW)
+                .is_ok()
+        );
+        assert!(
+            lenient
+                .verify_at(&sign(json!({"user_id": "a", "iat": NOW + 5})), NOW)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn non_numeric_exp_is_invalid() {
+        assert!(matches!(
+            verify(&sign(json!({"user_id": "a", "exp": "soon"}))),
+            Err(TokenError::InvalidClaims(_))
+        ));
+    }
+
+    #[test]
+    fn dev_tokens_need_to_be_enabled() {
+        let payload = base64::engine::general_purpose::STANDARD.encode(r#"{"user_id":"jack"}"#);
+        let token = format!("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{payload}.devtoken");
+        assert_eq!(verify(&token), Err(TokenError::DevTokenNotAllowed));
+        let dev = verifier(VerifyOptions {
+            allow_dev_tokens: true,
+            ..VerifyOptions::default()
+        });
+        assert_eq!(dev.verify_at(&token, NOW).unwrap().user_id, "jack");
+    }
+
+    #[test]
+    fn dev_tokens_cannot_be_server_tokens() {
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"server":true}"#);
+        let token = format!("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{payload}.devtoken");
+        let dev = verifier(VerifyOptions {
+            allow_dev_tokens: true,
+            ..VerifyOptions::default()
+        });
+        assert!(matches!(
+            dev.verify_at(&token, NOW),
+            Err(TokenError::InvalidClaims(_))
+        ));
+    }
+
+    #[test]
+    fn algorithm_is_pinned() {
+        let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"user_id":"a"}"#);
+        assert_eq!(
+            verify(&format!("{none_header}.{payload}.")),
+            Err(TokenError::AlgorithmNotAllowed("none".to_owned()))
+        );
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &json!({"user_id": "a"}),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&hs512),
+            Err(TokenError::AlgorithmNotAllowed("HS512".to_owned()))
+        );
+    }
+
+    #[test]
+    fn size_is_capped_and_shape_is_checked() {
+        let big = "a".repeat(9000);
+        assert_eq!(verify(&big), Err(TokenError::TooLarge { max: 8192 }));
+        assert!(matches!(verify("abc"), Err(TokenError::Malformed(_))));
+        assert!(matches!(verify("a.b.c.d"), Err(TokenError::Malformed(_))));
+        assert_eq!(verify("  "), Err(TokenError::Missing));
+    }
+
+    #[test]
+    fn wrong_secret_is_a_bad_signature() {
+        let other = encode(
+            &Header::new(Algorithm::HS256),
+            &json!({"user_id": "a"}),
+            &EncodingKey::from_secret(b"another-secret-another-secret-another"),
+        )
+        .unwrap();
+        assert_eq!(verify(&other), Err(TokenError::BadSignature));
+    }
+}

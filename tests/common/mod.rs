@@ -1,0 +1,185 @@
+//! A real gatehouse server on 127.0.0.1:0, run in-process, and real tokens for it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use gatehouse::config::Config;
+use gatehouse::grpc::pb;
+use gatehouse::grpc::pb::gatehouse_client::GatehouseClient;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// The app's API secret in these tests: 64 characters, like Stream's.
+pub const SECRET: &str = "4x8kxqmz2ybv9tsm7wqdpcj3hfn6rk5ae2ugbz8yvx4w7q3t9mdr6ypc2kfhn5wa";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), gatehouse::error::ServeError>>,
+}
+
+impl TestServer {
+    /// A server with the test secret and default settings.
+    pub async fn start() -> TestServer {
+        Self::start_with(&[]).await
+    }
+
+    /// A server configured through the same environment variables operators use.
+    pub async fn start_with(env: &[(&str, &str)]) -> TestServer {
+        let mut vars: HashMap<String, String> =
+            HashMap::from([("GATEHOUSE_API_SECRET".to_owned(), SECRET.to_owned())]);
+        for (k, v) in env {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::load_with(None, &|name| vars.get(name).cloned())
+            .expect("test configuration is valid");
+        Self::start_config(config).await
+    }
+
+    pub async fn start_config(config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(gatehouse::run(config, listener, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            shutdown: Some(tx),
+            handle,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        // The listener is bound before `run` starts, so connecting cannot race the server's start.
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to the test server")
+    }
+
+    pub async fn client(&self) -> GatehouseClient<Channel> {
+        GatehouseClient::new(self.channel().await)
+    }
+
+    /// Signals shutdown without waiting.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Signals shutdown and waits for `run` to return.
+    pub async fn stop(mut self) -> Result<(), gatehouse::error::ServeError> {
+        self.signal_shutdown();
+        self.handle.await.expect("server task did not panic")
+    }
+}
+
+pub fn now() -> i64 {
+    gatehouse::token::unix_now()
+}
+
+/// Signs claims with HS256 and the test secret, as Stream's SDKs do.
+pub fn sign(claims: Value) -> String {
+    sign_with(claims, SECRET.as_bytes())
+}
+
+pub fn sign_with(claims: Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+pub fn user_token(user_id: &str) -> String {
+    sign(json!({ "user_id": user_id }))
+}
+
+pub fn server_token() -> String {
+    sign(json!({ "server": true }))
+}
+
+/// JSON object to protobuf Struct.
+pub fn to_struct(value: Value) -> Option<prost_types::Struct> {
+    let Value::Object(map) = value else {
+        panic!("expected a JSON object")
+    };
+    Some(map_to_struct(&map))
+}
+
+fn map_to_struct(map: &Map<String, Value>) -> prost_types::Struct {
+    use prost_types::value::Kind;
+    fn convert(value: &Value) -> prost_types::Value {
+        let kind = match value {
+            Value::Null => Kind::NullValue(0),
+            Value::Bool(b) => Kind::BoolValue(*b),
+            Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
+            Value::String(s) => Kind::StringValue(s.clone()),
+            Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+                values: items.iter().map(convert).collect(),
+            }),
+            Value::Object(map) => Kind::StructValue(map_to_struct(map)),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    prost_types::Struct {
+        fields: map.iter().map(|(k, v)| (k.clone(), convert(v))).collect(),
+    }
+}
+
+/// A Check request with string attributes and context.
+pub fn check_request(
+    token: &str,
+    action: &str,
+    kind: &str,
+    id: &str,
+    attributes: Value,
+    context: Value,
+) -> pb::CheckRequest {
+    pb::CheckRequest {
+        token: token.to_owned(),
+        action: action.to_owned(),
+        resource: Some(pb::Resource {
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+            attributes: to_struct(attributes),
+        }),
+        context: to_struct(context),
+    }
+}
+
+/// Asks the server and returns the response, failing the test on any gRPC error.
+pub async fn check(
+    client: &mut GatehouseClient<Channel>,
+    request: pb::CheckRequest,
+) -> pb::CheckResponse {
+    client
+        .check(request)
+        .await
+        .expect("check succeeds")
+        .into_inner()
+}
+
+/// Asks the server and returns the gRPC error, failing the test if the call succeeded.
+pub async fn check_status(
+    client: &mut GatehouseClient<Channel>,
+    request: pb::CheckRequest,
+) -> tonic::Status {
+    match client.check(request).await {
+        Ok(response) => panic!("expected an error, got {:?}", response.into_inner()),
+        Err(status) => status,
+    }
+}

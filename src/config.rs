@@ -581,6 +581,20 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_loads() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "{SECRET}").unwrap();
+        let path = secret.path().to_str().unwrap().to_owned();
+        let example = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gatehouse.yaml"));
+        let env = HashMap::from([("GATEHOUSE_API_SECRET_FILE".to_owned(), path)]);
+        let config = Config::load_with(Some(example), &|name| env.get(name).cloned()).unwrap();
+        assert_eq!(config.verify.leeway_seconds, 5);
+        assert_eq!(config.drain_delay, Duration::from_secs(5));
+        assert!(config.log.json);
+        assert!(!config.development);
+    }
+
+    #[test]
     fn secret_file_is_read_and_trimmed() {
         let mut secret = tempfile::NamedTempFile::new().unwrap();
         writeln!(secret, "{SECRET}").unwrap();

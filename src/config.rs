@@ -585,7 +585,10 @@ mod tests {
         let mut secret = tempfile::NamedTempFile::new().unwrap();
         writeln!(secret, "{SECRET}").unwrap();
         let path = secret.path().to_str().unwrap().to_owned();
-        let example = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gatehouse.yaml"));
+        let example = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/gatehouse.yaml"
+        ));
         let env = HashMap::from([("GATEHOUSE_API_SECRET_FILE".to_owned(), path)]);
         let config = Config::load_with(Some(example), &|name| env.get(name).cloned()).unwrap();
         assert_eq!(config.verify.leeway_seconds, 5);

@@ -27,6 +27,8 @@ pub enum CliError {
     Token(#[from] TokenError),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Policy(crate::policy::LoadErrors),
     #[error("cannot reach the server: {0}")]
     Connect(String),
     #[error("the server refused the call: {0}")]
@@ -89,6 +91,7 @@ pub fn principal_json(principal: &Principal) -> Value {
         PrincipalKind::User => "USER",
         PrincipalKind::Server => "SERVER",
         PrincipalKind::Scoped => "SCOPED",
+        PrincipalKind::Anonymous => "ANONYMOUS",
     };
     let scope = principal.scope.as_ref().map(|s| {
         json!({
@@ -142,6 +145,7 @@ pub async fn check(args: CheckArgs) -> Result<CheckOutcome, CliError> {
             attributes: Some(to_struct(args.attributes)),
         }),
         context: Some(to_struct(args.context)),
+        ..Default::default()
     };
     let mut client = GatehouseClient::connect(args.addr)
         .await
@@ -195,4 +199,113 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected key=value, got '{text}'"))
+}
+
+/// `gatehouse validate DIR`: the set's summary, or every error with file:line.
+pub fn validate(dir: &Path) -> Result<String, CliError> {
+    let set = crate::store::load_dir(dir).map_err(CliError::Policy)?;
+    Ok(format!(
+        "ok: {} rules, chat policies and permissions; strategy {}; revision {}",
+        set.candidates().len(),
+        set.strategy(),
+        set.revision()
+    ))
+}
+
+/// What `gatehouse test DIR` found: the report text and whether every test passed.
+pub struct TestOutcome {
+    pub passed: bool,
+    pub report: String,
+}
+
+/// `gatehouse test DIR`: runs the `*_test.yaml` suites beside the policies.
+pub fn test(dir: &Path) -> Result<TestOutcome, CliError> {
+    let set = crate::store::load_dir(dir).map_err(CliError::Policy)?;
+    let suites = crate::store::load_test_suites(dir).map_err(CliError::Policy)?;
+    if suites.is_empty() {
+        return Err(CliError::Usage(format!("no *_test.yaml suites in {}", dir.display())));
+    }
+    let report = crate::suite::run(&set, &suites, crate::token::unix_now()).map_err(CliError::Policy)?;
+    let mut text = String::new();
+    for failure in &report.failures {
+        text.push_str(&format!("FAIL {}: {}: {}\n", failure.file, failure.test, failure.message));
+    }
+    text.push_str(&format!("{} passed, {} failed", report.passed, report.failed()));
+    Ok(TestOutcome {
+        passed: report.failures.is_empty() && report.passed > 0,
+        report: text,
+    })
+}
+
+/// What `gatehouse eval` asks, offline.
+#[derive(Debug)]
+pub struct EvalArgs {
+    /// A user id, or a principal as JSON: `{"id": "jack", "roles": ["admin"]}`, `{"anonymous": true}`.
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    pub attributes: Vec<(String, String)>,
+    pub context: Vec<(String, String)>,
+}
+
+/// `gatehouse eval DIR ...`: the explained decision, without a server.
+pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
+    let set = crate::store::load_dir(dir).map_err(CliError::Policy)?;
+    let doc: crate::suite::PrincipalDoc = if args.principal.trim_start().starts_with('{') {
+        serde_json::from_str(&args.principal).map_err(|e| CliError::Usage(format!("--principal: {e}")))?
+    } else {
+        crate::suite::PrincipalDoc {
+            id: Some(args.principal.clone()),
+            ..Default::default()
+        }
+    };
+    let principal = doc.to_principal().map_err(CliError::Usage)?;
+    let (kind, id) = args.resource.split_once(':').unwrap_or((&args.resource, ""));
+    let strings = |pairs: Vec<(String, String)>| -> Map<String, Value> {
+        pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect()
+    };
+    let attributes = strings(args.attributes);
+    let context = strings(args.context);
+    let request = crate::engine::Request {
+        principal: &principal,
+        action: &args.action,
+        resource: crate::engine::Resource { kind, id, attributes: &attributes },
+        context: &context,
+        now: crate::token::unix_now(),
+    };
+    let (decision, explanation) = crate::engine::decide_explained(&set, &request);
+    let verdict = if decision.allowed { "ALLOWED" } else { "DENIED" };
+    let mut report = format!(
+        "{verdict} by rule {} (strategy {}, policy revision {})\n{}\n",
+        decision.rule,
+        explanation.strategy,
+        set.revision(),
+        decision.reason(&request)
+    );
+    for entry in &explanation.entries {
+        let result = match &entry.result {
+            crate::engine::TraceResult::Vote(crate::policy::Effect::Allow) => "PERMIT".to_owned(),
+            crate::engine::TraceResult::Vote(crate::policy::Effect::Deny) => "DENY".to_owned(),
+            crate::engine::TraceResult::NotApplicable(why) => format!("not applicable: {why}"),
+            crate::engine::TraceResult::Error(e) => format!("error: {e}"),
+        };
+        report.push_str(&format!("  {} {} (priority {}): {result}\n", entry.origin, entry.name, entry.priority));
+        for policy in &entry.policies {
+            push_policy(&mut report, policy, 2);
+        }
+    }
+    Ok(CheckOutcome {
+        allowed: decision.allowed,
+        report: report.trim_end().to_owned(),
+    })
+}
+
+fn push_policy(report: &mut String, policy: &crate::engine::PolicyTrace, depth: usize) {
+    let verdict = if policy.granted { "granted" } else { "not granted" };
+    let logic = if policy.negative { " (negative logic)" } else { "" };
+    let detail = if policy.detail.is_empty() { String::new() } else { format!(" [{}]", policy.detail) };
+    report.push_str(&format!("{}policy {}: {verdict}{logic}{detail}\n", "  ".repeat(depth), policy.name));
+    for child in &policy.children {
+        push_policy(report, child, depth + 1);
+    }
 }

@@ -30,7 +30,10 @@ pub struct Config {
     /// No secret was configured: a random one is in use and the server is loopback-only.
     pub development: bool,
     pub verify: VerifyOptions,
+    /// The built-in preset's feed groups; used when no policy directory is configured.
     pub feeds: FeedsPreset,
+    /// A directory of policy files (a Kubernetes ConfigMap mount); `None`: the built-in Feeds preset.
+    pub policy_dir: Option<PathBuf>,
     /// How long in-flight calls may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
     /// How long to keep serving (while reporting NOT_SERVING) before closing the listener, so load
@@ -242,10 +245,21 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
     let api_key = loader
         .raw("GATEHOUSE_API_KEY", "api_key", file.api_key)
         .map(|raw| raw.value.trim().to_owned());
-    if let Some(raw) = loader.raw("GATEHOUSE_POLICY_DIR", "policy_dir", file.policy_dir) {
+    let groups_configured = !file.feeds.groups.is_empty() || (loader.env)("GATEHOUSE_FEED_GROUPS").is_some();
+    let policy_dir_raw = loader.raw("GATEHOUSE_POLICY_DIR", "policy_dir", file.policy_dir);
+    let policy_dir_source = policy_dir_raw.as_ref().map(|r| r.source.clone());
+    let policy_dir = loader.parse(policy_dir_raw, |v| {
+        let path = PathBuf::from(v);
+        if path.is_dir() {
+            Ok(path)
+        } else {
+            Err("expected an existing directory of policy files".to_owned())
+        }
+    });
+    if let (Some(source), true) = (policy_dir_source, groups_configured) {
         loader.error(
-            &raw.source,
-            "policy directories are not supported by this version; the built-in Stream Feeds policy is used (configure it under feeds.groups)",
+            &source,
+            "feed groups (feeds.groups, GATEHOUSE_FEED_GROUPS) only configure the built-in preset; with a policy directory, edit its lists instead",
         );
     }
     let secret = load_secret(&file.api_secret, &file.api_secret_file, loader);
@@ -295,6 +309,7 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
         development,
         verify,
         feeds,
+        policy_dir,
         shutdown_grace,
         drain_delay,
         log,

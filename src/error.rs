@@ -5,7 +5,7 @@
 use thiserror::Error;
 use tonic::{Code, Status};
 
-use crate::policy::CompileError;
+use crate::policy::LoadErrors;
 use crate::token::{IssueError, TokenError};
 
 /// Why a call was refused.
@@ -36,8 +36,8 @@ impl From<Error> for Status {
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, Error)]
 pub enum ServeError {
-    #[error("invalid policy: {0}")]
-    Policy(#[from] CompileError),
+    #[error("invalid policies:\n{0}")]
+    Policy(#[from] LoadErrors),
     #[error("reflection descriptors are invalid: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("grpc server failed: {0}")]

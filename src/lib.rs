@@ -2,16 +2,18 @@
 //!
 //! Backend services and proxies ask it, per call, "may this caller do this?". Callers are identified by
 //! Stream-format JWTs; server tokens are trusted, scope tokens are held to their scope, and user tokens
-//! are checked against the policy set (Stream's default Feeds permissions).
+//! and anonymous callers are checked against the policy set (by default Stream's Feeds permissions;
+//! see `docs/policies.md` for the language).
 //!
 //! # Layout
 //! - [`config`]: the only place that reads the environment, flags and the config file.
 //! - [`error`]: error enums and their one mapping to gRPC status codes.
 //! - [`principal`]: the caller as the engine sees it.
 //! - [`token`]: verifying and issuing JWTs; owns the API secret.
-//! - [`policy`]: rules, the Feeds preset and the compiled, indexed policy set; pure.
+//! - [`policy`]: the policy language, its compiler, the Feeds preset and the indexed set; pure.
 //! - [`engine`]: `decide(&PolicySet, &Request) -> Decision`; pure and synchronous.
-//! - [`store`]: the live policy set behind an atomic swap.
+//! - [`store`]: the live policy set behind an atomic swap; reading policy directories.
+//! - [`suite`]: policy test suites (`*_test.yaml`) and their runner.
 //! - [`grpc`]: thin tonic services: ours, health and reflection.
 //! - [`cli`]: the commands people run: issue and verify tokens locally, check against a server.
 //! - [`telemetry`]: logging set-up.
@@ -29,6 +31,7 @@ pub mod grpc;
 pub mod policy;
 pub mod principal;
 pub mod store;
+pub mod suite;
 pub mod telemetry;
 pub mod token;
 
@@ -47,7 +50,7 @@ use crate::config::Config;
 use crate::error::ServeError;
 use crate::grpc::pb::gatehouse_server::GatehouseServer;
 use crate::grpc::{GatehouseService, pb};
-use crate::policy::CompileError;
+use crate::policy::{LoadErrors, PolicySet};
 use crate::store::PolicyStore;
 use crate::token::{Issuer, Verifier};
 
@@ -62,12 +65,20 @@ pub struct App {
 }
 
 impl App {
-    pub fn from_config(config: &Config) -> Result<App, CompileError> {
+    pub fn from_config(config: &Config) -> Result<App, LoadErrors> {
         Ok(App {
             verifier: Verifier::new(&config.secret, config.verify.clone()),
             issuer: Issuer::new(&config.secret),
-            policies: PolicyStore::new(config.feeds.compile()?),
+            policies: PolicyStore::new(initial_policies(config)?),
         })
+    }
+}
+
+/// The policy directory's set, or the built-in Feeds preset when none is configured.
+pub fn initial_policies(config: &Config) -> Result<PolicySet, LoadErrors> {
+    match &config.policy_dir {
+        Some(dir) => store::load_dir(dir),
+        None => config.feeds.compile(),
     }
 }
 

@@ -56,6 +56,27 @@ enum Command {
         #[arg(long, value_parser = parse_pair)]
         context: Vec<(String, String)>,
     },
+    /// Load a policy directory and report every error with file:line. Exits 1 on errors.
+    Validate { dir: PathBuf },
+    /// Run the *_test.yaml suites of a policy directory. Exits 1 on any failure.
+    Test { dir: PathBuf },
+    /// Decide one request offline against a policy directory, with the full explanation.
+    /// Exits 0 when allowed, 1 when denied, 2 on error.
+    Eval {
+        dir: PathBuf,
+        /// A user id, or JSON: '{"id": "jack", "roles": ["admin"]}', '{"anonymous": true}'.
+        #[arg(long)]
+        principal: String,
+        #[arg(long)]
+        action: String,
+        /// kind:id, e.g. message:m1.
+        #[arg(long)]
+        resource: String,
+        #[arg(long = "attr", value_parser = parse_pair)]
+        attributes: Vec<(String, String)>,
+        #[arg(long, value_parser = parse_pair)]
+        context: Vec<(String, String)>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +139,57 @@ fn main() -> ExitCode {
             attributes,
             context,
         }),
+        Command::Validate { dir } => report(cli::validate(&dir).map(|text| (true, text))),
+        Command::Test { dir } => report(cli::test(&dir).map(|o| (o.passed, o.report))),
+        Command::Eval {
+            dir,
+            principal,
+            action,
+            resource,
+            attributes,
+            context,
+        } => verdict(cli::eval(
+            &dir,
+            cli::EvalArgs {
+                principal,
+                action,
+                resource,
+                attributes,
+                context,
+            },
+        )),
+    }
+}
+
+/// Prints a tool's report: exit 0 when it passed, 1 when it did not or failed.
+fn report(result: Result<(bool, String), cli::CliError>) -> ExitCode {
+    match result {
+        Ok((passed, text)) => {
+            println!("{text}");
+            if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a decision: exit 0 allowed, 1 denied, 2 on error.
+fn verdict(result: Result<cli::CheckOutcome, cli::CliError>) -> ExitCode {
+    match result {
+        Ok(outcome) => {
+            println!("{}", outcome.report);
+            if outcome.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -253,18 +325,5 @@ fn check(args: CheckArgs) -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::from(2);
     };
-    match runtime.block_on(cli::check(args)) {
-        Ok(outcome) => {
-            println!("{}", outcome.report);
-            if outcome.allowed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("gatehouse: {e}");
-            ExitCode::from(2)
-        }
-    }
+    verdict(runtime.block_on(cli::check(args)))
 }

@@ -3,6 +3,8 @@
 //! `token` builds a [`Principal`] from a verified JWT; `engine` reads it; `grpc` converts it to the wire
 //! form. It holds no token text and no secret, so it is safe to log and return.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 /// How far a caller is trusted, following Stream's split between server-side and client-side auth.
@@ -14,6 +16,8 @@ pub enum PrincipalKind {
     Server,
     /// A scope token: allowed exactly what lies inside its scope.
     Scoped,
+    /// No token at all (`CheckRequest.anonymous`, like Stream's `stream-auth-type: anonymous`).
+    Anonymous,
 }
 
 /// A verified caller.
@@ -24,6 +28,8 @@ pub struct Principal {
     pub user_id: String,
     pub roles: Vec<String>,
     pub groups: Vec<String>,
+    /// Roles per channel (claim `channel_roles`), e.g. `messaging:general` -> `channel_moderator`.
+    pub channel_roles: BTreeMap<String, String>,
     /// Set for [`PrincipalKind::Scoped`].
     pub scope: Option<Scope>,
     /// Every claim of the token, as signed.
@@ -96,6 +102,31 @@ impl Principal {
             PrincipalKind::Server => "server".to_owned(),
             PrincipalKind::Scoped if self.user_id.is_empty() => "scope token".to_owned(),
             PrincipalKind::Scoped => format!("scope token of user '{}'", self.user_id),
+            PrincipalKind::Anonymous => "anonymous caller".to_owned(),
+        }
+    }
+
+    /// The principal of a call without a token.
+    pub fn anonymous() -> Principal {
+        Principal {
+            kind: PrincipalKind::Anonymous,
+            user_id: String::new(),
+            roles: Vec::new(),
+            groups: Vec::new(),
+            channel_roles: BTreeMap::new(),
+            scope: None,
+            claims: Map::new(),
+            issued_at: None,
+            expires_at: None,
+        }
+    }
+
+    /// A user principal described directly (by a trusted backend, or a policy test).
+    pub fn user(user_id: impl Into<String>) -> Principal {
+        Principal {
+            kind: PrincipalKind::User,
+            user_id: user_id.into(),
+            ..Principal::anonymous()
         }
     }
 }

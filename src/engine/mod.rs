@@ -1,18 +1,25 @@
 //! Decides a request against a policy set: `decide(&PolicySet, &Request) -> Decision`.
 //!
 //! Pure, synchronous and stateless, in the manner of Cedar's `is_authorized`. Server principals are
-//! trusted, scope tokens are held to their scope, and user principals go through the rules: any matching
-//! deny rule denies, else any matching allow rule allows, else `default-deny`. A condition that cannot be
-//! evaluated (a missing attribute, say) is false, so missing data can only lead to a deny.
+//! trusted, scope tokens are held to their scope, and users and anonymous callers go through the
+//! candidates the index finds for the request's kind and action. Each candidate that applies votes; the
+//! set's strategy turns the votes into the decision (see `docs/policies.md`). A condition that cannot
+//! be evaluated counts as not matching and is reported, so an error can never allow by itself.
 
+mod eval;
+mod explain;
 mod scope;
+
+use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::policy::{Condition, Effect, Operand, PolicySet, Rule, split_feed_id};
+use crate::policy::{Candidate, Effect, Origin, PolicySet, Strategy};
 use crate::principal::{Principal, PrincipalKind};
 
-/// The rule name reported when no rule matched.
+pub use explain::{Explanation, PolicyTrace, TraceEntry, TraceResult};
+
+/// The rule name reported when no candidate voted.
 pub const DEFAULT_DENY: &str = "default-deny";
 /// The rule name reported for a trusted server-side call.
 pub const SERVER_TOKEN: &str = "server-token";
@@ -28,6 +35,8 @@ pub struct Request<'a> {
     pub action: &'a str,
     pub resource: Resource<'a>,
     pub context: &'a Map<String, Value>,
+    /// Seconds since the Unix epoch, for time policies; the caller owns the clock.
+    pub now: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -37,186 +46,222 @@ pub struct Resource<'a> {
     pub attributes: &'a Map<String, Value>,
 }
 
-/// The answer, with the rule that decided and a sentence a person can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a decision was made, kept as data so that the sentence is only built when someone reads it.
+#[derive(Debug, Clone)]
+pub enum Why<'p> {
+    ServerToken,
+    /// A scope token's verdict, already phrased.
+    Scope(String),
+    /// A candidate decided.
+    Candidate {
+        candidate: &'p Candidate,
+        strategy: Strategy,
+        permits: usize,
+        denies: usize,
+    },
+    /// Votes were cast but the strategy denied without a denying candidate to name.
+    Votes {
+        strategy: Strategy,
+        permits: usize,
+        denies: usize,
+    },
+    DefaultDeny,
+}
+
+/// The answer, with the rule that decided.
+#[derive(Debug, Clone)]
 pub struct Decision<'p> {
     pub allowed: bool,
     pub rule: &'p str,
-    pub reason: String,
+    pub why: Why<'p>,
 }
 
+impl Decision<'_> {
+    /// A sentence a person can act on, in the spirit of Stream's permission errors.
+    pub fn reason(&self, request: &Request<'_>) -> String {
+        let who = request.principal.describe();
+        let what = Describe(request);
+        match &self.why {
+            Why::ServerToken => {
+                "server-side calls are trusted: a valid server token may do anything".to_owned()
+            }
+            Why::Scope(sentence) => sentence.clone(),
+            Why::DefaultDeny => format!("{who} is not allowed to perform {what}: no rule allows it"),
+            Why::Votes { strategy, permits, denies } => format!(
+                "{who} is not allowed to perform {what}: the {strategy} strategy denies with {permits} permit and {denies} deny votes"
+            ),
+            Why::Candidate { candidate, strategy, permits, denies } => {
+                let because = if candidate.description.is_empty() {
+                    format!("{} '{}'", candidate.origin, candidate.name)
+                } else {
+                    candidate.description.clone()
+                };
+                let tally = match strategy {
+                    Strategy::Priority => String::new(),
+                    s => format!(" ({s}: {permits} permit, {denies} deny)"),
+                };
+                if self.allowed {
+                    format!("{who} may perform {what}: {because}{tally}")
+                } else {
+                    format!("{who} is not allowed to perform {what}: {because}{tally}")
+                }
+            }
+        }
+    }
+}
+
+/// `write on feed timeline:tommaso`.
+struct Describe<'r>(&'r Request<'r>);
+
+impl fmt::Display for Describe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        if r.resource.id.is_empty() {
+            write!(f, "{} on {}", r.action, r.resource.kind)
+        } else {
+            write!(f, "{} on {} {}", r.action, r.resource.kind, r.resource.id)
+        }
+    }
+}
+
+/// Decides `request`.
 pub fn decide<'p>(policy: &'p PolicySet, request: &Request<'_>) -> Decision<'p> {
+    decide_inner(policy, request, None)
+}
+
+/// Decides `request` and records every candidate considered, like Keycloak's evaluation tool.
+pub fn decide_explained<'p>(
+    policy: &'p PolicySet,
+    request: &Request<'_>,
+) -> (Decision<'p>, Explanation) {
+    let mut explanation = Explanation::new(policy.strategy());
+    let decision = decide_inner(policy, request, Some(&mut explanation));
+    explanation.finish(&decision);
+    (decision, explanation)
+}
+
+/// Every action the set knows for the request's kind that the principal may perform on the resource.
+pub fn allowed_actions<'p>(policy: &'p PolicySet, request: &Request<'_>) -> Vec<&'p str> {
+    policy
+        .known_actions(request.resource.kind)
+        .iter()
+        .filter(|action| {
+            let asked = Request {
+                action: action.as_str(),
+                ..*request
+            };
+            decide(policy, &asked).allowed
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+fn decide_inner<'p>(
+    policy: &'p PolicySet,
+    request: &Request<'_>,
+    trace: Option<&mut Explanation>,
+) -> Decision<'p> {
     match request.principal.kind {
         PrincipalKind::Server => Decision {
             allowed: true,
             rule: SERVER_TOKEN,
-            reason: "server-side calls are trusted: a valid server token may do anything"
-                .to_owned(),
+            why: Why::ServerToken,
         },
         PrincipalKind::Scoped => scope::decide(policy, request),
-        PrincipalKind::User => decide_by_rules(policy, request),
+        PrincipalKind::User | PrincipalKind::Anonymous => vote(policy, request, trace),
     }
 }
 
-fn decide_by_rules<'p>(policy: &'p PolicySet, request: &Request<'_>) -> Decision<'p> {
-    let resource = request.resource;
-    let mut allowing: Option<&Rule> = None;
-    for rule in policy.candidates(resource.kind, request.action) {
-        if !rule.conditions.iter().all(|c| holds(c, request)) {
-            continue;
-        }
-        match rule.effect {
-            Effect::Deny => return denial(request, rule.name.as_str(), &rule.description),
-            // Candidates list every deny before the first allow, so the first allow decides.
+/// The running count of votes.
+#[derive(Default)]
+struct Tally<'p> {
+    permits: usize,
+    denies: usize,
+    first_permit: Option<&'p Candidate>,
+    first_deny: Option<&'p Candidate>,
+}
+
+impl<'p> Tally<'p> {
+    fn add(&mut self, candidate: &'p Candidate, effect: Effect) {
+        match effect {
             Effect::Allow => {
-                allowing = Some(rule);
-                break;
+                self.permits += 1;
+                self.first_permit.get_or_insert(candidate);
+            }
+            Effect::Deny => {
+                self.denies += 1;
+                self.first_deny.get_or_insert(candidate);
             }
         }
     }
-    match allowing {
-        Some(rule) => Decision {
-            allowed: true,
-            rule: rule.name.as_str(),
-            reason: format!(
-                "{} may perform {} on {}: {}",
-                request.principal.describe(),
-                request.action,
-                describe_resource(&resource),
-                rule.description
-            ),
-        },
-        None => denial(request, DEFAULT_DENY, "no rule allows it"),
-    }
 }
 
-fn denial<'p>(request: &Request<'_>, rule: &'p str, why: &str) -> Decision<'p> {
-    Decision {
-        allowed: false,
-        rule,
-        reason: format!(
-            "{} is not allowed to perform {} on {}: {}",
-            request.principal.describe(),
-            request.action,
-            describe_resource(&request.resource),
-            why
-        ),
-    }
-}
-
-/// `feed timeline:tommaso`, or just the kind when the resource has no id.
-fn describe_resource(resource: &Resource<'_>) -> String {
-    if resource.id.is_empty() {
-        resource.kind.to_owned()
-    } else {
-        format!("{} {}", resource.kind, resource.id)
-    }
-}
-
-fn holds(condition: &Condition, request: &Request<'_>) -> bool {
-    let user_id = request.principal.user_id.as_str();
-    match condition {
-        Condition::IsPrincipal(operand) => {
-            !user_id.is_empty() && resolve(operand, request) == Some(user_id)
+fn vote<'p>(
+    policy: &'p PolicySet,
+    request: &Request<'_>,
+    mut trace: Option<&mut Explanation>,
+) -> Decision<'p> {
+    let strategy = policy.strategy();
+    let eval = eval::Eval::new(policy, request);
+    let mut tally = Tally::default();
+    // Under the priority strategy, the first vote decides unless a deny of the same priority follows.
+    let mut decided_at: Option<i32> = None;
+    for &id in policy.candidate_ids(request.resource.kind, request.action) {
+        let Some(candidate) = policy.candidate(id) else { continue };
+        if strategy == Strategy::Priority && trace.is_none() {
+            if decided_at.is_some_and(|p| candidate.priority < p) {
+                break;
+            }
+            if decided_at.is_some() && candidate.fixed_effect() == Some(Effect::Allow) {
+                continue;
+            }
         }
-        Condition::RefersToPrincipal(operand) => {
-            !user_id.is_empty()
-                && resolve(operand, request)
-                    .is_some_and(|v| v == user_id || v.strip_prefix("SU:") == Some(user_id))
-        }
-        Condition::OneOf(operand, values) => {
-            resolve(operand, request).is_some_and(|v| values.iter().any(|value| value == v))
-        }
-        Condition::Not(inner) => !holds(inner, request),
-    }
-}
-
-/// Reads an operand from the request; `None` when it is absent, empty or not a string.
-fn resolve<'r>(operand: &Operand, request: &Request<'r>) -> Option<&'r str> {
-    let resource = request.resource;
-    let value = match operand {
-        Operand::ResourceId => Some(resource.id),
-        Operand::FeedGroup => split_feed_id(resource.id).map(|(group, _)| group),
-        Operand::FeedOwner => split_feed_id(resource.id).map(|(_, owner)| owner),
-        Operand::Attribute(name) => resource.attributes.get(name).and_then(Value::as_str),
-        Operand::Context(name) => request.context.get(name).and_then(Value::as_str),
-    };
-    value.filter(|v| !v.is_empty())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::policy::FeedsPreset;
-    use serde_json::json;
-
-    fn user(id: &str) -> Principal {
-        Principal {
-            kind: PrincipalKind::User,
-            user_id: id.into(),
-            roles: vec![],
-            groups: vec![],
-            scope: None,
-            claims: Map::new(),
-            issued_at: None,
-            expires_at: None,
+        let outcome = eval.candidate(candidate, trace.as_deref_mut());
+        if let Some(effect) = outcome {
+            if strategy == Strategy::Priority && decided_at.is_some_and(|p| candidate.priority < p) {
+                // Explaining: later candidates are listed but no longer count.
+                continue;
+            }
+            tally.add(candidate, effect);
+            decided_at.get_or_insert(candidate.priority);
         }
     }
+    conclude(strategy, tally)
+}
 
-    fn check(
-        user_id: &str,
-        action: &str,
-        kind: &str,
-        id: &str,
-        attrs: Value,
-        ctx: Value,
-    ) -> (bool, String) {
-        let policy = FeedsPreset::default().compile().unwrap();
-        let principal = user(user_id);
-        let attributes = attrs.as_object().cloned().unwrap_or_default();
-        let context = ctx.as_object().cloned().unwrap_or_default();
-        let request = Request {
-            principal: &principal,
-            action,
-            resource: Resource {
-                kind,
-                id,
-                attributes: &attributes,
-            },
-            context: &context,
+fn conclude(strategy: Strategy, tally: Tally<'_>) -> Decision<'_> {
+    let Tally { permits, denies, first_permit, first_deny } = tally;
+    if permits == 0 && denies == 0 {
+        return Decision {
+            allowed: false,
+            rule: DEFAULT_DENY,
+            why: Why::DefaultDeny,
         };
-        let decision = decide(&policy, &request);
-        (decision.allowed, decision.rule.to_owned())
     }
-
-    #[test]
-    fn impersonation_is_denied_even_on_own_feed() {
-        let (allowed, rule) = check(
-            "tommaso",
-            "write",
-            "feed",
-            "user:tommaso",
-            json!({}),
-            json!({"actor": "jack"}),
-        );
-        assert!(!allowed);
-        assert_eq!(rule, "no-impersonation");
-        let (allowed, _) = check(
-            "tommaso",
-            "write",
-            "feed",
-            "user:tommaso",
-            json!({}),
-            json!({"actor": "SU:tommaso"}),
-        );
-        assert!(allowed);
+    let allowed = match strategy {
+        Strategy::Priority => denies == 0,
+        counting => counting.combine(permits, denies),
+    };
+    let decider = if allowed { first_permit } else { first_deny };
+    match decider {
+        Some(candidate) => Decision {
+            allowed,
+            rule: candidate.name.as_str(),
+            why: Why::Candidate { candidate, strategy, permits, denies },
+        },
+        None => Decision {
+            allowed,
+            rule: DEFAULT_DENY,
+            why: Why::Votes { strategy, permits, denies },
+        },
     }
+}
 
-    #[test]
-    fn missing_attributes_never_allow() {
-        let (allowed, rule) = check("jack", "delete", "reactions", "r1", json!({}), json!({}));
-        assert!(!allowed);
-        assert_eq!(rule, DEFAULT_DENY);
+/// The origin names used in explanations and reasons.
+pub fn origin_name(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Rule => "rule",
+        Origin::ChatPolicy => "chat_policy",
+        Origin::Permission => "permission",
     }
 }

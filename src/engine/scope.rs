@@ -4,7 +4,8 @@
 //! names feeds or users, the resource belongs to one of them. A resource whose kind has no feed (or no
 //! owner) cannot be shown to belong to a named feed (or user), so it is outside.
 
-use super::{Decision, OUTSIDE_TOKEN_SCOPE, Request, TOKEN_SCOPE, describe_resource, resolve};
+use super::eval::Eval;
+use super::{Decision, Describe, OUTSIDE_TOKEN_SCOPE, Request, TOKEN_SCOPE, Why};
 use crate::policy::{Operand, PolicySet};
 use crate::principal::{Scope, ScopeList};
 
@@ -16,12 +17,11 @@ pub(super) fn decide<'p>(policy: &'p PolicySet, request: &Request<'_>) -> Decisi
         None => Decision {
             allowed: true,
             rule: TOKEN_SCOPE,
-            reason: format!(
-                "the token's scope ({}) covers {} on {}",
+            why: Why::Scope(format!(
+                "the token's scope ({}) covers {}",
                 describe_scope(scope),
-                request.action,
-                describe_resource(&request.resource)
-            ),
+                Describe(request)
+            )),
         },
         Some(why) => outside(request, why),
     }
@@ -36,16 +36,17 @@ fn uncovered(policy: &PolicySet, scope: &Scope, request: &Request<'_>) -> Option
     if !scope.action.allows(request.action) {
         return Some(format!("action '{}' is not in its actions", request.action));
     }
-    let binding = policy.scope_binding(kind);
+    let decl = policy.kind(kind);
+    let eval = Eval::new(policy, request);
     if let Some(feeds) = scope.feed_id.as_ref().filter(|l| !l.is_any()) {
-        let feed = binding.and_then(|b| b.feed.as_ref());
-        if !belongs(feed, feeds, request, |id| id.replacen(':', "", 1)) {
+        let feed = decl.and_then(|d| d.feed.as_ref());
+        if !belongs(&eval, feed, feeds, |id| id.replacen(':', "", 1)) {
             return Some(format!("the {kind} is not one of its feeds"));
         }
     }
     if let Some(users) = scope.user_id.as_ref().filter(|l| !l.is_any()) {
-        let owner = binding.and_then(|b| b.owner.as_ref());
-        if !belongs(owner, users, request, str::to_owned) {
+        let owner = decl.and_then(|d| d.owner.as_ref());
+        if !belongs(&eval, owner, users, str::to_owned) {
             return Some(format!("the {kind} does not belong to one of its users"));
         }
     }
@@ -54,13 +55,13 @@ fn uncovered(policy: &PolicySet, scope: &Scope, request: &Request<'_>) -> Option
 
 /// Whether the operand, read from the request and put in the claim's form, is in the list.
 fn belongs(
+    eval: &Eval<'_, '_>,
     operand: Option<&Operand>,
     list: &ScopeList,
-    request: &Request<'_>,
     to_claim_form: impl Fn(&str) -> String,
 ) -> bool {
     operand
-        .and_then(|operand| resolve(operand, request))
+        .and_then(|operand| eval.operand(operand))
         .is_some_and(|value| list.allows(&to_claim_form(value)))
 }
 
@@ -68,13 +69,12 @@ fn outside<'p>(request: &Request<'_>, why: String) -> Decision<'p> {
     Decision {
         allowed: false,
         rule: OUTSIDE_TOKEN_SCOPE,
-        reason: format!(
-            "{} is not allowed to perform {} on {}: outside the token's scope ({})",
+        why: Why::Scope(format!(
+            "{} is not allowed to perform {}: outside the token's scope ({})",
             request.principal.describe(),
-            request.action,
-            describe_resource(&request.resource),
+            Describe(request),
             why
-        ),
+        )),
     }
 }
 

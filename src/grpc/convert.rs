@@ -5,6 +5,8 @@ use prost_types::{ListValue, Struct, Timestamp};
 use serde_json::{Map, Number, Value};
 
 use super::pb;
+use crate::engine::{Explanation, PolicyTrace, TraceResult};
+use crate::policy::Effect;
 use crate::principal::{Principal, PrincipalKind};
 
 pub(super) fn struct_to_map(value: Option<Struct>) -> Map<String, Value> {
@@ -66,6 +68,7 @@ pub(super) fn principal_to_pb(principal: &Principal) -> pb::Principal {
         PrincipalKind::User => pb::principal::Kind::User,
         PrincipalKind::Server => pb::principal::Kind::Server,
         PrincipalKind::Scoped => pb::principal::Kind::Scoped,
+        PrincipalKind::Anonymous => pb::principal::Kind::Anonymous,
     };
     pb::Principal {
         kind: kind as i32,
@@ -89,6 +92,55 @@ pub(super) fn principal_to_pb(principal: &Principal) -> pb::Principal {
         claims: Some(map_to_struct(&principal.claims)),
         issued_at: principal.issued_at.map(timestamp),
         expires_at: principal.expires_at.map(timestamp),
+        channel_roles: principal.channel_roles.clone().into_iter().collect(),
+    }
+}
+
+/// A principal a trusted backend describes, as a user principal.
+pub(super) fn principal_from_input(input: pb::PrincipalInput) -> Principal {
+    Principal {
+        roles: input.roles,
+        groups: input.groups,
+        channel_roles: input.channel_roles.into_iter().collect(),
+        claims: struct_to_map(input.claims),
+        ..Principal::user(input.user_id)
+    }
+}
+
+pub(super) fn explanation_to_pb(explanation: &Explanation) -> pb::Explanation {
+    pb::Explanation {
+        strategy: explanation.strategy.to_string(),
+        entries: explanation
+            .entries
+            .iter()
+            .map(|entry| {
+                let (result, detail) = match &entry.result {
+                    TraceResult::Vote(Effect::Allow) => ("permit", String::new()),
+                    TraceResult::Vote(Effect::Deny) => ("deny", String::new()),
+                    TraceResult::NotApplicable(why) => ("not_applicable", why.clone()),
+                    TraceResult::Error(e) => ("error", e.clone()),
+                };
+                pb::TraceEntry {
+                    name: entry.name.clone(),
+                    origin: entry.origin.to_owned(),
+                    priority: entry.priority,
+                    actions: entry.actions.clone(),
+                    result: result.to_owned(),
+                    detail,
+                    policies: entry.policies.iter().map(policy_result).collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn policy_result(trace: &PolicyTrace) -> pb::PolicyResult {
+    pb::PolicyResult {
+        name: trace.name.clone(),
+        granted: trace.granted,
+        negative: trace.negative,
+        detail: trace.detail.clone(),
+        children: trace.children.iter().map(policy_result).collect(),
     }
 }
 

@@ -1,14 +1,23 @@
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::convert::{principal_to_pb, struct_to_map, timestamp};
+use super::convert::{
+    explanation_to_pb, principal_from_input, principal_to_pb, struct_to_map, timestamp,
+};
 use super::metadata::require_server;
 use super::pb;
 use crate::App;
 use crate::engine;
 use crate::error::Error;
-use crate::token::IssueRequest;
+use crate::policy::PolicySet;
+use crate::principal::Principal;
+use crate::token::{IssueRequest, unix_now};
+
+/// The most items one CheckBatch may carry.
+pub const MAX_BATCH_ITEMS: usize = 1_000;
 
 /// `gatehouse.v1.Gatehouse`.
 pub struct GatehouseService {
@@ -18,6 +27,107 @@ pub struct GatehouseService {
 impl GatehouseService {
     pub fn new(app: Arc<App>) -> Self {
         GatehouseService { app }
+    }
+
+    /// Who is asking: a verified token, the anonymous principal, or a principal described by a caller
+    /// holding a server token.
+    fn caller(
+        &self,
+        metadata: &MetadataMap,
+        token: &str,
+        anonymous: bool,
+        described: Option<pb::PrincipalInput>,
+    ) -> Result<Principal, Error> {
+        let has_token = !token.trim().is_empty();
+        match (has_token, anonymous, described) {
+            (_, _, Some(input)) => {
+                if has_token || anonymous {
+                    return Err(Error::InvalidRequest(
+                        "send one of token, anonymous or principal",
+                    ));
+                }
+                require_server(metadata, &self.app.verifier)?;
+                if input.user_id.trim().is_empty() {
+                    return Err(Error::InvalidRequest("principal.user_id is required"));
+                }
+                Ok(principal_from_input(input))
+            }
+            (true, true, None) => Err(Error::InvalidRequest(
+                "an anonymous check carries no token",
+            )),
+            (false, true, None) => Ok(Principal::anonymous()),
+            (_, false, None) => Ok(self.app.verifier.verify(token)?),
+        }
+    }
+}
+
+/// A validated request item: action and resource present.
+struct Item {
+    action: String,
+    kind: String,
+    id: String,
+    attributes: Map<String, Value>,
+    context: Map<String, Value>,
+}
+
+fn item(
+    action: String,
+    resource: Option<pb::Resource>,
+    context: Option<prost_types::Struct>,
+) -> Result<Item, Error> {
+    if action.trim().is_empty() {
+        return Err(Error::InvalidRequest("action is required"));
+    }
+    let resource = resource.ok_or(Error::InvalidRequest("resource is required"))?;
+    if resource.kind.trim().is_empty() {
+        return Err(Error::InvalidRequest("resource.kind is required"));
+    }
+    Ok(Item {
+        action,
+        kind: resource.kind,
+        id: resource.id,
+        attributes: struct_to_map(resource.attributes),
+        context: struct_to_map(context),
+    })
+}
+
+impl Item {
+    fn request<'a>(&'a self, principal: &'a Principal, now: i64) -> engine::Request<'a> {
+        engine::Request {
+            principal,
+            action: &self.action,
+            resource: engine::Resource {
+                kind: &self.kind,
+                id: &self.id,
+                attributes: &self.attributes,
+            },
+            context: &self.context,
+            now,
+        }
+    }
+}
+
+/// Decides one item, with its explanation when asked for.
+fn decide(policy: &PolicySet, request: &engine::Request<'_>, explain: bool) -> pb::CheckResult {
+    let (decision, explanation) = if explain {
+        let (decision, explanation) = engine::decide_explained(policy, request);
+        (decision, Some(explanation_to_pb(&explanation)))
+    } else {
+        (engine::decide(policy, request), None)
+    };
+    tracing::debug!(
+        allowed = decision.allowed,
+        rule = decision.rule,
+        action = request.action,
+        kind = request.resource.kind,
+        revision = policy.revision(),
+        "check"
+    );
+    pb::CheckResult {
+        allowed: decision.allowed,
+        rule: decision.rule.to_owned(),
+        reason: decision.reason(request),
+        explanation,
     }
 }
 
@@ -64,49 +174,64 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let request = request.into_inner();
-        if request.action.trim().is_empty() {
-            return Err(Error::InvalidRequest("action is required").into());
-        }
-        let resource = request
-            .resource
-            .ok_or(Error::InvalidRequest("resource is required"))?;
-        if resource.kind.trim().is_empty() {
-            return Err(Error::InvalidRequest("resource.kind is required").into());
-        }
-        let principal = self
-            .app
-            .verifier
-            .verify(&request.token)
-            .map_err(Error::from)?;
-        let attributes = struct_to_map(resource.attributes);
-        let context = struct_to_map(request.context);
+        let (metadata, _, request) = request.into_parts();
+        let item = item(request.action, request.resource, request.context)?;
+        let principal = self.caller(&metadata, &request.token, request.anonymous, request.principal)?;
         let policy = self.app.policies.current();
-        let decision = engine::decide(
-            &policy,
-            &engine::Request {
-                principal: &principal,
-                action: &request.action,
-                resource: engine::Resource {
-                    kind: &resource.kind,
-                    id: &resource.id,
-                    attributes: &attributes,
-                },
-                context: &context,
-            },
-        );
-        tracing::debug!(
-            allowed = decision.allowed,
-            rule = decision.rule,
-            action = %request.action,
-            kind = %resource.kind,
-            revision = policy.revision(),
-            "check"
-        );
+        let result = decide(&policy, &item.request(&principal, unix_now()), request.explain);
         Ok(Response::new(pb::CheckResponse {
-            allowed: decision.allowed,
-            rule: decision.rule.to_owned(),
-            reason: decision.reason,
+            allowed: result.allowed,
+            rule: result.rule,
+            reason: result.reason,
+            principal: Some(principal_to_pb(&principal)),
+            policy_revision: policy.revision().to_owned(),
+            explanation: result.explanation,
+        }))
+    }
+
+    async fn check_batch(
+        &self,
+        request: Request<pb::CheckBatchRequest>,
+    ) -> Result<Response<pb::CheckBatchResponse>, Status> {
+        let (metadata, _, request) = request.into_parts();
+        if request.items.len() > MAX_BATCH_ITEMS {
+            return Err(Error::InvalidRequest("a batch holds at most 1000 items").into());
+        }
+        let items = request
+            .items
+            .into_iter()
+            .map(|i| item(i.action, i.resource, i.context))
+            .collect::<Result<Vec<_>, _>>()?;
+        let principal = self.caller(&metadata, &request.token, request.anonymous, request.principal)?;
+        // One set for the whole batch, so every answer comes from the same revision.
+        let policy = self.app.policies.current();
+        let now = unix_now();
+        let results = items
+            .iter()
+            .map(|item| decide(&policy, &item.request(&principal, now), request.explain))
+            .collect();
+        Ok(Response::new(pb::CheckBatchResponse {
+            results,
+            principal: Some(principal_to_pb(&principal)),
+            policy_revision: policy.revision().to_owned(),
+        }))
+    }
+
+    async fn allowed_actions(
+        &self,
+        request: Request<pb::AllowedActionsRequest>,
+    ) -> Result<Response<pb::AllowedActionsResponse>, Status> {
+        let (metadata, _, request) = request.into_parts();
+        // The action is filled in per known action; a placeholder passes validation.
+        let item = item("*".to_owned(), request.resource, request.context)?;
+        let principal = self.caller(&metadata, &request.token, request.anonymous, request.principal)?;
+        let policy = self.app.policies.current();
+        let actions = engine::allowed_actions(&policy, &item.request(&principal, unix_now()))
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Ok(Response::new(pb::AllowedActionsResponse {
+            actions,
             principal: Some(principal_to_pb(&principal)),
             policy_revision: policy.revision().to_owned(),
         }))

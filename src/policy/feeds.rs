@@ -1,7 +1,6 @@
-//! Stream's default Activity Feeds permissions, as rules.
-//!
-//! Every paragraph of Stream's "Default Permissions" list is one rule here; anything no rule allows is
-//! denied. Feed groups carry one of Stream's permission types, configurable per group.
+//! The built-in policy: Stream's default Activity Feeds permissions, written in the policy language
+//! (`policies/stream-feeds/`) and embedded in the binary, with feed group permission types taken from
+//! the configuration.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,8 +8,14 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::rule::{Actions, Condition, Effect, Operand, Rule, ScopeBinding};
-use super::set::{CompileError, PolicySet};
+use super::compile::{LoadErrors, Source, compile};
+use super::set::PolicySet;
+
+/// The preset's files, embedded so the binary runs with no policy directory.
+const PRESET: &[(&str, &str)] = &[(
+    "policies/stream-feeds/feeds.yaml",
+    include_str!("../../policies/stream-feeds/feeds.yaml"),
+)];
 
 /// Stream's feed group permission types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,18 +93,25 @@ impl Default for FeedsPreset {
     }
 }
 
-/// Splits a feed id `group:user_id` at its first colon; `None` unless both sides are non-empty.
-pub fn split_feed_id(id: &str) -> Option<(&str, &str)> {
-    id.split_once(':')
-        .filter(|(group, user)| !group.is_empty() && !user.is_empty())
-}
-
 impl FeedsPreset {
-    pub fn compile(&self) -> Result<PolicySet, CompileError> {
-        PolicySet::compile(self.rules(), scope_bindings())
+    /// The preset's sources, for tools that want to show or test them.
+    pub fn sources() -> Vec<Source> {
+        PRESET
+            .iter()
+            .map(|(path, text)| Source {
+                path: (*path).to_owned(),
+                text: (*text).to_owned(),
+            })
+            .collect()
     }
 
-    pub fn rules(&self) -> Vec<Rule> {
+    /// Compiles the preset with this configuration's feed groups.
+    pub fn compile(&self) -> Result<PolicySet, LoadErrors> {
+        compile(&Self::sources(), &self.list_overrides())
+    }
+
+    /// The preset's group lists, rewritten from the configured permission types.
+    pub fn list_overrides(&self) -> BTreeMap<String, Vec<String>> {
         let groups_where = |keep: fn(FeedGroupPermission) -> bool| -> Vec<String> {
             self.groups
                 .iter()
@@ -107,200 +119,16 @@ impl FeedsPreset {
                 .map(|(group, _)| group.clone())
                 .collect()
         };
-        let readable = groups_where(FeedGroupPermission::readable_by_all);
-        let writable = groups_where(FeedGroupPermission::writable_by_all);
-
-        let mut rules = vec![
-            rule(
-                "no-impersonation",
-                "an activity's actor (context.actor) must be the user itself or 'SU:<user id>'",
-                Effect::Deny,
-                &["feed"],
-                &["write"],
-                vec![Condition::Not(Box::new(Condition::RefersToPrincipal(
-                    Operand::Context("actor".into()),
-                )))],
+        BTreeMap::from([
+            (
+                "global_read_feed_groups".to_owned(),
+                groups_where(FeedGroupPermission::readable_by_all),
             ),
-            rule(
-                "own-feeds",
-                "a user may do any operation on feeds whose user id is its own",
-                Effect::Allow,
-                &["feed"],
-                &[],
-                vec![Condition::IsPrincipal(Operand::FeedOwner)],
+            (
+                "global_write_feed_groups".to_owned(),
+                groups_where(FeedGroupPermission::writable_by_all),
             ),
-        ];
-        if !readable.is_empty() {
-            rules.push(rule(
-                "read-global-read-feeds",
-                &format!(
-                    "feeds of the groups {} are readable by any user",
-                    readable.join(", ")
-                ),
-                Effect::Allow,
-                &["feed"],
-                &["read"],
-                vec![Condition::OneOf(Operand::FeedGroup, readable)],
-            ));
-        }
-        if !writable.is_empty() {
-            rules.push(rule(
-                "write-global-write-feeds",
-                &format!(
-                    "any user may add activities to feeds of the groups {}",
-                    writable.join(", ")
-                ),
-                Effect::Allow,
-                &["feed"],
-                &["write"],
-                vec![Condition::OneOf(Operand::FeedGroup, writable)],
-            ));
-        }
-        rules.extend(fixed_rules());
-        rules
-    }
-}
-
-fn fixed_rules() -> Vec<Rule> {
-    let owner_is =
-        |attribute: &str| vec![Condition::IsPrincipal(Operand::Attribute(attribute.into()))];
-    vec![
-        rule(
-            "read-any-activity",
-            "any activity can be read by its id",
-            Effect::Allow,
-            &["activities"],
-            &["read"],
-            vec![],
-        ),
-        rule(
-            "follow-from-own-feeds",
-            "a user may follow and unfollow any feed from a follower feed of its own",
-            Effect::Allow,
-            &["follower"],
-            &[],
-            vec![Condition::IsPrincipal(Operand::FeedOwner)],
-        ),
-        rule(
-            "read-any-user",
-            "user data is readable by any user",
-            Effect::Allow,
-            &["users"],
-            &["read"],
-            vec![],
-        ),
-        rule(
-            "manage-own-user",
-            "a user may create, update and delete its own user",
-            Effect::Allow,
-            &["users"],
-            &["write", "delete"],
-            vec![Condition::IsPrincipal(Operand::ResourceId)],
-        ),
-        rule(
-            "upload-files-and-images",
-            "any user may upload files and images",
-            Effect::Allow,
-            &["files", "images"],
-            &["write"],
-            vec![],
-        ),
-        rule(
-            "delete-own-files-and-images",
-            "a user may delete the files and images it uploaded (attributes.owner)",
-            Effect::Allow,
-            &["files", "images"],
-            &["delete"],
-            owner_is("owner"),
-        ),
-        rule(
-            "process-own-images",
-            "a user may process the images it uploaded (attributes.owner)",
-            Effect::Allow,
-            &["images"],
-            &["process"],
-            owner_is("owner"),
-        ),
-        rule(
-            "manage-own-reactions-and-collections",
-            "a user may create, update and delete reactions and collection entries whose user_id is its own",
-            Effect::Allow,
-            &["reactions", "collections"],
-            &["write", "delete"],
-            owner_is("user_id"),
-        ),
-        rule(
-            "read-reactions-and-collections",
-            "reactions and collection entries are readable by any user",
-            Effect::Allow,
-            &["reactions", "collections"],
-            &["read"],
-            vec![],
-        ),
-        rule(
-            "read-open-graph",
-            "any user may request Open Graph data for any URL",
-            Effect::Allow,
-            &["og"],
-            &["read"],
-            vec![],
-        ),
-    ]
-}
-
-/// Feeds and follow relations belong to a feed; the other kinds have an owner but no feed.
-fn scope_bindings() -> BTreeMap<String, ScopeBinding> {
-    let feed_addressed = ScopeBinding {
-        feed: Some(Operand::ResourceId),
-        owner: Some(Operand::FeedOwner),
-    };
-    let owned_by = |operand: Operand| ScopeBinding {
-        feed: None,
-        owner: Some(operand),
-    };
-    BTreeMap::from([
-        ("feed".to_owned(), feed_addressed.clone()),
-        ("follower".to_owned(), feed_addressed),
-        ("users".to_owned(), owned_by(Operand::ResourceId)),
-        (
-            "reactions".to_owned(),
-            owned_by(Operand::Attribute("user_id".into())),
-        ),
-        (
-            "collections".to_owned(),
-            owned_by(Operand::Attribute("user_id".into())),
-        ),
-        (
-            "files".to_owned(),
-            owned_by(Operand::Attribute("owner".into())),
-        ),
-        (
-            "images".to_owned(),
-            owned_by(Operand::Attribute("owner".into())),
-        ),
-    ])
-}
-
-/// A rule covering `actions` of `kinds`; no actions means every action.
-fn rule(
-    name: &str,
-    description: &str,
-    effect: Effect,
-    kinds: &[&str],
-    actions: &[&str],
-    conditions: Vec<Condition>,
-) -> Rule {
-    Rule {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        effect,
-        kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
-        actions: if actions.is_empty() {
-            Actions::Any
-        } else {
-            Actions::Only(actions.iter().map(|a| (*a).to_owned()).collect())
-        },
-        conditions,
+        ])
     }
 }
 
@@ -327,16 +155,5 @@ mod tests {
             .groups
             .insert("timeline".into(), FeedGroupPermission::GlobalRead);
         assert_ne!(default.revision(), preset.compile().unwrap().revision());
-    }
-
-    #[test]
-    fn feed_ids_split_at_the_first_colon() {
-        assert_eq!(
-            split_feed_id("timeline:tommaso"),
-            Some(("timeline", "tommaso"))
-        );
-        assert_eq!(split_feed_id("user:a:b"), Some(("user", "a:b")));
-        assert_eq!(split_feed_id("userjack"), None);
-        assert_eq!(split_feed_id(":jack"), None);
     }
 }

@@ -1,12 +1,23 @@
-//! The policy model: rules, the built-in Stream Feeds preset, and the compiled, indexed [`PolicySet`].
+//! The policy model: the YAML language, its compiler, and the compiled, indexed [`PolicySet`]; the
+//! built-in Stream Feeds preset.
 //!
-//! Pure and synchronous: no I/O, no proto types, no clock. `engine` evaluates what this module builds;
-//! `store` holds the live set.
+//! Pure and synchronous: no I/O, no proto types, no clock. `store` reads the files; `engine` evaluates
+//! what this module builds.
 
+pub mod cel;
+mod compile;
 mod feeds;
-mod rule;
+mod file;
+mod model;
+mod pattern;
 mod set;
 
-pub use feeds::{FeedGroupPermission, FeedsPreset, split_feed_id};
-pub use rule::{Actions, Condition, Effect, Operand, Rule, ScopeBinding};
-pub use set::{CompileError, PolicySet};
+pub use cel::{CelCondition, CelError, CelInput};
+pub use compile::{LoadError, LoadErrors, MAX_PRIORITY, Source, compile};
+pub use feeds::{FeedGroupPermission, FeedsPreset};
+pub use model::{
+    Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, NamedPolicy, Operand,
+    Origin, PolicyBody, PrincipalFilter, Strategy,
+};
+pub use pattern::Pattern;
+pub use set::PolicySet;

@@ -1,254 +1,255 @@
-//! The compiled policy set: rules indexed by resource kind and action, so finding the candidate rules of a
-//! request costs two hash lookups however many rules there are.
+//! The compiled policy set: candidates indexed by resource kind and action, so finding the candidates of
+//! a request costs two hash lookups however many rules there are.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use thiserror::Error;
 
-use super::rule::{Actions, Effect, Rule, ScopeBinding};
+use super::compile::Source;
+use super::model::{Actions, Candidate, Effect, KindDecl, Kinds, NamedPolicy, Strategy};
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum CompileError {
-    #[error("rule {index} has no name")]
-    UnnamedRule { index: usize },
-    #[error("rule '{0}' is defined twice")]
-    DuplicateRule(String),
-    #[error("rule '{0}' names no resource kind")]
-    NoKinds(String),
-    #[error("rule '{0}' names no action")]
-    NoActions(String),
-    #[error("policy set could not be hashed")]
-    Hash,
-}
-
-/// Candidate rules for one action of one kind, denies first, each group in declaration order.
-type Candidates = Box<[usize]>;
-
+/// Candidate ids for one kind, by action, in evaluation order.
 #[derive(Debug, Default)]
-struct KindIndex {
-    by_action: HashMap<String, Candidates>,
-    /// For actions no rule of this kind names: only the rules that cover every action.
-    other_actions: Candidates,
+struct ActionIndex {
+    by_action: HashMap<String, Box<[u32]>>,
+    /// For actions no candidate of this kind names: those covering every action.
+    other_actions: Box<[u32]>,
 }
 
-/// A validated, indexed set of rules with the content hash that identifies it.
+impl ActionIndex {
+    fn get(&self, action: &str) -> &[u32] {
+        self.by_action.get(action).unwrap_or(&self.other_actions)
+    }
+}
+
+/// A validated, indexed, immutable policy set and the content hash that identifies it.
 #[derive(Debug)]
 pub struct PolicySet {
     revision: String,
-    rules: Vec<Rule>,
-    index: HashMap<String, KindIndex>,
-    scope_bindings: BTreeMap<String, ScopeBinding>,
+    strategy: Strategy,
+    candidates: Vec<Candidate>,
+    policies: Vec<NamedPolicy>,
+    kinds: BTreeMap<String, KindDecl>,
+    index: HashMap<String, ActionIndex>,
+    /// Candidates for kinds that no candidate names specifically.
+    any_kind: ActionIndex,
+    known_actions: HashMap<String, Vec<String>>,
+    any_kind_actions: Vec<String>,
+    files: Vec<(String, String)>,
 }
 
 /// What the revision hashes: everything that can change a decision.
 #[derive(Serialize)]
 struct Hashed<'a> {
-    rules: &'a [Rule],
-    scope_bindings: &'a BTreeMap<String, ScopeBinding>,
+    strategy: Strategy,
+    candidates: &'a [Candidate],
+    policies: &'a [NamedPolicy],
+    kinds: &'a BTreeMap<String, KindDecl>,
 }
 
 impl PolicySet {
-    pub fn compile(
-        rules: Vec<Rule>,
-        scope_bindings: BTreeMap<String, ScopeBinding>,
-    ) -> Result<Self, CompileError> {
-        validate(&rules)?;
-        let revision = revision_of(&rules, &scope_bindings)?;
-        let index = build_index(&rules);
-        Ok(PolicySet {
+    pub(super) fn new(
+        strategy: Strategy,
+        candidates: Vec<Candidate>,
+        policies: Vec<NamedPolicy>,
+        kinds: BTreeMap<String, KindDecl>,
+        sources: &[Source],
+    ) -> PolicySet {
+        let revision = revision_of(&Hashed {
+            strategy,
+            candidates: &candidates,
+            policies: &policies,
+            kinds: &kinds,
+        });
+        let (index, any_kind) = build_index(&candidates);
+        let (known_actions, any_kind_actions) = known_actions(&candidates, &kinds);
+        let files = sources
+            .iter()
+            .map(|s| (s.path.clone(), hex(&Sha256::digest(s.text.as_bytes()), 32)))
+            .collect();
+        PolicySet {
             revision,
-            rules,
+            strategy,
+            candidates,
+            policies,
+            kinds,
             index,
-            scope_bindings,
-        })
+            any_kind,
+            known_actions,
+            any_kind_actions,
+            files,
+        }
     }
 
-    /// The content hash of the set: equal sets have equal revisions.
+    /// The content hash of the compiled set: equal sets have equal revisions.
     pub fn revision(&self) -> &str {
         &self.revision
     }
 
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
     }
 
-    /// The rules that may decide `action` on `kind`, deny rules first.
-    pub fn candidates<'s>(&'s self, kind: &str, action: &str) -> impl Iterator<Item = &'s Rule> {
-        let ids: &[usize] = match self.index.get(kind) {
-            Some(kind_index) => kind_index
-                .by_action
-                .get(action)
-                .unwrap_or(&kind_index.other_actions),
-            None => &[],
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+
+    pub fn policy(&self, id: usize) -> Option<&NamedPolicy> {
+        self.policies.get(id)
+    }
+
+    pub fn kind(&self, kind: &str) -> Option<&KindDecl> {
+        self.kinds.get(kind)
+    }
+
+    /// The files the set was compiled from, with the hash of each one's content.
+    pub fn files(&self) -> &[(String, String)] {
+        &self.files
+    }
+
+    /// The ids of the candidates for `action` on `kind`, by descending priority, denies first at equal
+    /// priority, then in declaration order.
+    pub fn candidate_ids(&self, kind: &str, action: &str) -> &[u32] {
+        self.index.get(kind).unwrap_or(&self.any_kind).get(action)
+    }
+
+    pub fn candidate(&self, id: u32) -> Option<&Candidate> {
+        usize::try_from(id).ok().and_then(|i| self.candidates.get(i))
+    }
+
+    /// Every action the set knows for `kind`: declared, or named by a candidate that covers the kind.
+    pub fn known_actions(&self, kind: &str) -> &[String] {
+        self.known_actions
+            .get(kind)
+            .unwrap_or(&self.any_kind_actions)
+    }
+}
+
+fn hex(bytes: &[u8], chars: usize) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .chars()
+        .take(chars)
+        .collect()
+}
+
+fn revision_of(hashed: &Hashed<'_>) -> String {
+    // Serializing plain data cannot fail; an empty hash input would still give a stable revision.
+    let canonical = serde_json::to_vec(hashed).unwrap_or_default();
+    hex(&Sha256::digest(&canonical), 16)
+}
+
+/// Evaluation order: higher priority first; at equal priority denies, then permissions, then allows;
+/// then declaration order.
+fn order(candidates: &[Candidate], ids: &mut Vec<u32>) {
+    ids.sort_unstable();
+    ids.dedup();
+    ids.sort_by_key(|&id| {
+        let c = usize::try_from(id).ok().and_then(|i| candidates.get(i));
+        let priority = c.map(|c| c.priority).unwrap_or(i32::MIN);
+        let effect_rank = match c.and_then(Candidate::fixed_effect) {
+            Some(Effect::Deny) => 0,
+            None => 1,
+            Some(Effect::Allow) => 2,
         };
-        ids.iter().filter_map(|&i| self.rules.get(i))
-    }
-
-    pub fn scope_binding(&self, kind: &str) -> Option<&ScopeBinding> {
-        self.scope_bindings.get(kind)
-    }
+        (std::cmp::Reverse(priority), effect_rank, id)
+    });
 }
 
-fn validate(rules: &[Rule]) -> Result<(), CompileError> {
-    let mut names = HashSet::new();
-    for (index, rule) in rules.iter().enumerate() {
-        if rule.name.is_empty() {
-            return Err(CompileError::UnnamedRule { index });
-        }
-        if !names.insert(rule.name.as_str()) {
-            return Err(CompileError::DuplicateRule(rule.name.clone()));
-        }
-        if rule.kinds.is_empty() {
-            return Err(CompileError::NoKinds(rule.name.clone()));
-        }
-        if matches!(&rule.actions, Actions::Only(actions) if actions.is_empty()) {
-            return Err(CompileError::NoActions(rule.name.clone()));
-        }
-    }
-    Ok(())
+#[derive(Default)]
+struct Buckets {
+    by_action: BTreeMap<String, Vec<u32>>,
+    any_action: Vec<u32>,
 }
 
-fn revision_of(
-    rules: &[Rule],
-    scope_bindings: &BTreeMap<String, ScopeBinding>,
-) -> Result<String, CompileError> {
-    let canonical = serde_json::to_vec(&Hashed {
-        rules,
-        scope_bindings,
-    })
-    .map_err(|_| CompileError::Hash)?;
-    let digest = Sha256::digest(&canonical);
-    Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
-}
-
-fn build_index(rules: &[Rule]) -> HashMap<String, KindIndex> {
-    // Rule ids per kind: those naming specific actions, and those covering any action.
-    let mut named: HashMap<&str, BTreeMap<&str, Vec<usize>>> = HashMap::new();
-    let mut wildcard: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (id, rule) in rules.iter().enumerate() {
-        for kind in &rule.kinds {
-            match &rule.actions {
-                Actions::Any => wildcard.entry(kind).or_default().push(id),
-                Actions::Only(actions) => {
-                    let by_action = named.entry(kind).or_default();
-                    for action in actions {
-                        by_action.entry(action).or_default().push(id);
-                    }
+impl Buckets {
+    fn add(&mut self, actions: &Actions, id: u32) {
+        match actions {
+            Actions::Any => self.any_action.push(id),
+            Actions::Only(list) => {
+                for action in list {
+                    self.by_action.entry(action.clone()).or_default().push(id);
                 }
             }
         }
     }
-    let kinds: HashSet<&str> = named.keys().chain(wildcard.keys()).copied().collect();
-    kinds
-        .into_iter()
-        .map(|kind| {
-            let any = wildcard.get(kind).map(Vec::as_slice).unwrap_or_default();
-            let by_action = named
-                .get(kind)
-                .into_iter()
-                .flatten()
-                .map(|(action, ids)| {
-                    let merged: Vec<usize> = ids.iter().chain(any).copied().collect();
-                    ((*action).to_owned(), order(rules, merged))
-                })
-                .collect();
-            let index = KindIndex {
-                by_action,
-                other_actions: order(rules, any.to_vec()),
-            };
-            (kind.to_owned(), index)
-        })
-        .collect()
 }
 
-/// Deny rules first, then allow rules, each in declaration order: a deny always overrides an allow.
-fn order(rules: &[Rule], mut ids: Vec<usize>) -> Candidates {
-    ids.sort_unstable();
-    ids.dedup();
-    ids.sort_by_key(|&id| {
-        rules
-            .get(id)
-            .map(|r| r.effect == Effect::Allow)
-            .unwrap_or(true)
-    });
-    ids.into_boxed_slice()
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn rule(name: &str, effect: Effect, kind: &str, actions: Actions) -> Rule {
-        Rule {
-            name: name.into(),
-            description: String::new(),
-            effect,
-            kinds: vec![kind.into()],
-            actions,
-            conditions: vec![],
+fn build_index(candidates: &[Candidate]) -> (HashMap<String, ActionIndex>, ActionIndex) {
+    let mut per_kind: BTreeMap<String, Buckets> = BTreeMap::new();
+    let mut wildcard = Buckets::default();
+    for (i, candidate) in candidates.iter().enumerate() {
+        let Ok(id) = u32::try_from(i) else { continue };
+        match &candidate.kinds {
+            Kinds::Any => wildcard.add(&candidate.actions, id),
+            Kinds::Only(kinds) => {
+                for kind in kinds {
+                    per_kind.entry(kind.clone()).or_default().add(&candidate.actions, id);
+                }
+            }
         }
     }
-
-    #[test]
-    fn candidates_put_denies_first_and_include_wildcards() {
-        let set = PolicySet::compile(
-            vec![
-                rule("a", Effect::Allow, "feed", Actions::Any),
-                rule(
-                    "b",
-                    Effect::Allow,
-                    "feed",
-                    Actions::Only(vec!["read".into()]),
-                ),
-                rule(
-                    "c",
-                    Effect::Deny,
-                    "feed",
-                    Actions::Only(vec!["read".into()]),
-                ),
-            ],
-            BTreeMap::new(),
-        )
-        .unwrap();
-        let names: Vec<&str> = set
-            .candidates("feed", "read")
-            .map(|r| r.name.as_str())
+    let finish = |buckets: Option<&Buckets>| -> ActionIndex {
+        let empty = Buckets::default();
+        let own = buckets.unwrap_or(&empty);
+        let actions: BTreeSet<&String> = own.by_action.keys().chain(wildcard.by_action.keys()).collect();
+        let mut other: Vec<u32> = own.any_action.iter().chain(&wildcard.any_action).copied().collect();
+        order(candidates, &mut other);
+        let by_action = actions
+            .into_iter()
+            .map(|action| {
+                let mut ids: Vec<u32> = [&own.by_action, &wildcard.by_action]
+                    .into_iter()
+                    .filter_map(|m| m.get(action))
+                    .flatten()
+                    .chain(&other)
+                    .copied()
+                    .collect();
+                order(candidates, &mut ids);
+                (action.clone(), ids.into_boxed_slice())
+            })
             .collect();
-        assert_eq!(names, ["c", "a", "b"]);
-        let names: Vec<&str> = set
-            .candidates("feed", "delete")
-            .map(|r| r.name.as_str())
-            .collect();
-        assert_eq!(names, ["a"]);
-        assert_eq!(set.candidates("users", "read").count(), 0);
-    }
+        ActionIndex {
+            by_action,
+            other_actions: other.into_boxed_slice(),
+        }
+    };
+    let index = per_kind
+        .iter()
+        .map(|(kind, buckets)| (kind.clone(), finish(Some(buckets))))
+        .collect();
+    (index, finish(None))
+}
 
-    #[test]
-    fn revision_changes_with_content_only() {
-        let make = |kind: &str| {
-            PolicySet::compile(
-                vec![rule("a", Effect::Allow, kind, Actions::Any)],
-                BTreeMap::new(),
-            )
-            .unwrap()
-        };
-        assert_eq!(make("feed").revision(), make("feed").revision());
-        assert_ne!(make("feed").revision(), make("users").revision());
-        assert_eq!(make("feed").revision().len(), 16);
+fn known_actions(
+    candidates: &[Candidate],
+    kinds: &BTreeMap<String, KindDecl>,
+) -> (HashMap<String, Vec<String>>, Vec<String>) {
+    let mut per_kind: BTreeMap<String, BTreeSet<String>> = kinds
+        .iter()
+        .map(|(kind, decl)| (kind.clone(), decl.actions.iter().cloned().collect()))
+        .collect();
+    let mut any_kind: BTreeSet<String> = BTreeSet::new();
+    for candidate in candidates {
+        let Actions::Only(actions) = &candidate.actions else { continue };
+        match &candidate.kinds {
+            Kinds::Any => any_kind.extend(actions.iter().cloned()),
+            Kinds::Only(names) => {
+                for kind in names {
+                    per_kind.entry(kind.clone()).or_default().extend(actions.iter().cloned());
+                }
+            }
+        }
     }
-
-    #[test]
-    fn duplicate_names_are_refused() {
-        let result = PolicySet::compile(
-            vec![
-                rule("a", Effect::Allow, "feed", Actions::Any),
-                rule("a", Effect::Deny, "feed", Actions::Any),
-            ],
-            BTreeMap::new(),
-        );
-        assert_eq!(result.err(), Some(CompileError::DuplicateRule("a".into())));
-    }
+    let per_kind = per_kind
+        .into_iter()
+        .map(|(kind, mut actions)| {
+            actions.extend(any_kind.iter().cloned());
+            (kind, actions.into_iter().collect())
+        })
+        .collect();
+    (per_kind, any_kind.into_iter().collect())
 }

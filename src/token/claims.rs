@@ -1,5 +1,7 @@
 //! Reading Stream's claims into a principal: which kind of token it is, and its roles and groups.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::TokenError;
@@ -13,6 +15,7 @@ pub(super) fn principal_from_claims(claims: Map<String, Value>) -> Result<Princi
         user_id,
         roles: roles(&claims)?,
         groups: string_list(&claims, "groups")?,
+        channel_roles: channel_roles(&claims)?,
         scope,
         issued_at: numeric_claim(&claims, "iat")?,
         expires_at: numeric_claim(&claims, "exp")?,
@@ -81,6 +84,23 @@ fn roles(claims: &Map<String, Value>) -> Result<Vec<String>, TokenError> {
         }
     }
     Ok(roles)
+}
+
+/// `channel_roles`: a map from channel id (`messaging:general`) to the role in that channel.
+pub(crate) fn channel_roles(claims: &Map<String, Value>) -> Result<BTreeMap<String, String>, TokenError> {
+    match claims.get("channel_roles") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(channel, role)| match role {
+                Value::String(role) if !role.is_empty() && !channel.is_empty() => {
+                    Ok((channel.clone(), role.clone()))
+                }
+                _ => Err(invalid("channel_roles must map channel ids to role names")),
+            })
+            .collect(),
+        Some(_) => Err(invalid("channel_roles must map channel ids to role names")),
+    }
 }
 
 /// A list-of-strings claim; a single string counts as a list of one.

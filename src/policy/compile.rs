@@ -1,0 +1,784 @@
+//! Policy files to a validated [`PolicySet`], all or nothing.
+//!
+//! Every problem found is collected with its file and line, so one load reports them all; any problem
+//! means no set at all.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use super::cel::CelCondition;
+use super::file::{
+    ChatPolicyDoc, ConditionDoc, OneOrMany, PermissionDoc, PolicyDoc, PolicyFile, ResourceDoc,
+    RuleDoc,
+};
+use super::model::{
+    Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, NamedPolicy, Operand,
+    Origin, PolicyBody, PrincipalFilter, Strategy,
+};
+use super::pattern::Pattern;
+use super::set::PolicySet;
+
+/// Rule priorities are bounded so that they stay readable and can never overflow.
+pub const MAX_PRIORITY: i64 = 1_000_000;
+
+/// One policy file's text and the name to report it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: String,
+    pub text: String,
+}
+
+/// A problem in the policy files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Every problem found in a load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Compiles a policy set from its files. `list_overrides` replace lists of the same name (the built-in
+/// Feeds preset takes its feed groups from the configuration this way).
+pub fn compile(
+    sources: &[Source],
+    list_overrides: &BTreeMap<String, Vec<String>>,
+) -> Result<PolicySet, LoadErrors> {
+    let mut c = Compiler::default();
+    let mut files = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        if let Some(file) = c.parse(index, source) {
+            files.push((index, source, file));
+        }
+    }
+    c.sources = sources.to_vec();
+    c.collect(&files, list_overrides);
+    let set = c.build(files);
+    if c.errors.is_empty() {
+        set.ok_or(LoadErrors(c.errors))
+    } else {
+        Err(LoadErrors(c.errors))
+    }
+}
+
+#[derive(Default)]
+struct Compiler {
+    sources: Vec<Source>,
+    errors: Vec<LoadError>,
+    strategy: Option<(Strategy, usize)>,
+    lists: BTreeMap<String, Vec<String>>,
+    kinds: BTreeMap<String, KindDecl>,
+    policy_names: HashMap<String, usize>,
+}
+
+/// Where an item was written: the file index and the text that names it.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    file: usize,
+    key: &'a str,
+    value: &'a str,
+}
+
+impl Compiler {
+    fn parse(&mut self, index: usize, source: &Source) -> Option<PolicyFile> {
+        if source.text.trim().is_empty() {
+            return Some(PolicyFile::default());
+        }
+        match serde_norway::from_str::<PolicyFile>(&source.text) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                let line = e.location().map(|l| l.line());
+                let message = e.to_string();
+                // serde_norway appends " at line N column M"; the line is reported separately.
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
+                self.errors.push(LoadError {
+                    file: source.path.clone(),
+                    line,
+                    message,
+                });
+                let _ = index;
+                None
+            }
+        }
+    }
+
+    fn error(&mut self, at: At<'_>, message: impl Into<String>) {
+        let (file, line) = match self.sources.get(at.file) {
+            Some(source) => (source.path.clone(), locate(&source.text, at.key, at.value)),
+            None => (String::new(), None),
+        };
+        self.errors.push(LoadError {
+            file,
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// First pass: settings, lists, kinds and policy names, which later items refer to.
+    fn collect(
+        &mut self,
+        files: &[(usize, &Source, PolicyFile)],
+        list_overrides: &BTreeMap<String, Vec<String>>,
+    ) {
+        for (index, _, file) in files {
+            let at = |key, value| At { file: *index, key, value };
+            if let Some(settings) = &file.settings {
+                let value = settings.strategy.as_deref().unwrap_or("priority");
+                match (parse_strategy(value, true), self.strategy) {
+                    (_, Some(_)) => self.error(at("settings", ""), "settings may appear in one file only"),
+                    (Ok(strategy), None) => self.strategy = Some((strategy, *index)),
+                    (Err(e), None) => self.error(at("strategy", value), e),
+                }
+            }
+            for (name, values) in &file.lists {
+                if self.lists.insert(name.clone(), values.clone()).is_some() {
+                    self.error(at(name, ""), format!("list '{name}' is defined twice"));
+                }
+            }
+            for resource in &file.resources {
+                let decl = self.kind_decl(resource, at("kind", &resource.kind));
+                if self.kinds.insert(resource.kind.clone(), decl).is_some() {
+                    self.error(
+                        at("kind", &resource.kind),
+                        format!("resource kind '{}' is declared twice", resource.kind),
+                    );
+                }
+            }
+            for policy in &file.policies {
+                let next = self.policy_names.len();
+                if self.policy_names.insert(policy.name.clone(), next).is_some() {
+                    self.error(at("name", &policy.name), format!("policy '{}' is defined twice", policy.name));
+                }
+            }
+        }
+        for (name, values) in list_overrides {
+            self.lists.insert(name.clone(), values.clone());
+        }
+    }
+
+    fn kind_decl(&mut self, doc: &ResourceDoc, at: At<'_>) -> KindDecl {
+        if doc.kind.trim().is_empty() || doc.kind == "*" {
+            self.error(at, "a resource kind needs a name (and cannot be '*')");
+        }
+        let mut operand = |text: &Option<String>| {
+            text.as_deref().and_then(|t| match Operand::parse(t) {
+                Ok(op) => Some(op),
+                Err(e) => {
+                    self.error(at, e);
+                    None
+                }
+            })
+        };
+        let owner = operand(&doc.owner);
+        let feed = operand(&doc.feed);
+        let channel = operand(&doc.channel);
+        let id_pattern = doc.id.as_deref().and_then(|p| match Pattern::parse(p) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.error(at, e);
+                None
+            }
+        });
+        let decl = KindDecl {
+            id: doc.id.clone(),
+            id_pattern,
+            owner,
+            feed,
+            channel,
+            actions: doc.actions.clone(),
+        };
+        for op in [&decl.owner, &decl.feed, &decl.channel].into_iter().flatten() {
+            self.check_capture(op, Some(&decl), at);
+        }
+        decl
+    }
+
+    /// A capture operand must name a capture of the kind's id pattern.
+    fn check_capture(&mut self, operand: &Operand, decl: Option<&KindDecl>, at: At<'_>) {
+        let Operand::Capture(name) = operand else { return };
+        let known = decl
+            .and_then(|d| d.id_pattern.as_ref())
+            .is_some_and(|p| p.capture_names().iter().any(|n| n == name));
+        if !known {
+            self.error(at, format!("captures.{name} is not a capture of the kind's id pattern"));
+        }
+    }
+
+    /// Second pass: named policies and candidates, then the set.
+    fn build(&mut self, files: Vec<(usize, &Source, PolicyFile)>) -> Option<PolicySet> {
+        let mut policy_docs: Vec<(usize, PolicyDoc)> = Vec::new();
+        let mut candidates = Vec::new();
+        let mut names: HashSet<String> = HashSet::new();
+        for (index, _, file) in files {
+            for policy in file.policies {
+                policy_docs.push((index, policy));
+            }
+            for rule in file.rules {
+                let at = At { file: index, key: "name", value: &rule.name.clone() };
+                self.unique_name(&mut names, &rule.name, at);
+                if let Some(c) = self.rule(rule, index) {
+                    candidates.push(c);
+                }
+            }
+            for chat in file.chat_policies {
+                let at = At { file: index, key: "name", value: &chat.name.clone() };
+                self.unique_name(&mut names, &chat.name, at);
+                if let Some(c) = self.chat_policy(chat, index) {
+                    candidates.push(c);
+                }
+            }
+            for permission in file.permissions {
+                let at = At { file: index, key: "name", value: &permission.name.clone() };
+                self.unique_name(&mut names, &permission.name, at);
+                if let Some(c) = self.permission(permission, index) {
+                    candidates.push(c);
+                }
+            }
+        }
+        let policies = self.policies(policy_docs);
+        let strategy = self.strategy.map(|(s, _)| s).unwrap_or_default();
+        if !self.errors.is_empty() {
+            return None;
+        }
+        Some(PolicySet::new(
+            strategy,
+            candidates,
+            policies,
+            std::mem::take(&mut self.kinds),
+            &self.sources,
+        ))
+    }
+
+    fn unique_name(&mut self, names: &mut HashSet<String>, name: &str, at: At<'_>) {
+        if name.trim().is_empty() {
+            self.error(at, "every rule, chat policy and permission needs a name");
+        } else if !names.insert(name.to_owned()) {
+            self.error(at, format!("'{name}' is defined twice (rules, chat policies and permissions share one namespace)"));
+        }
+    }
+
+    fn priority(&mut self, value: Option<i64>, range: (i64, i64), at: At<'_>) -> i32 {
+        let value = value.unwrap_or(0);
+        if !(range.0..=range.1).contains(&value) {
+            self.error(at, format!("priority {value} is out of range {}..={}", range.0, range.1));
+            return 0;
+        }
+        i32::try_from(value).unwrap_or(0)
+    }
+
+    fn kinds(&mut self, resource: OneOrMany, at: At<'_>) -> Kinds {
+        let kinds = resource.into_vec();
+        if kinds.iter().any(|k| k == "*") {
+            return Kinds::Any;
+        }
+        if kinds.is_empty() || kinds.iter().any(|k| k.trim().is_empty()) {
+            self.error(at, "resource must name one or more kinds, or '*'");
+        }
+        Kinds::Only(kinds)
+    }
+
+    fn actions(&mut self, actions: OneOrMany, at: At<'_>) -> Actions {
+        let actions = actions.into_vec();
+        if actions.iter().any(|a| a == "*") {
+            return Actions::Any;
+        }
+        if actions.is_empty() || actions.iter().any(|a| a.trim().is_empty()) {
+            self.error(at, "actions must name one or more actions, or '*'");
+        }
+        Actions::Only(actions)
+    }
+
+    fn id_pattern(&mut self, id: &Option<String>, at: At<'_>) -> Option<Pattern> {
+        id.as_deref().and_then(|p| match Pattern::parse(p) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.error(at, e);
+                None
+            }
+        })
+    }
+
+    fn rule(&mut self, doc: RuleDoc, file: usize) -> Option<Candidate> {
+        let name = doc.name.clone();
+        let at = At { file, key: "name", value: &name };
+        let effect = match doc.effect.to_ascii_lowercase().as_str() {
+            "allow" => Effect::Allow,
+            "deny" => Effect::Deny,
+            other => {
+                self.error(at, format!("effect must be allow or deny, not '{other}'"));
+                Effect::Deny
+            }
+        };
+        let priority = self.priority(doc.priority, (-MAX_PRIORITY, MAX_PRIORITY), at);
+        let kinds = self.kinds(doc.resource, at);
+        let actions = self.actions(doc.actions, at);
+        let id_pattern = self.id_pattern(&doc.id, at);
+        let when = doc.when.map(|c| self.condition(c, &kinds, at));
+        let unless = doc.unless.map(|c| self.condition(c, &kinds, at));
+        Some(Candidate {
+            name: doc.name,
+            description: doc.description,
+            origin: Origin::Rule,
+            priority,
+            kinds,
+            id: doc.id,
+            id_pattern,
+            actions,
+            body: Body::Rule { effect, when, unless },
+        })
+    }
+
+    fn chat_policy(&mut self, doc: ChatPolicyDoc, file: usize) -> Option<Candidate> {
+        let name = doc.name.clone();
+        let at = At { file, key: "name", value: &name };
+        let effect = match doc.action.as_str() {
+            "Allow" | "allow" => Effect::Allow,
+            "Deny" | "deny" => Effect::Deny,
+            other => {
+                self.error(at, format!("action must be Allow or Deny, not '{other}'"));
+                Effect::Deny
+            }
+        };
+        let priority = self.priority(Some(doc.priority), (1, 999), at);
+        let kinds = match doc.kinds {
+            Some(kinds) => self.kinds(kinds, at),
+            None => Kinds::Any,
+        };
+        let actions = self.actions(doc.resources, at);
+        let roles = doc.roles.into_vec();
+        let mut conditions = Vec::new();
+        if !roles.iter().any(|r| r == "*") {
+            if roles.is_empty() {
+                self.error(at, "roles must name one or more roles, or '*'");
+            }
+            // Stream Chat matches a policy's roles against the user's global role and its role in the
+            // resource's channel.
+            conditions.push(Condition::Any(vec![
+                Condition::Roles(roles.clone()),
+                Condition::ChannelRoles(roles),
+            ]));
+        }
+        if doc.owner {
+            self.require_decl(&kinds, |d| d.owner.is_some(), "owner", at);
+            conditions.push(Condition::Owner);
+        }
+        let when = match conditions.len() {
+            0 => None,
+            1 => conditions.pop(),
+            _ => Some(Condition::All(conditions)),
+        };
+        Some(Candidate {
+            name: doc.name,
+            description: String::new(),
+            origin: Origin::ChatPolicy,
+            priority,
+            kinds,
+            id: None,
+            id_pattern: None,
+            actions,
+            body: Body::Rule { effect, when, unless: None },
+        })
+    }
+
+    fn permission(&mut self, doc: PermissionDoc, file: usize) -> Option<Candidate> {
+        let name = doc.name.clone();
+        let at = At { file, key: "name", value: &name };
+        let (kinds, actions) = match doc.kind.as_str() {
+            "resource" => {
+                let Some(resource) = doc.resource else {
+                    self.error(at, "a resource permission needs a resource");
+                    return None;
+                };
+                if doc.scopes.is_some() {
+                    self.error(at, "a resource permission applies to every action; use type: scope for scopes");
+                }
+                (self.kinds(resource, at), Actions::Any)
+            }
+            "scope" => {
+                let kinds = match doc.resource {
+                    Some(resource) => self.kinds(resource, at),
+                    None => Kinds::Any,
+                };
+                let scopes = doc.scopes.unwrap_or_default();
+                (kinds, self.actions(OneOrMany::Many(scopes), at))
+            }
+            other => {
+                self.error(at, format!("permission type must be resource or scope, not '{other}'"));
+                return None;
+            }
+        };
+        let strategy = self.counting_strategy(doc.strategy.as_deref(), at);
+        let policies = self.policy_refs(&doc.policies, at);
+        if doc.policies.is_empty() {
+            self.error(at, "a permission needs one or more policies");
+        }
+        let priority = self.priority(doc.priority, (-MAX_PRIORITY, MAX_PRIORITY), at);
+        let id_pattern = self.id_pattern(&doc.id, at);
+        Some(Candidate {
+            name: doc.name,
+            description: doc.description,
+            origin: Origin::Permission,
+            priority,
+            kinds,
+            id: doc.id,
+            id_pattern,
+            actions,
+            body: Body::Permission { policies, strategy },
+        })
+    }
+
+    fn counting_strategy(&mut self, value: Option<&str>, at: At<'_>) -> Strategy {
+        match parse_strategy(value.unwrap_or("unanimous"), false) {
+            Ok(s) => s,
+            Err(e) => {
+                self.error(at, e);
+                Strategy::Unanimous
+            }
+        }
+    }
+
+    fn policy_refs(&mut self, names: &[String], at: At<'_>) -> Vec<usize> {
+        let mut ids = Vec::new();
+        for name in names {
+            match self.policy_names.get(name) {
+                Some(&id) => ids.push(id),
+                None => self.error(at, format!("policy '{name}' is not defined")),
+            }
+        }
+        ids
+    }
+
+    fn policies(&mut self, docs: Vec<(usize, PolicyDoc)>) -> Vec<NamedPolicy> {
+        let mut compiled = Vec::with_capacity(docs.len());
+        let mut edges: Vec<Vec<usize>> = Vec::with_capacity(docs.len());
+        let mut places = Vec::with_capacity(docs.len());
+        for (file, doc) in docs {
+            let name = doc.name.clone();
+            let at = At { file, key: "name", value: &name };
+            places.push((file, name.clone()));
+            let policy = self.policy(doc, at);
+            edges.push(match &policy.body {
+                PolicyBody::Aggregated { policies, .. } => policies.clone(),
+                _ => Vec::new(),
+            });
+            compiled.push(policy);
+        }
+        if let Some(cycle) = find_cycle(&edges) {
+            let names: Vec<String> = cycle
+                .iter()
+                .filter_map(|&i| places.get(i).map(|(_, n)| n.clone()))
+                .collect();
+            if let Some((file, name)) = cycle.first().and_then(|&i| places.get(i)).cloned() {
+                self.error(
+                    At { file, key: "name", value: &name },
+                    format!("aggregated policies form a cycle: {}", names.join(" -> ")),
+                );
+            }
+        }
+        compiled
+    }
+
+    fn policy(&mut self, doc: PolicyDoc, at: At<'_>) -> NamedPolicy {
+        let logic = match doc.logic.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("positive") => Logic::Positive,
+            Some("negative") => Logic::Negative,
+            Some(other) => {
+                self.error(at, format!("logic must be positive or negative, not '{other}'"));
+                Logic::Positive
+            }
+        };
+        let list = |values: Option<Vec<String>>, field: &str, this: &mut Self| -> Vec<String> {
+            let values = values.unwrap_or_default();
+            if values.is_empty() {
+                this.error(at, format!("a {} policy needs {field}", doc.kind));
+            }
+            values
+        };
+        let body = match doc.kind.as_str() {
+            "role" => PolicyBody::Role(list(doc.roles, "roles", self)),
+            "group" => PolicyBody::Group(list(doc.groups, "groups", self)),
+            "user" => PolicyBody::User(list(doc.users, "users", self)),
+            "time" => {
+                let time = |value: &Option<String>, this: &mut Self| {
+                    value.as_deref().and_then(|v| match humantime::parse_rfc3339_weak(v) {
+                        Ok(t) => t
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .ok()
+                            .and_then(|d| i64::try_from(d.as_secs()).ok()),
+                        Err(_) => {
+                            this.error(at, format!("'{v}' is not an RFC 3339 time"));
+                            None
+                        }
+                    })
+                };
+                let not_before = time(&doc.not_before, self);
+                let not_after = time(&doc.not_after, self);
+                let hours = doc.hours.map(|h| (h.from, h.to));
+                if hours.is_some_and(|(from, to)| from > 23 || to > 24 || from >= to) {
+                    self.error(at, "hours need 0 <= from < to <= 24");
+                }
+                if not_before.is_none() && not_after.is_none() && hours.is_none() {
+                    self.error(at, "a time policy needs not_before, not_after or hours");
+                }
+                PolicyBody::Time { not_before, not_after, hours }
+            }
+            "condition" => match doc.condition.as_deref().map(CelCondition::compile) {
+                Some(Ok(cel)) => PolicyBody::Condition(cel),
+                Some(Err(e)) => {
+                    self.error(at, format!("condition: {e}"));
+                    PolicyBody::Role(Vec::new())
+                }
+                None => {
+                    self.error(at, "a condition policy needs condition");
+                    PolicyBody::Role(Vec::new())
+                }
+            },
+            "aggregated" => {
+                let names = list(doc.policies, "policies", self);
+                let policies = self.policy_refs(&names, at);
+                let strategy = self.counting_strategy(doc.strategy.as_deref(), at);
+                PolicyBody::Aggregated { policies, strategy }
+            }
+            other => {
+                self.error(at, format!("policy type must be role, group, user, time, condition or aggregated, not '{other}'"));
+                PolicyBody::Role(Vec::new())
+            }
+        };
+        NamedPolicy { name: doc.name, logic, body }
+    }
+
+    /// Every named kind must declare what a condition needs (an owner, a channel).
+    fn require_decl(&mut self, kinds: &Kinds, has: fn(&KindDecl) -> bool, what: &str, at: At<'_>) {
+        let Kinds::Only(kinds) = kinds else { return };
+        for kind in kinds {
+            if !self.kinds.get(kind).is_some_and(has) {
+                self.error(at, format!("kind '{kind}' declares no {what} (add it under resources)"));
+            }
+        }
+    }
+
+    fn condition(&mut self, doc: ConditionDoc, kinds: &Kinds, at: At<'_>) -> Condition {
+        let mut all = Vec::new();
+        if let Some(roles) = doc.roles {
+            all.push(Condition::Roles(self.non_empty(roles, "roles", at)));
+        }
+        if let Some(groups) = doc.groups {
+            all.push(Condition::Groups(self.non_empty(groups, "groups", at)));
+        }
+        if let Some(users) = doc.users {
+            all.push(Condition::Users(self.non_empty(users, "users", at)));
+        }
+        if let Some(kind) = doc.principal {
+            let filter = match kind.as_str() {
+                "user" => PrincipalFilter::User,
+                "anonymous" => PrincipalFilter::Anonymous,
+                "authenticated" => PrincipalFilter::Authenticated,
+                other => {
+                    self.error(at, format!("principal must be user, anonymous or authenticated, not '{other}'"));
+                    PrincipalFilter::User
+                }
+            };
+            all.push(Condition::Principal(filter));
+        }
+        if let Some(roles) = doc.channel_roles {
+            self.require_decl(kinds, |d| d.channel.is_some(), "channel", at);
+            all.push(Condition::ChannelRoles(self.non_empty(roles, "channel_roles", at)));
+        }
+        match doc.owner {
+            Some(true) => {
+                self.require_decl(kinds, |d| d.owner.is_some(), "owner", at);
+                all.push(Condition::Owner);
+            }
+            Some(false) => self.error(at, "owner: false is not a condition; leave it out"),
+            None => {}
+        }
+        for text in doc.is_principal.map(OneOrMany::into_vec).unwrap_or_default() {
+            if let Some(op) = self.operand(&text, kinds, at) {
+                all.push(Condition::IsPrincipal(op));
+            }
+        }
+        for text in doc.refers_to_principal.map(OneOrMany::into_vec).unwrap_or_default() {
+            if let Some(op) = self.operand(&text, kinds, at) {
+                all.push(Condition::RefersToPrincipal(op));
+            }
+        }
+        for (text, values) in doc.in_.unwrap_or_default() {
+            let values = self.values(values, at);
+            if let Some(op) = self.operand(&text, kinds, at) {
+                all.push(Condition::In(op, values));
+            }
+        }
+        for (text, value) in doc.equals.unwrap_or_default() {
+            if let Some(op) = self.operand(&text, kinds, at) {
+                all.push(Condition::Equals(op, value));
+            }
+        }
+        if let Some(source) = doc.cel {
+            match CelCondition::compile(&source) {
+                Ok(cel) => all.push(Condition::Cel(cel)),
+                Err(e) => self.error(At { key: "cel", value: "", ..at }, format!("cel: {e}")),
+            }
+        }
+        if let Some(items) = doc.all {
+            let items = items.into_iter().map(|c| self.condition(c, kinds, at)).collect();
+            all.push(Condition::All(items));
+        }
+        if let Some(items) = doc.any {
+            let items: Vec<Condition> = items.into_iter().map(|c| self.condition(c, kinds, at)).collect();
+            if items.is_empty() {
+                self.error(at, "any needs one or more conditions");
+            }
+            all.push(Condition::Any(items));
+        }
+        if let Some(inner) = doc.not {
+            all.push(Condition::Not(Box::new(self.condition(*inner, kinds, at))));
+        }
+        match all.len() {
+            0 => {
+                self.error(at, "empty condition");
+                Condition::Any(Vec::new())
+            }
+            1 => all.pop().unwrap_or(Condition::Any(Vec::new())),
+            _ => Condition::All(all),
+        }
+    }
+
+    fn non_empty(&mut self, values: Vec<String>, field: &str, at: At<'_>) -> Vec<String> {
+        if values.is_empty() {
+            self.error(at, format!("{field} needs one or more values"));
+        }
+        values
+    }
+
+    /// A list of values, or `$name` of a list.
+    fn values(&mut self, values: OneOrMany, at: At<'_>) -> Vec<String> {
+        match values {
+            OneOrMany::One(name) => match name.strip_prefix('$') {
+                Some(list) => match self.lists.get(list) {
+                    Some(values) => values.clone(),
+                    None => {
+                        self.error(at, format!("list '{list}' is not defined"));
+                        Vec::new()
+                    }
+                },
+                None => vec![name],
+            },
+            OneOrMany::Many(values) => values,
+        }
+    }
+
+    fn operand(&mut self, text: &str, kinds: &Kinds, at: At<'_>) -> Option<Operand> {
+        match Operand::parse(text) {
+            Ok(op) => {
+                if let (Operand::Capture(_), Kinds::Only(names)) = (&op, kinds) {
+                    for kind in names.clone() {
+                        let decl = self.kinds.remove(&kind);
+                        self.check_capture(&op, decl.as_ref(), at);
+                        if let Some(decl) = decl {
+                            self.kinds.insert(kind, decl);
+                        }
+                    }
+                }
+                Some(op)
+            }
+            Err(e) => {
+                self.error(at, e);
+                None
+            }
+        }
+    }
+}
+
+fn parse_strategy(value: &str, allow_priority: bool) -> Result<Strategy, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "priority" if allow_priority => Ok(Strategy::Priority),
+        "affirmative" => Ok(Strategy::Affirmative),
+        "unanimous" => Ok(Strategy::Unanimous),
+        "consensus" => Ok(Strategy::Consensus),
+        other if allow_priority => Err(format!(
+            "strategy must be priority, affirmative, unanimous or consensus, not '{other}'"
+        )),
+        other => Err(format!("strategy must be affirmative, unanimous or consensus, not '{other}'")),
+    }
+}
+
+/// A cycle in the graph of aggregated policies, as the list of its nodes.
+fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    fn visit(node: usize, edges: &[Vec<usize>], marks: &mut [Mark], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        match marks.get(node).copied() {
+            Some(Mark::Done) | None => return None,
+            Some(Mark::Open) => {
+                let start = path.iter().position(|&n| n == node).unwrap_or(0);
+                let mut cycle: Vec<usize> = path.get(start..).unwrap_or_default().to_vec();
+                cycle.push(node);
+                return Some(cycle);
+            }
+            Some(Mark::New) => {}
+        }
+        if let Some(mark) = marks.get_mut(node) {
+            *mark = Mark::Open;
+        }
+        path.push(node);
+        for &next in edges.get(node).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(cycle) = visit(next, edges, marks, path) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        if let Some(mark) = marks.get_mut(node) {
+            *mark = Mark::Done;
+        }
+        None
+    }
+    let mut marks = vec![Mark::New; edges.len()];
+    (0..edges.len()).find_map(|node| visit(node, edges, &mut marks, &mut Vec::new()))
+}
+
+/// The 1-based line where `key: value` is written (list items included), or where `key:` is when
+/// `value` is empty.
+fn locate(text: &str, key: &str, value: &str) -> Option<usize> {
+    let exact = text.lines().enumerate().find_map(|(i, line)| {
+        let line = line.trim_start().trim_start_matches("- ").trim_start();
+        let rest = line.strip_prefix(key)?.trim_start().strip_prefix(':')?;
+        let rest = rest.trim().trim_matches(|c| c == '"' || c == '\'');
+        (value.is_empty() || rest == value).then_some(i + 1)
+    });
+    // One-line flow mappings (`- { name: x, ... }`): the first line naming the value.
+    exact.or_else(|| {
+        let needle = if value.is_empty() { key } else { value };
+        text.lines().position(|line| line.contains(needle)).map(|i| i + 1)
+    })
+}

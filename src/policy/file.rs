@@ -1,0 +1,150 @@
+//! The YAML file format, as written by people. `compile` turns these documents into the model.
+//! Every struct denies unknown fields, so a typo is a load error, not a silently ignored rule.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One policy file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub settings: Option<Settings>,
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub resources: Vec<ResourceDoc>,
+    #[serde(default)]
+    pub rules: Vec<RuleDoc>,
+    #[serde(default)]
+    pub chat_policies: Vec<ChatPolicyDoc>,
+    #[serde(default)]
+    pub policies: Vec<PolicyDoc>,
+    #[serde(default)]
+    pub permissions: Vec<PermissionDoc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub strategy: Option<String>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceDoc {
+    pub kind: String,
+    pub id: Option<String>,
+    pub owner: Option<String>,
+    pub feed: Option<String>,
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub actions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDoc {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub effect: String,
+    pub priority: Option<i64>,
+    pub resource: OneOrMany,
+    pub id: Option<String>,
+    pub actions: OneOrMany,
+    pub when: Option<ConditionDoc>,
+    pub unless: Option<ConditionDoc>,
+}
+
+/// A condition: every key present must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionDoc {
+    pub roles: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub users: Option<Vec<String>>,
+    pub principal: Option<String>,
+    pub channel_roles: Option<Vec<String>>,
+    pub owner: Option<bool>,
+    pub is_principal: Option<OneOrMany>,
+    pub refers_to_principal: Option<OneOrMany>,
+    #[serde(rename = "in")]
+    pub in_: Option<BTreeMap<String, OneOrMany>>,
+    pub equals: Option<BTreeMap<String, String>>,
+    pub cel: Option<String>,
+    pub all: Option<Vec<ConditionDoc>>,
+    pub any: Option<Vec<ConditionDoc>>,
+    pub not: Option<Box<ConditionDoc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatPolicyDoc {
+    pub name: String,
+    pub resources: OneOrMany,
+    pub kinds: Option<OneOrMany>,
+    pub roles: OneOrMany,
+    #[serde(default)]
+    pub owner: bool,
+    pub action: String,
+    pub priority: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDoc {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub logic: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub users: Option<Vec<String>>,
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+    pub hours: Option<HoursDoc>,
+    pub condition: Option<String>,
+    pub policies: Option<Vec<String>>,
+    pub strategy: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursDoc {
+    pub from: u8,
+    pub to: u8,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionDoc {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub resource: Option<OneOrMany>,
+    pub id: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub policies: Vec<String>,
+    pub strategy: Option<String>,
+    pub priority: Option<i64>,
+}

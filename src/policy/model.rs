@@ -1,0 +1,274 @@
+//! The compiled policy model the engine evaluates: candidates (rules, chat policies, permissions),
+//! named policies, kind declarations, and native conditions.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::cel::CelCondition;
+use super::pattern::Pattern;
+
+/// What a matching rule decides, or how a permission voted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// How votes (or a permission's policies) combine into one decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The highest-priority vote decides; at equal priority a deny beats an allow.
+    #[default]
+    Priority,
+    /// At least one PERMIT.
+    Affirmative,
+    /// Every vote PERMIT (and at least one vote).
+    Unanimous,
+    /// More PERMIT than DENY.
+    Consensus,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::Priority => "priority",
+            Strategy::Affirmative => "affirmative",
+            Strategy::Unanimous => "unanimous",
+            Strategy::Consensus => "consensus",
+        })
+    }
+}
+
+impl Strategy {
+    /// Combines PERMIT/DENY counts with a Keycloak strategy; `Priority` is not a counting strategy and
+    /// is treated as unanimous here (it only reaches this for permissions' policies, where it is refused
+    /// at load time).
+    pub fn combine(self, permits: usize, denies: usize) -> bool {
+        match self {
+            Strategy::Affirmative => permits > 0,
+            Strategy::Unanimous | Strategy::Priority => permits > 0 && denies == 0,
+            Strategy::Consensus => permits > denies,
+        }
+    }
+}
+
+/// A value read from the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operand {
+    Id,
+    Kind,
+    Action,
+    PrincipalId,
+    /// A capture of the kind's id pattern.
+    Capture(String),
+    Attribute(String),
+    Context(String),
+}
+
+impl Operand {
+    pub fn parse(text: &str) -> Result<Operand, String> {
+        let text = text.trim();
+        let field = |prefix: &str| {
+            text.strip_prefix(prefix)
+                .filter(|rest| !rest.is_empty())
+                .map(str::to_owned)
+        };
+        match text {
+            "id" | "resource.id" => Ok(Operand::Id),
+            "kind" | "resource.kind" => Ok(Operand::Kind),
+            "action" => Ok(Operand::Action),
+            "principal.id" => Ok(Operand::PrincipalId),
+            _ => {
+                if let Some(name) = field("captures.").or_else(|| field("resource.captures.")) {
+                    Ok(Operand::Capture(name))
+                } else if let Some(key) = field("attributes.").or_else(|| field("resource.attributes.")) {
+                    Ok(Operand::Attribute(key))
+                } else if let Some(key) = field("context.") {
+                    Ok(Operand::Context(key))
+                } else {
+                    Err(format!(
+                        "unknown operand '{text}' (expected id, kind, action, principal.id, captures.<name>, attributes.<key> or context.<key>)"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Operand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Operand::Id => f.write_str("id"),
+            Operand::Kind => f.write_str("kind"),
+            Operand::Action => f.write_str("action"),
+            Operand::PrincipalId => f.write_str("principal.id"),
+            Operand::Capture(n) => write!(f, "captures.{n}"),
+            Operand::Attribute(k) => write!(f, "attributes.{k}"),
+            Operand::Context(k) => write!(f, "context.{k}"),
+        }
+    }
+}
+
+/// Which principals a `principal:` condition admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalFilter {
+    User,
+    Anonymous,
+    Authenticated,
+}
+
+/// A condition on the request, compiled natively except for `Cel`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+    Roles(Vec<String>),
+    Groups(Vec<String>),
+    Users(Vec<String>),
+    Principal(PrincipalFilter),
+    /// The principal's role in the resource's channel is one of these (or a global role is).
+    ChannelRoles(Vec<String>),
+    /// The kind's owner operand is the principal.
+    Owner,
+    IsPrincipal(Operand),
+    /// The operand is the principal's id or Stream's user reference `SU:<id>`.
+    RefersToPrincipal(Operand),
+    In(Operand, Vec<String>),
+    Equals(Operand, String),
+    Cel(#[serde(serialize_with = "cel_source")] CelCondition),
+}
+
+fn cel_source<S: serde::Serializer>(cel: &CelCondition, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(cel.source())
+}
+
+/// Which actions a candidate covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actions {
+    Any,
+    Only(Vec<String>),
+}
+
+/// Which kinds a candidate covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kinds {
+    Any,
+    Only(Vec<String>),
+}
+
+/// Where a candidate was written, for explanations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Rule,
+    ChatPolicy,
+    Permission,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Origin::Rule => "rule",
+            Origin::ChatPolicy => "chat policy",
+            Origin::Permission => "permission",
+        })
+    }
+}
+
+/// What a candidate does when it applies.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    /// Votes its effect when `when` holds and `unless` does not.
+    Rule {
+        effect: Effect,
+        when: Option<Condition>,
+        unless: Option<Condition>,
+    },
+    /// Always votes: PERMIT when its policies, combined by its strategy, grant.
+    Permission {
+        policies: Vec<usize>,
+        strategy: Strategy,
+    },
+}
+
+/// Something that may cast a vote on a request.
+#[derive(Debug, Serialize)]
+pub struct Candidate {
+    pub name: String,
+    pub description: String,
+    pub origin: Origin,
+    pub priority: i32,
+    pub kinds: Kinds,
+    pub id: Option<String>,
+    #[serde(skip)]
+    pub id_pattern: Option<Pattern>,
+    pub actions: Actions,
+    pub body: Body,
+}
+
+impl Candidate {
+    /// The effect a rule casts, or `None` for permissions (which vote either way).
+    pub fn fixed_effect(&self) -> Option<Effect> {
+        match &self.body {
+            Body::Rule { effect, .. } => Some(*effect),
+            Body::Permission { .. } => None,
+        }
+    }
+}
+
+/// Keycloak's policy logic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Logic {
+    #[default]
+    Positive,
+    Negative,
+}
+
+/// A Keycloak-style named policy.
+#[derive(Debug, Serialize)]
+pub struct NamedPolicy {
+    pub name: String,
+    pub logic: Logic,
+    pub body: PolicyBody,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyBody {
+    Role(Vec<String>),
+    Group(Vec<String>),
+    User(Vec<String>),
+    Time {
+        not_before: Option<i64>,
+        not_after: Option<i64>,
+        hours: Option<(u8, u8)>,
+    },
+    Condition(#[serde(serialize_with = "cel_source")] CelCondition),
+    Aggregated {
+        policies: Vec<usize>,
+        strategy: Strategy,
+    },
+}
+
+/// A declared resource kind.
+#[derive(Debug, Default, Serialize)]
+pub struct KindDecl {
+    pub id: Option<String>,
+    #[serde(skip)]
+    pub id_pattern: Option<Pattern>,
+    pub owner: Option<Operand>,
+    pub feed: Option<Operand>,
+    pub channel: Option<Operand>,
+    pub actions: Vec<String>,
+}

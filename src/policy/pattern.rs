@@ -1,0 +1,188 @@
+//! Resource id patterns: literals, `*` (any run without `:`), `**` (any run), and captures `{name}`
+//! (a run without `:`) or `{name**}` (any run). A pattern matches the whole id.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    /// A run of characters; `colons` says whether it may contain `:`. `capture` names it.
+    Run { colons: bool, capture: Option<usize> },
+}
+
+/// A compiled id pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    source: String,
+    parts: Vec<Part>,
+    capture_names: Vec<String>,
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl Pattern {
+    pub fn parse(source: &str) -> Result<Pattern, String> {
+        let mut parts = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut literal = String::new();
+        let mut chars = source.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => {
+                    let colons = chars.next_if_eq(&'*').is_some();
+                    push_run(&mut parts, &mut literal, colons, None)?;
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err(format!("unclosed '{{' in pattern '{source}'")),
+                        }
+                    }
+                    let (name, colons) = match name.strip_suffix("**") {
+                        Some(stripped) => (stripped.to_owned(), true),
+                        None => (name, false),
+                    };
+                    let valid = !name.is_empty()
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if !valid {
+                        return Err(format!("capture names are letters, digits and '_' in '{source}'"));
+                    }
+                    if names.contains(&name) {
+                        return Err(format!("capture '{name}' appears twice in '{source}'"));
+                    }
+                    names.push(name);
+                    push_run(&mut parts, &mut literal, colons, Some(names.len() - 1))?;
+                }
+                '}' => return Err(format!("unmatched '}}' in pattern '{source}'")),
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(Pattern {
+            source: source.to_owned(),
+            parts,
+            capture_names: names,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn capture_names(&self) -> &[String] {
+        &self.capture_names
+    }
+
+    pub fn is_match(&self, id: &str) -> bool {
+        self.captures(id).is_some()
+    }
+
+    /// The captured values, in the order of [`Pattern::capture_names`], if `id` matches.
+    pub fn captures<'a>(&self, id: &'a str) -> Option<Vec<&'a str>> {
+        let mut values = vec![""; self.capture_names.len()];
+        match_parts(&self.parts, id, &mut values).then_some(values)
+    }
+}
+
+/// Two adjacent runs would make matching ambiguous, so a run must be followed by a literal or the end.
+fn push_run(
+    parts: &mut Vec<Part>,
+    literal: &mut String,
+    colons: bool,
+    capture: Option<usize>,
+) -> Result<(), String> {
+    if literal.is_empty() && matches!(parts.last(), Some(Part::Run { .. })) {
+        return Err("two wildcards or captures must be separated by literal text".to_owned());
+    }
+    if !literal.is_empty() {
+        parts.push(Part::Literal(std::mem::take(literal)));
+    }
+    parts.push(Part::Run { colons, capture });
+    Ok(())
+}
+
+fn match_parts<'a>(parts: &[Part], input: &'a str, values: &mut [&'a str]) -> bool {
+    let Some((first, rest)) = parts.split_first() else {
+        return input.is_empty();
+    };
+    match first {
+        Part::Literal(text) => input
+            .strip_prefix(text.as_str())
+            .is_some_and(|remaining| match_parts(rest, remaining, values)),
+        Part::Run { colons, capture } => {
+            // Try every split point; runs stop at ':' unless they may contain it.
+            let limit = if *colons {
+                input.len()
+            } else {
+                input.find(':').unwrap_or(input.len())
+            };
+            let ends = input
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain(std::iter::once(input.len()))
+                .filter(|&i| i <= limit);
+            for end in ends {
+                let (Some(head), Some(tail)) = (input.get(..end), input.get(end..)) else {
+                    continue;
+                };
+                // Runs are non-empty, so `*` never matches a missing segment.
+                if head.is_empty() {
+                    continue;
+                }
+                if match_parts(rest, tail, values) {
+                    if let Some(slot) = capture.and_then(|i| values.get_mut(i)) {
+                        *slot = head;
+                    }
+                    return true;
+                }
+            }
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_split_feed_ids() {
+        let p = Pattern::parse("{group}:{owner**}").unwrap();
+        assert_eq!(p.captures("timeline:tommaso"), Some(vec!["timeline", "tommaso"]));
+        assert_eq!(p.captures("user:a:b"), Some(vec!["user", "a:b"]));
+        assert_eq!(p.captures("userjack"), None);
+        assert_eq!(p.captures(":jack"), None);
+        assert_eq!(p.captures("user:"), None);
+    }
+
+    #[test]
+    fn globs_match_whole_ids() {
+        let p = Pattern::parse("timeline:*").unwrap();
+        assert!(p.is_match("timeline:jack"));
+        assert!(!p.is_match("timeline:a:b"));
+        assert!(!p.is_match("user:jack"));
+        assert!(Pattern::parse("timeline:**").unwrap().is_match("timeline:a:b"));
+        assert!(Pattern::parse("42").unwrap().is_match("42"));
+        assert!(!Pattern::parse("42").unwrap().is_match("420"));
+        assert!(Pattern::parse("account/{id}").unwrap().is_match("account/42"));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        assert!(Pattern::parse("{a").is_err());
+        assert!(Pattern::parse("{a}{b}").is_err());
+        assert!(Pattern::parse("*{a}").is_err());
+        assert!(Pattern::parse("{a}:{a}").is_err());
+        assert!(Pattern::parse("{a-b}").is_err());
+        assert!(Pattern::parse("a}").is_err());
+    }
+}

@@ -88,6 +88,7 @@ fn bench(c: &mut Criterion) {
                         attributes,
                     },
                     context,
+                    now: 0,
                 };
                 engine::decide(&policy, &request).allowed
             })
@@ -108,6 +109,7 @@ fn bench(c: &mut Criterion) {
                         attributes,
                     },
                     context,
+                    now: 0,
                 };
                 engine::decide(&policy, &request).allowed
             })

@@ -223,14 +223,25 @@ pub fn test(dir: &Path) -> Result<TestOutcome, CliError> {
     let set = crate::store::load_dir(dir).map_err(CliError::Policy)?;
     let suites = crate::store::load_test_suites(dir).map_err(CliError::Policy)?;
     if suites.is_empty() {
-        return Err(CliError::Usage(format!("no *_test.yaml suites in {}", dir.display())));
+        return Err(CliError::Usage(format!(
+            "no *_test.yaml suites in {}",
+            dir.display()
+        )));
     }
-    let report = crate::suite::run(&set, &suites, crate::token::unix_now()).map_err(CliError::Policy)?;
+    let report =
+        crate::suite::run(&set, &suites, crate::token::unix_now()).map_err(CliError::Policy)?;
     let mut text = String::new();
     for failure in &report.failures {
-        text.push_str(&format!("FAIL {}: {}: {}\n", failure.file, failure.test, failure.message));
+        text.push_str(&format!(
+            "FAIL {}: {}: {}\n",
+            failure.file, failure.test, failure.message
+        ));
     }
-    text.push_str(&format!("{} passed, {} failed", report.passed, report.failed()));
+    text.push_str(&format!(
+        "{} passed, {} failed",
+        report.passed,
+        report.failed()
+    ));
     Ok(TestOutcome {
         passed: report.failures.is_empty() && report.passed > 0,
         report: text,
@@ -252,7 +263,8 @@ pub struct EvalArgs {
 pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
     let set = crate::store::load_dir(dir).map_err(CliError::Policy)?;
     let doc: crate::suite::PrincipalDoc = if args.principal.trim_start().starts_with('{') {
-        serde_json::from_str(&args.principal).map_err(|e| CliError::Usage(format!("--principal: {e}")))?
+        serde_json::from_str(&args.principal)
+            .map_err(|e| CliError::Usage(format!("--principal: {e}")))?
     } else {
         crate::suite::PrincipalDoc {
             id: Some(args.principal.clone()),
@@ -260,21 +272,35 @@ pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
         }
     };
     let principal = doc.to_principal().map_err(CliError::Usage)?;
-    let (kind, id) = args.resource.split_once(':').unwrap_or((&args.resource, ""));
+    let (kind, id) = args
+        .resource
+        .split_once(':')
+        .unwrap_or((&args.resource, ""));
     let strings = |pairs: Vec<(String, String)>| -> Map<String, Value> {
-        pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect()
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect()
     };
     let attributes = strings(args.attributes);
     let context = strings(args.context);
     let request = crate::engine::Request {
         principal: &principal,
         action: &args.action,
-        resource: crate::engine::Resource { kind, id, attributes: &attributes },
+        resource: crate::engine::Resource {
+            kind,
+            id,
+            attributes: &attributes,
+        },
         context: &context,
         now: crate::token::unix_now(),
     };
     let (decision, explanation) = crate::engine::decide_explained(&set, &request);
-    let verdict = if decision.allowed { "ALLOWED" } else { "DENIED" };
+    let verdict = if decision.allowed {
+        "ALLOWED"
+    } else {
+        "DENIED"
+    };
     let mut report = format!(
         "{verdict} by rule {} (strategy {}, policy revision {})\n{}\n",
         decision.rule,
@@ -289,7 +315,10 @@ pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
             crate::engine::TraceResult::NotApplicable(why) => format!("not applicable: {why}"),
             crate::engine::TraceResult::Error(e) => format!("error: {e}"),
         };
-        report.push_str(&format!("  {} {} (priority {}): {result}\n", entry.origin, entry.name, entry.priority));
+        report.push_str(&format!(
+            "  {} {} (priority {}): {result}\n",
+            entry.origin, entry.name, entry.priority
+        ));
         for policy in &entry.policies {
             push_policy(&mut report, policy, 2);
         }
@@ -301,10 +330,26 @@ pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
 }
 
 fn push_policy(report: &mut String, policy: &crate::engine::PolicyTrace, depth: usize) {
-    let verdict = if policy.granted { "granted" } else { "not granted" };
-    let logic = if policy.negative { " (negative logic)" } else { "" };
-    let detail = if policy.detail.is_empty() { String::new() } else { format!(" [{}]", policy.detail) };
-    report.push_str(&format!("{}policy {}: {verdict}{logic}{detail}\n", "  ".repeat(depth), policy.name));
+    let verdict = if policy.granted {
+        "granted"
+    } else {
+        "not granted"
+    };
+    let logic = if policy.negative {
+        " (negative logic)"
+    } else {
+        ""
+    };
+    let detail = if policy.detail.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", policy.detail)
+    };
+    report.push_str(&format!(
+        "{}policy {}: {verdict}{logic}{detail}\n",
+        "  ".repeat(depth),
+        policy.name
+    ));
     for child in &policy.children {
         push_policy(report, child, depth + 1);
     }

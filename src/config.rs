@@ -245,7 +245,8 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
     let api_key = loader
         .raw("GATEHOUSE_API_KEY", "api_key", file.api_key)
         .map(|raw| raw.value.trim().to_owned());
-    let groups_configured = !file.feeds.groups.is_empty() || (loader.env)("GATEHOUSE_FEED_GROUPS").is_some();
+    let groups_configured =
+        !file.feeds.groups.is_empty() || (loader.env)("GATEHOUSE_FEED_GROUPS").is_some();
     let policy_dir_raw = loader.raw("GATEHOUSE_POLICY_DIR", "policy_dir", file.policy_dir);
     let policy_dir_source = policy_dir_raw.as_ref().map(|r| r.source.clone());
     let policy_dir = loader.parse(policy_dir_raw, |v| {

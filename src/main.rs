@@ -166,7 +166,11 @@ fn report(result: Result<(bool, String), cli::CliError>) -> ExitCode {
     match result {
         Ok((passed, text)) => {
             println!("{text}");
-            if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("gatehouse: {e}");

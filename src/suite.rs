@@ -39,7 +39,12 @@ impl PrincipalDoc {
                 ..Principal::anonymous()
             },
             (false, false, Some(id)) if !id.is_empty() => Principal::user(id.clone()),
-            _ => return Err("a principal is { id, ... }, { anonymous: true } or { server: true }".to_owned()),
+            _ => {
+                return Err(
+                    "a principal is { id, ... }, { anonymous: true } or { server: true }"
+                        .to_owned(),
+                );
+            }
         };
         Ok(Principal {
             roles: self.roles.clone(),
@@ -145,20 +150,36 @@ fn run_one(set: &PolicySet, source: &Source, now: i64) -> Result<Report, LoadErr
     let mut report = Report::default();
     for test in suite.tests {
         let principal = match &test.principal {
-            Ref::Name(name) => suite.principals.get(name).cloned().ok_or(format!("principal '{name}' is not defined")),
+            Ref::Name(name) => suite
+                .principals
+                .get(name)
+                .cloned()
+                .ok_or(format!("principal '{name}' is not defined")),
             Ref::Inline(doc) => Ok(doc.clone()),
         }
         .and_then(|doc| doc.to_principal())
         .map_err(|e| error(None, format!("test '{}': {e}", test.name)))?;
         let resource = match &test.resource {
-            Ref::Name(name) => suite.resources.get(name).cloned().ok_or(format!("resource '{name}' is not defined")),
+            Ref::Name(name) => suite
+                .resources
+                .get(name)
+                .cloned()
+                .ok_or(format!("resource '{name}' is not defined")),
             Ref::Inline(doc) => Ok(doc.clone()),
         }
         .map_err(|e| error(None, format!("test '{}': {e}", test.name)))?;
         let expected = match test.expect.as_str() {
             "allow" => true,
             "deny" => false,
-            other => return Err(error(None, format!("test '{}': expect must be allow or deny, not '{other}'", test.name))),
+            other => {
+                return Err(error(
+                    None,
+                    format!(
+                        "test '{}': expect must be allow or deny, not '{other}'",
+                        test.name
+                    ),
+                ));
+            }
         };
         let request = Request {
             principal: &principal,
@@ -177,7 +198,11 @@ fn run_one(set: &PolicySet, source: &Source, now: i64) -> Result<Report, LoadErr
             report.passed += 1;
         } else {
             let got = if decision.allowed { "allow" } else { "deny" };
-            let wanted_rule = test.rule.as_deref().map(|r| format!(" by {r}")).unwrap_or_default();
+            let wanted_rule = test
+                .rule
+                .as_deref()
+                .map(|r| format!(" by {r}"))
+                .unwrap_or_default();
             report.failures.push(Failure {
                 file: source.path.clone(),
                 test: test.name.clone(),

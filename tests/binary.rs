@@ -200,6 +200,7 @@ async fn development_mode_prints_a_working_server_token_and_stops_on_sigint() {
                 attributes: None,
             }),
             context: None,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -46,12 +46,26 @@ impl<'r, 'p> Eval<'r, 'p> {
             && !pattern.is_match(self.request.resource.id)
         {
             if let Some(trace) = trace {
-                trace.push(entry(candidate, TraceResult::NotApplicable("the id does not match".into()), Vec::new()));
+                trace.push(entry(
+                    candidate,
+                    TraceResult::NotApplicable("the id does not match".into()),
+                    Vec::new(),
+                ));
             }
             return None;
         }
         match &candidate.body {
-            Body::Rule { effect, when, unless } => self.rule(candidate, *effect, when.as_ref(), unless.as_ref(), trace),
+            Body::Rule {
+                effect,
+                when,
+                unless,
+            } => self.rule(
+                candidate,
+                *effect,
+                when.as_deref(),
+                unless.as_deref(),
+                trace,
+            ),
             Body::Permission { policies, strategy } => {
                 let mut policy_traces = Vec::new();
                 let record = trace.is_some();
@@ -64,7 +78,11 @@ impl<'r, 'p> Eval<'r, 'p> {
                         denies += 1;
                     }
                 }
-                let effect = if strategy.combine(permits, denies) { Effect::Allow } else { Effect::Deny };
+                let effect = if strategy.combine(permits, denies) {
+                    Effect::Allow
+                } else {
+                    Effect::Deny
+                };
                 if let Some(trace) = trace {
                     trace.push(entry(candidate, TraceResult::Vote(effect), policy_traces));
                 }
@@ -99,15 +117,18 @@ impl<'r, 'p> Eval<'r, 'p> {
     }
 
     /// Whether a named policy grants, after its logic; records it (and its children) when tracing.
-    fn policy(&self, id: usize, mut trace: Option<&mut Vec<PolicyTrace>>, depth: usize) -> bool {
-        let Some(policy) = self.set.policy(id) else { return false };
+    fn policy(&self, id: usize, trace: Option<&mut Vec<PolicyTrace>>, depth: usize) -> bool {
+        let Some(policy) = self.set.policy(id) else {
+            return false;
+        };
         let mut children = Vec::new();
-        let (raw, detail) = self.policy_body(policy, trace.is_some().then_some(&mut children), depth);
+        let (raw, detail) =
+            self.policy_body(policy, trace.is_some().then_some(&mut children), depth);
         let granted = match policy.logic {
             Logic::Positive => raw,
             Logic::Negative => !raw,
         };
-        if let Some(trace) = trace.as_deref_mut() {
+        if let Some(trace) = trace {
             trace.push(PolicyTrace {
                 name: policy.name.clone(),
                 granted,
@@ -133,7 +154,11 @@ impl<'r, 'p> Eval<'r, 'p> {
                 principal.kind == PrincipalKind::User && users.contains(&principal.user_id),
                 String::new(),
             ),
-            PolicyBody::Time { not_before, not_after, hours } => {
+            PolicyBody::Time {
+                not_before,
+                not_after,
+                hours,
+            } => {
                 let now = self.request.now;
                 let hour = u8::try_from(now.rem_euclid(86_400) / 3_600).unwrap_or(0);
                 let inside = not_before.is_none_or(|t| now >= t)
@@ -159,7 +184,10 @@ impl<'r, 'p> Eval<'r, 'p> {
                         denies += 1;
                     }
                 }
-                (strategy.combine(permits, denies), format!("{strategy}: {permits} granted, {denies} not"))
+                (
+                    strategy.combine(permits, denies),
+                    format!("{strategy}: {permits} granted, {denies} not"),
+                )
             }
         }
     }
@@ -232,7 +260,9 @@ impl<'r, 'p> Eval<'r, 'p> {
                         .operand(op)
                         .is_some_and(|v| v == user_id || v.strip_prefix("SU:") == Some(user_id))
             }
-            Condition::In(op, values) => self.operand(op).is_some_and(|v| values.iter().any(|x| x == v)),
+            Condition::In(op, values) => self
+                .operand(op)
+                .is_some_and(|v| values.iter().any(|x| x == v)),
             Condition::Equals(op, value) => self.operand(op) == Some(value.as_str()),
             Condition::Cel(cel) => cel.evaluate(&self.cel_input())?,
         })

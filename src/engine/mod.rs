@@ -86,11 +86,22 @@ impl Decision<'_> {
                 "server-side calls are trusted: a valid server token may do anything".to_owned()
             }
             Why::Scope(sentence) => sentence.clone(),
-            Why::DefaultDeny => format!("{who} is not allowed to perform {what}: no rule allows it"),
-            Why::Votes { strategy, permits, denies } => format!(
+            Why::DefaultDeny => {
+                format!("{who} is not allowed to perform {what}: no rule allows it")
+            }
+            Why::Votes {
+                strategy,
+                permits,
+                denies,
+            } => format!(
                 "{who} is not allowed to perform {what}: the {strategy} strategy denies with {permits} permit and {denies} deny votes"
             ),
-            Why::Candidate { candidate, strategy, permits, denies } => {
+            Why::Candidate {
+                candidate,
+                strategy,
+                permits,
+                denies,
+            } => {
                 let because = if candidate.description.is_empty() {
                     format!("{} '{}'", candidate.origin, candidate.name)
                 } else {
@@ -207,7 +218,9 @@ fn vote<'p>(
     // Under the priority strategy, the first vote decides unless a deny of the same priority follows.
     let mut decided_at: Option<i32> = None;
     for &id in policy.candidate_ids(request.resource.kind, request.action) {
-        let Some(candidate) = policy.candidate(id) else { continue };
+        let Some(candidate) = policy.candidate(id) else {
+            continue;
+        };
         if strategy == Strategy::Priority && trace.is_none() {
             if decided_at.is_some_and(|p| candidate.priority < p) {
                 break;
@@ -218,7 +231,8 @@ fn vote<'p>(
         }
         let outcome = eval.candidate(candidate, trace.as_deref_mut());
         if let Some(effect) = outcome {
-            if strategy == Strategy::Priority && decided_at.is_some_and(|p| candidate.priority < p) {
+            if strategy == Strategy::Priority && decided_at.is_some_and(|p| candidate.priority < p)
+            {
                 // Explaining: later candidates are listed but no longer count.
                 continue;
             }
@@ -230,7 +244,12 @@ fn vote<'p>(
 }
 
 fn conclude(strategy: Strategy, tally: Tally<'_>) -> Decision<'_> {
-    let Tally { permits, denies, first_permit, first_deny } = tally;
+    let Tally {
+        permits,
+        denies,
+        first_permit,
+        first_deny,
+    } = tally;
     if permits == 0 && denies == 0 {
         return Decision {
             allowed: false,
@@ -247,12 +266,21 @@ fn conclude(strategy: Strategy, tally: Tally<'_>) -> Decision<'_> {
         Some(candidate) => Decision {
             allowed,
             rule: candidate.name.as_str(),
-            why: Why::Candidate { candidate, strategy, permits, denies },
+            why: Why::Candidate {
+                candidate,
+                strategy,
+                permits,
+                denies,
+            },
         },
         None => Decision {
             allowed,
             rule: DEFAULT_DENY,
-            why: Why::Votes { strategy, permits, denies },
+            why: Why::Votes {
+                strategy,
+                permits,
+                denies,
+            },
         },
     }
 }

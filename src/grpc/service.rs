@@ -52,9 +52,7 @@ impl GatehouseService {
                 }
                 Ok(principal_from_input(input))
             }
-            (true, true, None) => Err(Error::InvalidRequest(
-                "an anonymous check carries no token",
-            )),
+            (true, true, None) => Err(Error::InvalidRequest("an anonymous check carries no token")),
             (false, true, None) => Ok(Principal::anonymous()),
             (_, false, None) => Ok(self.app.verifier.verify(token)?),
         }
@@ -176,9 +174,18 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let (metadata, _, request) = request.into_parts();
         let item = item(request.action, request.resource, request.context)?;
-        let principal = self.caller(&metadata, &request.token, request.anonymous, request.principal)?;
+        let principal = self.caller(
+            &metadata,
+            &request.token,
+            request.anonymous,
+            request.principal,
+        )?;
         let policy = self.app.policies.current();
-        let result = decide(&policy, &item.request(&principal, unix_now()), request.explain);
+        let result = decide(
+            &policy,
+            &item.request(&principal, unix_now()),
+            request.explain,
+        );
         Ok(Response::new(pb::CheckResponse {
             allowed: result.allowed,
             rule: result.rule,
@@ -202,7 +209,12 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .into_iter()
             .map(|i| item(i.action, i.resource, i.context))
             .collect::<Result<Vec<_>, _>>()?;
-        let principal = self.caller(&metadata, &request.token, request.anonymous, request.principal)?;
+        let principal = self.caller(
+            &metadata,
+            &request.token,
+            request.anonymous,
+            request.principal,
+        )?;
         // One set for the whole batch, so every answer comes from the same revision.
         let policy = self.app.policies.current();
         let now = unix_now();
@@ -224,7 +236,12 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let (metadata, _, request) = request.into_parts();
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
-        let principal = self.caller(&metadata, &request.token, request.anonymous, request.principal)?;
+        let principal = self.caller(
+            &metadata,
+            &request.token,
+            request.anonymous,
+            request.principal,
+        )?;
         let policy = self.app.policies.current();
         let actions = engine::allowed_actions(&policy, &item.request(&principal, unix_now()))
             .into_iter()

@@ -224,11 +224,10 @@ impl CelCondition {
             });
             CelError::Syntax { message, position }
         })?;
-        let checker = Checker {
+        let mut checker = Checker {
             program: &program,
             scope: Vec::new(),
         };
-        let mut checker = checker;
         let ty = checker.check(program.expression())?;
         if !matches!(ty, Ty::Bool | Ty::Dyn) {
             return Err(CelError::NotBoolean {
@@ -731,6 +730,16 @@ impl Checker<'_> {
                 expected,
                 found: call.args.len(),
                 position: self.call_position(id, name),
+            });
+        }
+        // `math.greatest(..)` is a call to a function of a namespace, not a method of a variable.
+        if let Some(target) = &call.target
+            && let Expr::Ident(namespace) = &target.expr
+            && self.ident(target.id, namespace).is_err()
+        {
+            return Err(CelError::UnknownFunction {
+                name: format!("{namespace}.{name}"),
+                position: self.position(target.id),
             });
         }
         let target = match &call.target {
@@ -1467,6 +1476,10 @@ mod tests {
             error.to_string(),
             "unknown function 'lowerAscii' at column 14"
         );
+        assert_eq!(
+            compile_error("math.greatest(1, 2) == 2").to_string(),
+            "unknown function 'math.greatest' at column 1"
+        );
         assert!(matches!(
             compile_error("size(principal.roles, 1) == 2"),
             CelError::WrongArgumentCount { found: 2, .. }
@@ -1654,6 +1667,10 @@ mod tests {
             "principal.channel_roles[resource.attributes.channel] == 'channel_moderator'",
             "principal.roles.exists(r, r == 'moderator') && context.count > 3",
             "size(principal) == 6",
+            "true",
+            "action == 'update'",
+            "principal.id == 'jack'",
+            "principal.id == 'jack' && principal.kind == 'user'",
         ] {
             let Ok(condition) = CelCondition::compile(source) else {
                 panic!("{source} does not compile");

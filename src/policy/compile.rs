@@ -148,11 +148,17 @@ impl Compiler {
         list_overrides: &BTreeMap<String, Vec<String>>,
     ) {
         for (index, _, file) in files {
-            let at = |key, value| At { file: *index, key, value };
+            let at = |key, value| At {
+                file: *index,
+                key,
+                value,
+            };
             if let Some(settings) = &file.settings {
                 let value = settings.strategy.as_deref().unwrap_or("priority");
                 match (parse_strategy(value, true), self.strategy) {
-                    (_, Some(_)) => self.error(at("settings", ""), "settings may appear in one file only"),
+                    (_, Some(_)) => {
+                        self.error(at("settings", ""), "settings may appear in one file only")
+                    }
                     (Ok(strategy), None) => self.strategy = Some((strategy, *index)),
                     (Err(e), None) => self.error(at("strategy", value), e),
                 }
@@ -173,8 +179,15 @@ impl Compiler {
             }
             for policy in &file.policies {
                 let next = self.policy_names.len();
-                if self.policy_names.insert(policy.name.clone(), next).is_some() {
-                    self.error(at("name", &policy.name), format!("policy '{}' is defined twice", policy.name));
+                if self
+                    .policy_names
+                    .insert(policy.name.clone(), next)
+                    .is_some()
+                {
+                    self.error(
+                        at("name", &policy.name),
+                        format!("policy '{}' is defined twice", policy.name),
+                    );
                 }
             }
         }
@@ -214,7 +227,10 @@ impl Compiler {
             channel,
             actions: doc.actions.clone(),
         };
-        for op in [&decl.owner, &decl.feed, &decl.channel].into_iter().flatten() {
+        for op in [&decl.owner, &decl.feed, &decl.channel]
+            .into_iter()
+            .flatten()
+        {
             self.check_capture(op, Some(&decl), at);
         }
         decl
@@ -222,12 +238,17 @@ impl Compiler {
 
     /// A capture operand must name a capture of the kind's id pattern.
     fn check_capture(&mut self, operand: &Operand, decl: Option<&KindDecl>, at: At<'_>) {
-        let Operand::Capture(name) = operand else { return };
+        let Operand::Capture(name) = operand else {
+            return;
+        };
         let known = decl
             .and_then(|d| d.id_pattern.as_ref())
             .is_some_and(|p| p.capture_names().iter().any(|n| n == name));
         if !known {
-            self.error(at, format!("captures.{name} is not a capture of the kind's id pattern"));
+            self.error(
+                at,
+                format!("captures.{name} is not a capture of the kind's id pattern"),
+            );
         }
     }
 
@@ -241,21 +262,33 @@ impl Compiler {
                 policy_docs.push((index, policy));
             }
             for rule in file.rules {
-                let at = At { file: index, key: "name", value: &rule.name.clone() };
+                let at = At {
+                    file: index,
+                    key: "name",
+                    value: &rule.name.clone(),
+                };
                 self.unique_name(&mut names, &rule.name, at);
                 if let Some(c) = self.rule(rule, index) {
                     candidates.push(c);
                 }
             }
             for chat in file.chat_policies {
-                let at = At { file: index, key: "name", value: &chat.name.clone() };
+                let at = At {
+                    file: index,
+                    key: "name",
+                    value: &chat.name.clone(),
+                };
                 self.unique_name(&mut names, &chat.name, at);
                 if let Some(c) = self.chat_policy(chat, index) {
                     candidates.push(c);
                 }
             }
             for permission in file.permissions {
-                let at = At { file: index, key: "name", value: &permission.name.clone() };
+                let at = At {
+                    file: index,
+                    key: "name",
+                    value: &permission.name.clone(),
+                };
                 self.unique_name(&mut names, &permission.name, at);
                 if let Some(c) = self.permission(permission, index) {
                     candidates.push(c);
@@ -287,7 +320,10 @@ impl Compiler {
     fn priority(&mut self, value: Option<i64>, range: (i64, i64), at: At<'_>) -> i32 {
         let value = value.unwrap_or(0);
         if !(range.0..=range.1).contains(&value) {
-            self.error(at, format!("priority {value} is out of range {}..={}", range.0, range.1));
+            self.error(
+                at,
+                format!("priority {value} is out of range {}..={}", range.0, range.1),
+            );
             return 0;
         }
         i32::try_from(value).unwrap_or(0)
@@ -327,7 +363,11 @@ impl Compiler {
 
     fn rule(&mut self, doc: RuleDoc, file: usize) -> Option<Candidate> {
         let name = doc.name.clone();
-        let at = At { file, key: "name", value: &name };
+        let at = At {
+            file,
+            key: "name",
+            value: &name,
+        };
         let effect = match doc.effect.to_ascii_lowercase().as_str() {
             "allow" => Effect::Allow,
             "deny" => Effect::Deny,
@@ -340,8 +380,8 @@ impl Compiler {
         let kinds = self.kinds(doc.resource, at);
         let actions = self.actions(doc.actions, at);
         let id_pattern = self.id_pattern(&doc.id, at);
-        let when = doc.when.map(|c| self.condition(c, &kinds, at));
-        let unless = doc.unless.map(|c| self.condition(c, &kinds, at));
+        let when = doc.when.map(|c| Box::new(self.condition(c, &kinds, at)));
+        let unless = doc.unless.map(|c| Box::new(self.condition(c, &kinds, at)));
         Some(Candidate {
             name: doc.name,
             description: doc.description,
@@ -351,13 +391,21 @@ impl Compiler {
             id: doc.id,
             id_pattern,
             actions,
-            body: Body::Rule { effect, when, unless },
+            body: Body::Rule {
+                effect,
+                when,
+                unless,
+            },
         })
     }
 
     fn chat_policy(&mut self, doc: ChatPolicyDoc, file: usize) -> Option<Candidate> {
         let name = doc.name.clone();
-        let at = At { file, key: "name", value: &name };
+        let at = At {
+            file,
+            key: "name",
+            value: &name,
+        };
         let effect = match doc.action.as_str() {
             "Allow" | "allow" => Effect::Allow,
             "Deny" | "deny" => Effect::Deny,
@@ -391,8 +439,8 @@ impl Compiler {
         }
         let when = match conditions.len() {
             0 => None,
-            1 => conditions.pop(),
-            _ => Some(Condition::All(conditions)),
+            1 => conditions.pop().map(Box::new),
+            _ => Some(Box::new(Condition::All(conditions))),
         };
         Some(Candidate {
             name: doc.name,
@@ -403,13 +451,21 @@ impl Compiler {
             id: None,
             id_pattern: None,
             actions,
-            body: Body::Rule { effect, when, unless: None },
+            body: Body::Rule {
+                effect,
+                when,
+                unless: None,
+            },
         })
     }
 
     fn permission(&mut self, doc: PermissionDoc, file: usize) -> Option<Candidate> {
         let name = doc.name.clone();
-        let at = At { file, key: "name", value: &name };
+        let at = At {
+            file,
+            key: "name",
+            value: &name,
+        };
         let (kinds, actions) = match doc.kind.as_str() {
             "resource" => {
                 let Some(resource) = doc.resource else {
@@ -417,7 +473,10 @@ impl Compiler {
                     return None;
                 };
                 if doc.scopes.is_some() {
-                    self.error(at, "a resource permission applies to every action; use type: scope for scopes");
+                    self.error(
+                        at,
+                        "a resource permission applies to every action; use type: scope for scopes",
+                    );
                 }
                 (self.kinds(resource, at), Actions::Any)
             }
@@ -430,7 +489,10 @@ impl Compiler {
                 (kinds, self.actions(OneOrMany::Many(scopes), at))
             }
             other => {
-                self.error(at, format!("permission type must be resource or scope, not '{other}'"));
+                self.error(
+                    at,
+                    format!("permission type must be resource or scope, not '{other}'"),
+                );
                 return None;
             }
         };
@@ -481,7 +543,11 @@ impl Compiler {
         let mut places = Vec::with_capacity(docs.len());
         for (file, doc) in docs {
             let name = doc.name.clone();
-            let at = At { file, key: "name", value: &name };
+            let at = At {
+                file,
+                key: "name",
+                value: &name,
+            };
             places.push((file, name.clone()));
             let policy = self.policy(doc, at);
             edges.push(match &policy.body {
@@ -497,7 +563,11 @@ impl Compiler {
                 .collect();
             if let Some((file, name)) = cycle.first().and_then(|&i| places.get(i)).cloned() {
                 self.error(
-                    At { file, key: "name", value: &name },
+                    At {
+                        file,
+                        key: "name",
+                        value: &name,
+                    },
                     format!("aggregated policies form a cycle: {}", names.join(" -> ")),
                 );
             }
@@ -510,7 +580,10 @@ impl Compiler {
             None | Some("positive") => Logic::Positive,
             Some("negative") => Logic::Negative,
             Some(other) => {
-                self.error(at, format!("logic must be positive or negative, not '{other}'"));
+                self.error(
+                    at,
+                    format!("logic must be positive or negative, not '{other}'"),
+                );
                 Logic::Positive
             }
         };
@@ -527,16 +600,18 @@ impl Compiler {
             "user" => PolicyBody::User(list(doc.users, "users", self)),
             "time" => {
                 let time = |value: &Option<String>, this: &mut Self| {
-                    value.as_deref().and_then(|v| match humantime::parse_rfc3339_weak(v) {
-                        Ok(t) => t
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .ok()
-                            .and_then(|d| i64::try_from(d.as_secs()).ok()),
-                        Err(_) => {
-                            this.error(at, format!("'{v}' is not an RFC 3339 time"));
-                            None
-                        }
-                    })
+                    value
+                        .as_deref()
+                        .and_then(|v| match humantime::parse_rfc3339_weak(v) {
+                            Ok(t) => t
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .ok()
+                                .and_then(|d| i64::try_from(d.as_secs()).ok()),
+                            Err(_) => {
+                                this.error(at, format!("'{v}' is not an RFC 3339 time"));
+                                None
+                            }
+                        })
                 };
                 let not_before = time(&doc.not_before, self);
                 let not_after = time(&doc.not_after, self);
@@ -547,7 +622,11 @@ impl Compiler {
                 if not_before.is_none() && not_after.is_none() && hours.is_none() {
                     self.error(at, "a time policy needs not_before, not_after or hours");
                 }
-                PolicyBody::Time { not_before, not_after, hours }
+                PolicyBody::Time {
+                    not_before,
+                    not_after,
+                    hours,
+                }
             }
             "condition" => match doc.condition.as_deref().map(CelCondition::compile) {
                 Some(Ok(cel)) => PolicyBody::Condition(cel),
@@ -571,7 +650,11 @@ impl Compiler {
                 PolicyBody::Role(Vec::new())
             }
         };
-        NamedPolicy { name: doc.name, logic, body }
+        NamedPolicy {
+            name: doc.name,
+            logic,
+            body,
+        }
     }
 
     /// Every named kind must declare what a condition needs (an owner, a channel).
@@ -579,7 +662,10 @@ impl Compiler {
         let Kinds::Only(kinds) = kinds else { return };
         for kind in kinds {
             if !self.kinds.get(kind).is_some_and(has) {
-                self.error(at, format!("kind '{kind}' declares no {what} (add it under resources)"));
+                self.error(
+                    at,
+                    format!("kind '{kind}' declares no {what} (add it under resources)"),
+                );
             }
         }
     }
@@ -601,7 +687,12 @@ impl Compiler {
                 "anonymous" => PrincipalFilter::Anonymous,
                 "authenticated" => PrincipalFilter::Authenticated,
                 other => {
-                    self.error(at, format!("principal must be user, anonymous or authenticated, not '{other}'"));
+                    self.error(
+                        at,
+                        format!(
+                            "principal must be user, anonymous or authenticated, not '{other}'"
+                        ),
+                    );
                     PrincipalFilter::User
                 }
             };
@@ -609,7 +700,11 @@ impl Compiler {
         }
         if let Some(roles) = doc.channel_roles {
             self.require_decl(kinds, |d| d.channel.is_some(), "channel", at);
-            all.push(Condition::ChannelRoles(self.non_empty(roles, "channel_roles", at)));
+            all.push(Condition::ChannelRoles(self.non_empty(
+                roles,
+                "channel_roles",
+                at,
+            )));
         }
         match doc.owner {
             Some(true) => {
@@ -619,12 +714,20 @@ impl Compiler {
             Some(false) => self.error(at, "owner: false is not a condition; leave it out"),
             None => {}
         }
-        for text in doc.is_principal.map(OneOrMany::into_vec).unwrap_or_default() {
+        for text in doc
+            .is_principal
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default()
+        {
             if let Some(op) = self.operand(&text, kinds, at) {
                 all.push(Condition::IsPrincipal(op));
             }
         }
-        for text in doc.refers_to_principal.map(OneOrMany::into_vec).unwrap_or_default() {
+        for text in doc
+            .refers_to_principal
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default()
+        {
             if let Some(op) = self.operand(&text, kinds, at) {
                 all.push(Condition::RefersToPrincipal(op));
             }
@@ -643,15 +746,28 @@ impl Compiler {
         if let Some(source) = doc.cel {
             match CelCondition::compile(&source) {
                 Ok(cel) => all.push(Condition::Cel(cel)),
-                Err(e) => self.error(At { key: "cel", value: "", ..at }, format!("cel: {e}")),
+                Err(e) => self.error(
+                    At {
+                        key: "cel",
+                        value: "",
+                        ..at
+                    },
+                    format!("cel: {e}"),
+                ),
             }
         }
         if let Some(items) = doc.all {
-            let items = items.into_iter().map(|c| self.condition(c, kinds, at)).collect();
+            let items = items
+                .into_iter()
+                .map(|c| self.condition(c, kinds, at))
+                .collect();
             all.push(Condition::All(items));
         }
         if let Some(items) = doc.any {
-            let items: Vec<Condition> = items.into_iter().map(|c| self.condition(c, kinds, at)).collect();
+            let items: Vec<Condition> = items
+                .into_iter()
+                .map(|c| self.condition(c, kinds, at))
+                .collect();
             if items.is_empty() {
                 self.error(at, "any needs one or more conditions");
             }
@@ -725,7 +841,9 @@ fn parse_strategy(value: &str, allow_priority: bool) -> Result<Strategy, String>
         other if allow_priority => Err(format!(
             "strategy must be priority, affirmative, unanimous or consensus, not '{other}'"
         )),
-        other => Err(format!("strategy must be affirmative, unanimous or consensus, not '{other}'")),
+        other => Err(format!(
+            "strategy must be affirmative, unanimous or consensus, not '{other}'"
+        )),
     }
 }
 
@@ -737,7 +855,12 @@ fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
         Open,
         Done,
     }
-    fn visit(node: usize, edges: &[Vec<usize>], marks: &mut [Mark], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        node: usize,
+        edges: &[Vec<usize>],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         match marks.get(node).copied() {
             Some(Mark::Done) | None => return None,
             Some(Mark::Open) => {
@@ -779,6 +902,8 @@ fn locate(text: &str, key: &str, value: &str) -> Option<usize> {
     // One-line flow mappings (`- { name: x, ... }`): the first line naming the value.
     exact.or_else(|| {
         let needle = if value.is_empty() { key } else { value };
-        text.lines().position(|line| line.contains(needle)).map(|i| i + 1)
+        text.lines()
+            .position(|line| line.contains(needle))
+            .map(|i| i + 1)
     })
 }

@@ -85,7 +85,9 @@ impl Operand {
             _ => {
                 if let Some(name) = field("captures.").or_else(|| field("resource.captures.")) {
                     Ok(Operand::Capture(name))
-                } else if let Some(key) = field("attributes.").or_else(|| field("resource.attributes.")) {
+                } else if let Some(key) =
+                    field("attributes.").or_else(|| field("resource.attributes."))
+                {
                     Ok(Operand::Attribute(key))
                 } else if let Some(key) = field("context.") {
                     Ok(Operand::Context(key))
@@ -191,8 +193,8 @@ pub enum Body {
     /// Votes its effect when `when` holds and `unless` does not.
     Rule {
         effect: Effect,
-        when: Option<Condition>,
-        unless: Option<Condition>,
+        when: Option<Box<Condition>>,
+        unless: Option<Box<Condition>>,
     },
     /// Always votes: PERMIT when its policies, combined by its strategy, grant.
     Permission {

@@ -7,7 +7,10 @@ use std::fmt;
 enum Part {
     Literal(String),
     /// A run of characters; `colons` says whether it may contain `:`. `capture` names it.
-    Run { colons: bool, capture: Option<usize> },
+    Run {
+        colons: bool,
+        capture: Option<usize>,
+    },
 }
 
 /// A compiled id pattern.
@@ -52,7 +55,9 @@ impl Pattern {
                     let valid = !name.is_empty()
                         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                     if !valid {
-                        return Err(format!("capture names are letters, digits and '_' in '{source}'"));
+                        return Err(format!(
+                            "capture names are letters, digits and '_' in '{source}'"
+                        ));
                     }
                     if names.contains(&name) {
                         return Err(format!("capture '{name}' appears twice in '{source}'"));
@@ -157,7 +162,10 @@ mod tests {
     #[test]
     fn captures_split_feed_ids() {
         let p = Pattern::parse("{group}:{owner**}").unwrap();
-        assert_eq!(p.captures("timeline:tommaso"), Some(vec!["timeline", "tommaso"]));
+        assert_eq!(
+            p.captures("timeline:tommaso"),
+            Some(vec!["timeline", "tommaso"])
+        );
         assert_eq!(p.captures("user:a:b"), Some(vec!["user", "a:b"]));
         assert_eq!(p.captures("userjack"), None);
         assert_eq!(p.captures(":jack"), None);
@@ -170,10 +178,18 @@ mod tests {
         assert!(p.is_match("timeline:jack"));
         assert!(!p.is_match("timeline:a:b"));
         assert!(!p.is_match("user:jack"));
-        assert!(Pattern::parse("timeline:**").unwrap().is_match("timeline:a:b"));
+        assert!(
+            Pattern::parse("timeline:**")
+                .unwrap()
+                .is_match("timeline:a:b")
+        );
         assert!(Pattern::parse("42").unwrap().is_match("42"));
         assert!(!Pattern::parse("42").unwrap().is_match("420"));
-        assert!(Pattern::parse("account/{id}").unwrap().is_match("account/42"));
+        assert!(
+            Pattern::parse("account/{id}")
+                .unwrap()
+                .is_match("account/42")
+        );
     }
 
     #[test]

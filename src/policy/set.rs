@@ -115,7 +115,9 @@ impl PolicySet {
     }
 
     pub fn candidate(&self, id: u32) -> Option<&Candidate> {
-        usize::try_from(id).ok().and_then(|i| self.candidates.get(i))
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.candidates.get(i))
     }
 
     /// Every action the set knows for `kind`: declared, or named by a candidate that covers the kind.
@@ -187,7 +189,10 @@ fn build_index(candidates: &[Candidate]) -> (HashMap<String, ActionIndex>, Actio
             Kinds::Any => wildcard.add(&candidate.actions, id),
             Kinds::Only(kinds) => {
                 for kind in kinds {
-                    per_kind.entry(kind.clone()).or_default().add(&candidate.actions, id);
+                    per_kind
+                        .entry(kind.clone())
+                        .or_default()
+                        .add(&candidate.actions, id);
                 }
             }
         }
@@ -195,8 +200,17 @@ fn build_index(candidates: &[Candidate]) -> (HashMap<String, ActionIndex>, Actio
     let finish = |buckets: Option<&Buckets>| -> ActionIndex {
         let empty = Buckets::default();
         let own = buckets.unwrap_or(&empty);
-        let actions: BTreeSet<&String> = own.by_action.keys().chain(wildcard.by_action.keys()).collect();
-        let mut other: Vec<u32> = own.any_action.iter().chain(&wildcard.any_action).copied().collect();
+        let actions: BTreeSet<&String> = own
+            .by_action
+            .keys()
+            .chain(wildcard.by_action.keys())
+            .collect();
+        let mut other: Vec<u32> = own
+            .any_action
+            .iter()
+            .chain(&wildcard.any_action)
+            .copied()
+            .collect();
         order(candidates, &mut other);
         let by_action = actions
             .into_iter()
@@ -234,12 +248,17 @@ fn known_actions(
         .collect();
     let mut any_kind: BTreeSet<String> = BTreeSet::new();
     for candidate in candidates {
-        let Actions::Only(actions) = &candidate.actions else { continue };
+        let Actions::Only(actions) = &candidate.actions else {
+            continue;
+        };
         match &candidate.kinds {
             Kinds::Any => any_kind.extend(actions.iter().cloned()),
             Kinds::Only(names) => {
                 for kind in names {
-                    per_kind.entry(kind.clone()).or_default().extend(actions.iter().cloned());
+                    per_kind
+                        .entry(kind.clone())
+                        .or_default()
+                        .extend(actions.iter().cloned());
                 }
             }
         }

@@ -87,7 +87,9 @@ fn roles(claims: &Map<String, Value>) -> Result<Vec<String>, TokenError> {
 }
 
 /// `channel_roles`: a map from channel id (`messaging:general`) to the role in that channel.
-pub(crate) fn channel_roles(claims: &Map<String, Value>) -> Result<BTreeMap<String, String>, TokenError> {
+pub(crate) fn channel_roles(
+    claims: &Map<String, Value>,
+) -> Result<BTreeMap<String, String>, TokenError> {
     match claims.get("channel_roles") {
         None | Some(Value::Null) => Ok(BTreeMap::new()),
         Some(Value::Object(map)) => map

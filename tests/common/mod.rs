@@ -158,6 +158,7 @@ pub fn check_request(
             attributes: to_struct(attributes),
         }),
         context: to_struct(context),
+        ..Default::default()
     }
 }
 

@@ -1,10 +1,10 @@
 //! Evaluating one candidate, its conditions and its policies against one request.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 
 use serde_json::{Map, Value, json};
 
-use super::Request;
+use super::{ConditionError, Request};
 use super::explain::{Explanation, PolicyTrace, TraceEntry, TraceResult};
 use crate::policy::{
     Actions, Body, Candidate, CelInput, Condition, Effect, KindDecl, Logic, NamedPolicy, Operand,
@@ -23,6 +23,7 @@ pub(super) struct Eval<'r, 'p> {
     decl: Option<&'p KindDecl>,
     captures: OnceCell<Option<Vec<&'r str>>>,
     cel_values: OnceCell<(Value, Value)>,
+    errors: RefCell<Vec<ConditionError>>,
 }
 
 impl<'r, 'p> Eval<'r, 'p> {
@@ -33,6 +34,7 @@ impl<'r, 'p> Eval<'r, 'p> {
             decl: set.kind(request.resource.kind),
             captures: OnceCell::new(),
             cel_values: OnceCell::new(),
+            errors: RefCell::new(Vec::new()),
         }
     }
 
@@ -108,7 +110,10 @@ impl<'r, 'p> Eval<'r, 'p> {
         let (result, vote) = match applies {
             Ok((true, _)) => (TraceResult::Vote(effect), Some(effect)),
             Ok((false, why)) => (TraceResult::NotApplicable(why.to_owned()), None),
-            Err(e) => (TraceResult::Error(e), None),
+            Err(e) => {
+                self.record_error(&candidate.name, &e);
+                (TraceResult::Error(e), None)
+            }
         };
         if let Some(trace) = trace {
             trace.push(entry(candidate, result, Vec::new()));
@@ -168,7 +173,10 @@ impl<'r, 'p> Eval<'r, 'p> {
             }
             PolicyBody::Condition(cel) => match cel.evaluate(&self.cel_input()) {
                 Ok(b) => (b, String::new()),
-                Err(e) => (false, format!("error: {e}")),
+                Err(e) => {
+                    self.record_error(&policy.name, &e);
+                    (false, format!("error: {e}"))
+                }
             },
             PolicyBody::Aggregated { policies, strategy } => {
                 // Cycles are refused at load time; the depth bound is a second line of defence.
@@ -190,6 +198,18 @@ impl<'r, 'p> Eval<'r, 'p> {
                 )
             }
         }
+    }
+
+    fn record_error(&self, rule: &str, message: &str) {
+        self.errors.borrow_mut().push(ConditionError {
+            rule: rule.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+
+    /// The evaluation errors met so far, handed to the decision.
+    pub(super) fn take_errors(&self) -> Vec<ConditionError> {
+        self.errors.take()
     }
 
     /// Global roles, with Stream's implicit `user` and `anonymous` roles.

@@ -74,6 +74,16 @@ pub struct Decision<'p> {
     pub allowed: bool,
     pub rule: &'p str,
     pub why: Why<'p>,
+    /// Conditions that failed to evaluate, each counted as not matching.
+    pub errors: Vec<ConditionError>,
+}
+
+/// A condition that could not be evaluated (a CEL error, say) and so did not match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionError {
+    /// The rule, chat policy, permission or named policy it belongs to.
+    pub rule: String,
+    pub message: String,
 }
 
 impl Decision<'_> {
@@ -177,6 +187,7 @@ fn decide_inner<'p>(
             allowed: true,
             rule: SERVER_TOKEN,
             why: Why::ServerToken,
+            errors: Vec::new(),
         },
         PrincipalKind::Scoped => scope::decide(policy, request),
         PrincipalKind::User | PrincipalKind::Anonymous => vote(policy, request, trace),
@@ -240,7 +251,9 @@ fn vote<'p>(
             decided_at.get_or_insert(candidate.priority);
         }
     }
-    conclude(strategy, tally)
+    let mut decision = conclude(strategy, tally);
+    decision.errors = eval.take_errors();
+    decision
 }
 
 fn conclude(strategy: Strategy, tally: Tally<'_>) -> Decision<'_> {
@@ -255,6 +268,7 @@ fn conclude(strategy: Strategy, tally: Tally<'_>) -> Decision<'_> {
             allowed: false,
             rule: DEFAULT_DENY,
             why: Why::DefaultDeny,
+            errors: Vec::new(),
         };
     }
     let allowed = match strategy {
@@ -272,6 +286,7 @@ fn conclude(strategy: Strategy, tally: Tally<'_>) -> Decision<'_> {
                 permits,
                 denies,
             },
+            errors: Vec::new(),
         },
         None => Decision {
             allowed,
@@ -281,6 +296,7 @@ fn conclude(strategy: Strategy, tally: Tally<'_>) -> Decision<'_> {
                 permits,
                 denies,
             },
+            errors: Vec::new(),
         },
     }
 }

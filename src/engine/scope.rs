@@ -22,6 +22,7 @@ pub(super) fn decide<'p>(policy: &'p PolicySet, request: &Request<'_>) -> Decisi
                 describe_scope(scope),
                 Describe(request)
             )),
+            errors: Vec::new(),
         },
         Some(why) => outside(request, why),
     }
@@ -75,6 +76,7 @@ fn outside<'p>(request: &Request<'_>, why: String) -> Decision<'p> {
             Describe(request),
             why
         )),
+        errors: Vec::new(),
     }
 }
 

@@ -113,6 +113,14 @@ fn decide(policy: &PolicySet, request: &engine::Request<'_>, explain: bool) -> p
     } else {
         (engine::decide(policy, request), None)
     };
+    for error in &decision.errors {
+        tracing::warn!(
+            rule = %error.rule,
+            error = %error.message,
+            revision = policy.revision(),
+            "a condition failed to evaluate and counted as not matching"
+        );
+    }
     tracing::debug!(
         allowed = decision.allowed,
         rule = decision.rule,

@@ -597,6 +597,25 @@ mod tests {
     }
 
     #[test]
+    fn policy_dir_must_exist_and_excludes_preset_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let config = load(None, &[("GATEHOUSE_POLICY_DIR", path)]).unwrap();
+        assert_eq!(config.policy_dir.as_deref(), Some(dir.path()));
+        let missing = load(None, &[("GATEHOUSE_POLICY_DIR", "/nonexistent/policies")]).unwrap_err();
+        assert_eq!(missing.0[0].setting, "GATEHOUSE_POLICY_DIR");
+        let both = load(
+            None,
+            &[
+                ("GATEHOUSE_POLICY_DIR", path),
+                ("GATEHOUSE_FEED_GROUPS", "timeline=global_read"),
+            ],
+        )
+        .unwrap_err();
+        assert!(both.to_string().contains("built-in preset"), "{both}");
+    }
+
+    #[test]
     fn the_shipped_example_config_loads() {
         let mut secret = tempfile::NamedTempFile::new().unwrap();
         writeln!(secret, "{SECRET}").unwrap();

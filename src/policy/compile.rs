@@ -231,25 +231,13 @@ impl Compiler {
             .into_iter()
             .flatten()
         {
-            self.check_capture(op, Some(&decl), at);
+            if let Operand::Capture(name) = op
+                && !has_capture(Some(&decl), name)
+            {
+                self.error(at, unknown_capture(name));
+            }
         }
         decl
-    }
-
-    /// A capture operand must name a capture of the kind's id pattern.
-    fn check_capture(&mut self, operand: &Operand, decl: Option<&KindDecl>, at: At<'_>) {
-        let Operand::Capture(name) = operand else {
-            return;
-        };
-        let known = decl
-            .and_then(|d| d.id_pattern.as_ref())
-            .is_some_and(|p| p.capture_names().iter().any(|n| n == name));
-        if !known {
-            self.error(
-                at,
-                format!("captures.{name} is not a capture of the kind's id pattern"),
-            );
-        }
     }
 
     /// Second pass: named policies and candidates, then the set.
@@ -813,14 +801,12 @@ impl Compiler {
     fn operand(&mut self, text: &str, kinds: &Kinds, at: At<'_>) -> Option<Operand> {
         match Operand::parse(text) {
             Ok(op) => {
-                if let (Operand::Capture(_), Kinds::Only(names)) = (&op, kinds) {
-                    for kind in names.clone() {
-                        let decl = self.kinds.remove(&kind);
-                        self.check_capture(&op, decl.as_ref(), at);
-                        if let Some(decl) = decl {
-                            self.kinds.insert(kind, decl);
-                        }
-                    }
+                if let (Operand::Capture(name), Kinds::Only(names)) = (&op, kinds)
+                    && names
+                        .iter()
+                        .any(|kind| !has_capture(self.kinds.get(kind), name))
+                {
+                    self.error(at, unknown_capture(name));
                 }
                 Some(op)
             }
@@ -830,6 +816,16 @@ impl Compiler {
             }
         }
     }
+}
+
+/// Whether the kind's id pattern captures `name`.
+fn has_capture(decl: Option<&KindDecl>, name: &str) -> bool {
+    decl.and_then(|d| d.id_pattern.as_ref())
+        .is_some_and(|p| p.capture_names().iter().any(|n| n == name))
+}
+
+fn unknown_capture(name: &str) -> String {
+    format!("captures.{name} is not a capture of the kind's id pattern")
 }
 
 fn parse_strategy(value: &str, allow_priority: bool) -> Result<Strategy, String> {

@@ -70,7 +70,7 @@ pub fn compile(
     let mut c = Compiler::default();
     let mut files = Vec::new();
     for (index, source) in sources.iter().enumerate() {
-        if let Some(file) = c.parse(index, source) {
+        if let Some(file) = c.parse(source) {
             files.push((index, source, file));
         }
     }
@@ -103,7 +103,7 @@ struct At<'a> {
 }
 
 impl Compiler {
-    fn parse(&mut self, index: usize, source: &Source) -> Option<PolicyFile> {
+    fn parse(&mut self, source: &Source) -> Option<PolicyFile> {
         if source.text.trim().is_empty() {
             return Some(PolicyFile::default());
         }
@@ -123,7 +123,6 @@ impl Compiler {
                     line,
                     message,
                 });
-                let _ = index;
                 None
             }
         }

@@ -92,14 +92,45 @@ struct Compiler {
     lists: BTreeMap<String, Vec<String>>,
     kinds: BTreeMap<String, KindDecl>,
     policy_names: HashMap<String, usize>,
+    /// How many items of each name each file has defined so far, to point at duplicates.
+    seen: HashMap<(usize, String), usize>,
 }
 
 /// Where an item was written: the file index and the text that names it.
-#[derive(Clone, Copy)]
-struct At<'a> {
+struct At {
     file: usize,
-    key: &'a str,
-    value: &'a str,
+    key: String,
+    value: String,
+    /// Which definition of `key: value` in the file (0: the first), for duplicates.
+    occurrence: usize,
+    /// A field of the item to point at instead of the item itself.
+    field: Option<&'static str>,
+}
+
+impl At {
+    fn new(file: usize, key: &str, value: &str) -> At {
+        At {
+            file,
+            key: key.to_owned(),
+            value: value.to_owned(),
+            occurrence: 0,
+            field: None,
+        }
+    }
+
+    fn field(&self, field: &'static str) -> At {
+        At {
+            file: self.file,
+            key: self.key.clone(),
+            value: self.value.clone(),
+            occurrence: self.occurrence,
+            field: Some(field),
+        }
+    }
+
+    fn nth(self, occurrence: usize) -> At {
+        At { occurrence, ..self }
+    }
 }
 
 impl Compiler {
@@ -128,9 +159,9 @@ impl Compiler {
         }
     }
 
-    fn error(&mut self, at: At<'_>, message: impl Into<String>) {
+    fn error(&mut self, at: &At, message: impl Into<String>) {
         let (file, line) = match self.sources.get(at.file) {
-            Some(source) => (source.path.clone(), locate(&source.text, at.key, at.value)),
+            Some(source) => (source.path.clone(), locate(&source.text, at)),
             None => (String::new(), None),
         };
         self.errors.push(LoadError {
@@ -147,36 +178,42 @@ impl Compiler {
         list_overrides: &BTreeMap<String, Vec<String>>,
     ) {
         for (index, _, file) in files {
-            let at = |key, value| At {
-                file: *index,
-                key,
-                value,
+            let at = |key: &str, value: &str| At::new(*index, key, value);
+            // Duplicates within this file are reported at the later definition.
+            let mut in_file: HashMap<String, usize> = HashMap::new();
+            let mut nth = |name: &str| {
+                let n = in_file.entry(name.to_owned()).or_insert(0);
+                *n += 1;
+                *n - 1
             };
             if let Some(settings) = &file.settings {
                 let value = settings.strategy.as_deref().unwrap_or("priority");
                 match (parse_strategy(value, true), self.strategy) {
                     (_, Some(_)) => {
-                        self.error(at("settings", ""), "settings may appear in one file only")
+                        self.error(&at("settings", ""), "settings may appear in one file only")
                     }
                     (Ok(strategy), None) => self.strategy = Some((strategy, *index)),
-                    (Err(e), None) => self.error(at("strategy", value), e),
+                    (Err(e), None) => self.error(&at("strategy", value), e),
                 }
             }
             for (name, values) in &file.lists {
                 if self.lists.insert(name.clone(), values.clone()).is_some() {
-                    self.error(at(name, ""), format!("list '{name}' is defined twice"));
+                    self.error(&at(name, ""), format!("list '{name}' is defined twice"));
                 }
             }
             for resource in &file.resources {
-                let decl = self.kind_decl(resource, at("kind", &resource.kind));
+                let kind_at =
+                    at("kind", &resource.kind).nth(nth(&format!("kind:{}", resource.kind)));
+                let decl = self.kind_decl(resource, &kind_at);
                 if self.kinds.insert(resource.kind.clone(), decl).is_some() {
                     self.error(
-                        at("kind", &resource.kind),
+                        &kind_at,
                         format!("resource kind '{}' is declared twice", resource.kind),
                     );
                 }
             }
             for policy in &file.policies {
+                let policy_at = at("name", &policy.name).nth(nth(&policy.name));
                 let next = self.policy_names.len();
                 if self
                     .policy_names
@@ -184,7 +221,7 @@ impl Compiler {
                     .is_some()
                 {
                     self.error(
-                        at("name", &policy.name),
+                        &policy_at,
                         format!("policy '{}' is defined twice", policy.name),
                     );
                 }
@@ -195,7 +232,7 @@ impl Compiler {
         }
     }
 
-    fn kind_decl(&mut self, doc: &ResourceDoc, at: At<'_>) -> KindDecl {
+    fn kind_decl(&mut self, doc: &ResourceDoc, at: &At) -> KindDecl {
         if doc.kind.trim().is_empty() || doc.kind == "*" {
             self.error(at, "a resource kind needs a name (and cannot be '*')");
         }
@@ -249,35 +286,23 @@ impl Compiler {
                 policy_docs.push((index, policy));
             }
             for rule in file.rules {
-                let at = At {
-                    file: index,
-                    key: "name",
-                    value: &rule.name.clone(),
-                };
-                self.unique_name(&mut names, &rule.name, at);
-                if let Some(c) = self.rule(rule, index) {
+                let at = self.item_at(index, &rule.name);
+                self.unique_name(&mut names, &rule.name, &at);
+                if let Some(c) = self.rule(rule, &at) {
                     candidates.push(c);
                 }
             }
             for chat in file.chat_policies {
-                let at = At {
-                    file: index,
-                    key: "name",
-                    value: &chat.name.clone(),
-                };
-                self.unique_name(&mut names, &chat.name, at);
-                if let Some(c) = self.chat_policy(chat, index) {
+                let at = self.item_at(index, &chat.name);
+                self.unique_name(&mut names, &chat.name, &at);
+                if let Some(c) = self.chat_policy(chat, &at) {
                     candidates.push(c);
                 }
             }
             for permission in file.permissions {
-                let at = At {
-                    file: index,
-                    key: "name",
-                    value: &permission.name.clone(),
-                };
-                self.unique_name(&mut names, &permission.name, at);
-                if let Some(c) = self.permission(permission, index) {
+                let at = self.item_at(index, &permission.name);
+                self.unique_name(&mut names, &permission.name, &at);
+                if let Some(c) = self.permission(permission, &at) {
                     candidates.push(c);
                 }
             }
@@ -296,7 +321,18 @@ impl Compiler {
         ))
     }
 
-    fn unique_name(&mut self, names: &mut HashSet<String>, name: &str, at: At<'_>) {
+    /// Where the next item called `name` in `file` is written.
+    fn item_at(&mut self, file: usize, name: &str) -> At {
+        let count = self.seen.entry((file, name.to_owned())).or_insert(0);
+        let at = At {
+            occurrence: *count,
+            ..At::new(file, "name", name)
+        };
+        *count += 1;
+        at
+    }
+
+    fn unique_name(&mut self, names: &mut HashSet<String>, name: &str, at: &At) {
         if name.trim().is_empty() {
             self.error(at, "every rule, chat policy and permission needs a name");
         } else if !names.insert(name.to_owned()) {
@@ -304,7 +340,7 @@ impl Compiler {
         }
     }
 
-    fn priority(&mut self, value: Option<i64>, range: (i64, i64), at: At<'_>) -> i32 {
+    fn priority(&mut self, value: Option<i64>, range: (i64, i64), at: &At) -> i32 {
         let value = value.unwrap_or(0);
         if !(range.0..=range.1).contains(&value) {
             self.error(
@@ -316,7 +352,7 @@ impl Compiler {
         i32::try_from(value).unwrap_or(0)
     }
 
-    fn kinds(&mut self, resource: OneOrMany, at: At<'_>) -> Kinds {
+    fn kinds(&mut self, resource: OneOrMany, at: &At) -> Kinds {
         let kinds = resource.into_vec();
         if kinds.iter().any(|k| k == "*") {
             return Kinds::Any;
@@ -327,7 +363,7 @@ impl Compiler {
         Kinds::Only(kinds)
     }
 
-    fn actions(&mut self, actions: OneOrMany, at: At<'_>) -> Actions {
+    fn actions(&mut self, actions: OneOrMany, at: &At) -> Actions {
         let actions = actions.into_vec();
         if actions.iter().any(|a| a == "*") {
             return Actions::Any;
@@ -338,7 +374,7 @@ impl Compiler {
         Actions::Only(actions)
     }
 
-    fn id_pattern(&mut self, id: &Option<String>, at: At<'_>) -> Option<Pattern> {
+    fn id_pattern(&mut self, id: &Option<String>, at: &At) -> Option<Pattern> {
         id.as_deref().and_then(|p| match Pattern::parse(p) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -348,13 +384,7 @@ impl Compiler {
         })
     }
 
-    fn rule(&mut self, doc: RuleDoc, file: usize) -> Option<Candidate> {
-        let name = doc.name.clone();
-        let at = At {
-            file,
-            key: "name",
-            value: &name,
-        };
+    fn rule(&mut self, doc: RuleDoc, at: &At) -> Option<Candidate> {
         let effect = match doc.effect.to_ascii_lowercase().as_str() {
             "allow" => Effect::Allow,
             "deny" => Effect::Deny,
@@ -386,13 +416,7 @@ impl Compiler {
         })
     }
 
-    fn chat_policy(&mut self, doc: ChatPolicyDoc, file: usize) -> Option<Candidate> {
-        let name = doc.name.clone();
-        let at = At {
-            file,
-            key: "name",
-            value: &name,
-        };
+    fn chat_policy(&mut self, doc: ChatPolicyDoc, at: &At) -> Option<Candidate> {
         let effect = match doc.action.as_str() {
             "Allow" | "allow" => Effect::Allow,
             "Deny" | "deny" => Effect::Deny,
@@ -446,13 +470,7 @@ impl Compiler {
         })
     }
 
-    fn permission(&mut self, doc: PermissionDoc, file: usize) -> Option<Candidate> {
-        let name = doc.name.clone();
-        let at = At {
-            file,
-            key: "name",
-            value: &name,
-        };
+    fn permission(&mut self, doc: PermissionDoc, at: &At) -> Option<Candidate> {
         let (kinds, actions) = match doc.kind.as_str() {
             "resource" => {
                 let Some(resource) = doc.resource else {
@@ -503,7 +521,7 @@ impl Compiler {
         })
     }
 
-    fn counting_strategy(&mut self, value: Option<&str>, at: At<'_>) -> Strategy {
+    fn counting_strategy(&mut self, value: Option<&str>, at: &At) -> Strategy {
         match parse_strategy(value.unwrap_or("unanimous"), false) {
             Ok(s) => s,
             Err(e) => {
@@ -513,7 +531,7 @@ impl Compiler {
         }
     }
 
-    fn policy_refs(&mut self, names: &[String], at: At<'_>) -> Vec<usize> {
+    fn policy_refs(&mut self, names: &[String], at: &At) -> Vec<usize> {
         let mut ids = Vec::new();
         for name in names {
             match self.policy_names.get(name) {
@@ -529,14 +547,9 @@ impl Compiler {
         let mut edges: Vec<Vec<usize>> = Vec::with_capacity(docs.len());
         let mut places = Vec::with_capacity(docs.len());
         for (file, doc) in docs {
-            let name = doc.name.clone();
-            let at = At {
-                file,
-                key: "name",
-                value: &name,
-            };
-            places.push((file, name.clone()));
-            let policy = self.policy(doc, at);
+            let at = self.item_at(file, &doc.name);
+            places.push((file, doc.name.clone()));
+            let policy = self.policy(doc, &at);
             edges.push(match &policy.body {
                 PolicyBody::Aggregated { policies, .. } => policies.clone(),
                 _ => Vec::new(),
@@ -550,11 +563,7 @@ impl Compiler {
                 .collect();
             if let Some((file, name)) = cycle.first().and_then(|&i| places.get(i)).cloned() {
                 self.error(
-                    At {
-                        file,
-                        key: "name",
-                        value: &name,
-                    },
+                    &At::new(file, "name", &name),
                     format!("aggregated policies form a cycle: {}", names.join(" -> ")),
                 );
             }
@@ -562,7 +571,7 @@ impl Compiler {
         compiled
     }
 
-    fn policy(&mut self, doc: PolicyDoc, at: At<'_>) -> NamedPolicy {
+    fn policy(&mut self, doc: PolicyDoc, at: &At) -> NamedPolicy {
         let logic = match doc.logic.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("positive") => Logic::Positive,
             Some("negative") => Logic::Negative,
@@ -645,7 +654,7 @@ impl Compiler {
     }
 
     /// Every named kind must declare what a condition needs (an owner, a channel).
-    fn require_decl(&mut self, kinds: &Kinds, has: fn(&KindDecl) -> bool, what: &str, at: At<'_>) {
+    fn require_decl(&mut self, kinds: &Kinds, has: fn(&KindDecl) -> bool, what: &str, at: &At) {
         let Kinds::Only(kinds) = kinds else { return };
         for kind in kinds {
             if !self.kinds.get(kind).is_some_and(has) {
@@ -657,7 +666,8 @@ impl Compiler {
         }
     }
 
-    fn condition(&mut self, doc: ConditionDoc, kinds: &Kinds, at: At<'_>) -> Condition {
+    fn condition(&mut self, doc: ConditionDoc, kinds: &Kinds, at: &At) -> Condition {
+        let empty = doc.is_empty();
         let mut all = Vec::new();
         if let Some(roles) = doc.roles {
             all.push(Condition::Roles(self.non_empty(roles, "roles", at)));
@@ -733,14 +743,7 @@ impl Compiler {
         if let Some(source) = doc.cel {
             match CelCondition::compile(&source) {
                 Ok(cel) => all.push(Condition::Cel(cel)),
-                Err(e) => self.error(
-                    At {
-                        key: "cel",
-                        value: "",
-                        ..at
-                    },
-                    format!("cel: {e}"),
-                ),
+                Err(e) => self.error(&at.field("cel"), format!("cel: {e}")),
             }
         }
         if let Some(items) = doc.all {
@@ -765,7 +768,10 @@ impl Compiler {
         }
         match all.len() {
             0 => {
-                self.error(at, "empty condition");
+                // A condition whose parts all failed has had its errors reported already.
+                if empty {
+                    self.error(at, "empty condition");
+                }
                 Condition::Any(Vec::new())
             }
             1 => all.pop().unwrap_or(Condition::Any(Vec::new())),
@@ -773,7 +779,7 @@ impl Compiler {
         }
     }
 
-    fn non_empty(&mut self, values: Vec<String>, field: &str, at: At<'_>) -> Vec<String> {
+    fn non_empty(&mut self, values: Vec<String>, field: &str, at: &At) -> Vec<String> {
         if values.is_empty() {
             self.error(at, format!("{field} needs one or more values"));
         }
@@ -781,7 +787,7 @@ impl Compiler {
     }
 
     /// A list of values, or `$name` of a list.
-    fn values(&mut self, values: OneOrMany, at: At<'_>) -> Vec<String> {
+    fn values(&mut self, values: OneOrMany, at: &At) -> Vec<String> {
         match values {
             OneOrMany::One(name) => match name.strip_prefix('$') {
                 Some(list) => match self.lists.get(list) {
@@ -797,7 +803,7 @@ impl Compiler {
         }
     }
 
-    fn operand(&mut self, text: &str, kinds: &Kinds, at: At<'_>) -> Option<Operand> {
+    fn operand(&mut self, text: &str, kinds: &Kinds, at: &At) -> Option<Operand> {
         match Operand::parse(text) {
             Ok(op) => {
                 if let (Operand::Capture(name), Kinds::Only(names)) = (&op, kinds)
@@ -885,20 +891,46 @@ fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
     (0..edges.len()).find_map(|node| visit(node, edges, &mut marks, &mut Vec::new()))
 }
 
-/// The 1-based line where `key: value` is written (list items included), or where `key:` is when
-/// `value` is empty.
-fn locate(text: &str, key: &str, value: &str) -> Option<usize> {
-    let exact = text.lines().enumerate().find_map(|(i, line)| {
+/// The 1-based line where the item is written: the `occurrence`-th `key: value` line (list items and
+/// flow mappings included), then, when a field is asked for, the first line of that field after it.
+fn locate(text: &str, at: &At) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let defines = |line: &str| {
         let line = line.trim_start().trim_start_matches("- ").trim_start();
-        let rest = line.strip_prefix(key)?.trim_start().strip_prefix(':')?;
-        let rest = rest.trim().trim_matches(|c| c == '"' || c == '\'');
-        (value.is_empty() || rest == value).then_some(i + 1)
-    });
-    // One-line flow mappings (`- { name: x, ... }`): the first line naming the value.
-    exact.or_else(|| {
-        let needle = if value.is_empty() { key } else { value };
-        text.lines()
-            .position(|line| line.contains(needle))
-            .map(|i| i + 1)
-    })
+        let line = line.trim_start_matches('{').trim_start();
+        line.strip_prefix(at.key.as_str())
+            .and_then(|rest| rest.trim_start().strip_prefix(':'))
+            .map(|rest| {
+                let rest = rest.split(',').next().unwrap_or(rest);
+                let rest = rest.trim().trim_end_matches('}').trim();
+                at.value.is_empty() || rest.trim_matches(|c| c == '"' || c == '\'') == at.value
+            })
+            .unwrap_or(false)
+    };
+    let item = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| defines(line))
+        .nth(at.occurrence)
+        .map(|(i, _)| i)
+        .or_else(|| {
+            // Anything else that names the value, e.g. deep inside a flow mapping.
+            let needle = if at.value.is_empty() {
+                at.key.as_str()
+            } else {
+                at.value.as_str()
+            };
+            lines.iter().position(|line| line.contains(needle))
+        })?;
+    let Some(field) = at.field else {
+        return Some(item + 1);
+    };
+    let field_key = format!("{field}:");
+    let found = lines
+        .iter()
+        .enumerate()
+        .skip(item)
+        .find(|(_, line)| line.contains(&field_key))
+        .map(|(i, _)| i);
+    Some(found.unwrap_or(item) + 1)
 }

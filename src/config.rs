@@ -34,6 +34,8 @@ pub struct Config {
     pub feeds: FeedsPreset,
     /// A directory of policy files (a Kubernetes ConfigMap mount); `None`: the built-in Feeds preset.
     pub policy_dir: Option<PathBuf>,
+    /// How long the policy directory must be quiet before a change is reloaded.
+    pub reload_debounce: Duration,
     /// How long in-flight calls may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
     /// How long to keep serving (while reporting NOT_SERVING) before closing the listener, so load
@@ -101,6 +103,7 @@ struct FileConfig {
     api_secret: Option<Scalar>,
     api_secret_file: Option<Scalar>,
     policy_dir: Option<Scalar>,
+    reload_debounce: Option<Scalar>,
     #[serde(default)]
     tokens: FileTokens,
     #[serde(default)]
@@ -266,6 +269,14 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
     let secret = load_secret(&file.api_secret, &file.api_secret_file, loader);
     let verify = load_verify(file.tokens, loader);
     let feeds = load_feeds(file.feeds, loader);
+    let debounce_raw = loader.raw(
+        "GATEHOUSE_RELOAD_DEBOUNCE",
+        "reload_debounce",
+        file.reload_debounce,
+    );
+    let reload_debounce = loader
+        .parse(debounce_raw, parse_duration)
+        .unwrap_or(Duration::from_millis(100));
     let grace_raw = loader.raw(
         "GATEHOUSE_SHUTDOWN_GRACE",
         "shutdown.grace_period",
@@ -311,6 +322,7 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
         verify,
         feeds,
         policy_dir,
+        reload_debounce,
         shutdown_grace,
         drain_delay,
         log,

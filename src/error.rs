@@ -40,6 +40,8 @@ pub enum ServeError {
     Policy(#[from] LoadErrors),
     #[error("reflection descriptors are invalid: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot watch the policy directory: {0}")]
+    Watch(String),
     #[error("grpc server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }

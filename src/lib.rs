@@ -61,7 +61,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct App {
     pub verifier: Verifier,
     pub issuer: Issuer,
-    pub policies: PolicyStore,
+    pub policies: Arc<PolicyStore>,
 }
 
 impl App {
@@ -69,7 +69,10 @@ impl App {
         Ok(App {
             verifier: Verifier::new(&config.secret, config.verify.clone()),
             issuer: Issuer::new(&config.secret),
-            policies: PolicyStore::new(initial_policies(config)?),
+            policies: Arc::new(PolicyStore::new(
+                initial_policies(config)?,
+                config.policy_dir.clone(),
+            )),
         })
     }
 }
@@ -90,6 +93,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let app = Arc::new(App::from_config(&config)?);
+    let reloaders = start_reloaders(&app, &config)?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -125,8 +129,42 @@ pub async fn run(
             tracing::warn!(grace_seconds = grace.as_secs_f64(), "grace period over: closing calls still in flight");
         }
     }
+    for task in reloaders {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// With a policy directory: reload on every change in it and on SIGHUP.
+fn start_reloaders(
+    app: &Arc<App>,
+    config: &Config,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
+    let Some(dir) = &config.policy_dir else {
+        return Ok(Vec::new());
+    };
+    let watcher = store::spawn_watcher(
+        Arc::clone(&app.policies),
+        dir.clone(),
+        config.reload_debounce,
+    )
+    .map_err(|e| ServeError::Watch(e.to_string()))?;
+    let mut tasks = vec![watcher];
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups =
+            signal(SignalKind::hangup()).map_err(|e| ServeError::Watch(e.to_string()))?;
+        let store = Arc::clone(&app.policies);
+        tasks.push(tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading policies");
+                let _ = store.reload().await;
+            }
+        }));
+    }
+    Ok(tasks)
 }
 
 /// Completes `grace` after draining began; never, if the server stopped first.

@@ -4,8 +4,8 @@ use std::cell::{OnceCell, RefCell};
 
 use serde_json::{Map, Value, json};
 
-use super::{ConditionError, Request};
 use super::explain::{Explanation, PolicyTrace, TraceEntry, TraceResult};
+use super::{ConditionError, Request};
 use crate::policy::{
     Actions, Body, Candidate, CelInput, Condition, Effect, KindDecl, Logic, NamedPolicy, Operand,
     PolicyBody, PolicySet, PrincipalFilter,

@@ -13,8 +13,8 @@ use crate::App;
 use crate::engine;
 use crate::error::Error;
 use crate::policy::PolicySet;
-use crate::principal::Principal;
-use crate::token::{IssueRequest, unix_now};
+use crate::principal::{Principal, PrincipalKind};
+use crate::token::{IssueRequest, TokenError, unix_now};
 
 /// The most items one CheckBatch may carry.
 pub const MAX_BATCH_ITEMS: usize = 1_000;
@@ -54,8 +54,24 @@ impl GatehouseService {
             }
             (true, true, None) => Err(Error::InvalidRequest("an anonymous check carries no token")),
             (false, true, None) => Ok(Principal::anonymous()),
-            (_, false, None) => Ok(self.app.verifier.verify(token)?),
+            (_, false, None) => self.verified(token),
         }
+    }
+
+    /// A verified token's principal, unless the live policy set revokes the token.
+    fn verified(&self, token: &str) -> Result<Principal, Error> {
+        let principal = self.app.verifier.verify(token)?;
+        let revoked = principal.kind != PrincipalKind::Server
+            && self
+                .app
+                .policies
+                .current()
+                .revocations()
+                .revokes(&principal.user_id, principal.issued_at);
+        if revoked {
+            return Err(Error::Token(TokenError::Revoked));
+        }
+        Ok(principal)
     }
 }
 
@@ -166,11 +182,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let principal = self
-            .app
-            .verifier
-            .verify(&request.get_ref().token)
-            .map_err(Error::from)?;
+        let principal = self.verified(&request.get_ref().token)?;
         Ok(Response::new(pb::VerifyResponse {
             principal: Some(principal_to_pb(&principal)),
         }))
@@ -259,6 +271,57 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             actions,
             principal: Some(principal_to_pb(&principal)),
             policy_revision: policy.revision().to_owned(),
+        }))
+    }
+
+    async fn reload_policies(
+        &self,
+        request: Request<pb::ReloadPoliciesRequest>,
+    ) -> Result<Response<pb::ReloadPoliciesResponse>, Status> {
+        require_server(request.metadata(), &self.app.verifier)?;
+        let result = self.app.policies.reload().await;
+        let serving = self.app.policies.current().revision().to_owned();
+        Ok(Response::new(match result {
+            Ok(_) => pb::ReloadPoliciesResponse {
+                ok: true,
+                policy_revision: serving,
+                error: String::new(),
+            },
+            Err(errors) => pb::ReloadPoliciesResponse {
+                ok: false,
+                policy_revision: serving,
+                error: errors.to_string(),
+            },
+        }))
+    }
+
+    async fn policy_status(
+        &self,
+        request: Request<pb::PolicyStatusRequest>,
+    ) -> Result<Response<pb::PolicyStatusResponse>, Status> {
+        require_server(request.metadata(), &self.app.verifier)?;
+        let store = &self.app.policies;
+        let policy = store.current();
+        let status = store.status().clone();
+        Ok(Response::new(pb::PolicyStatusResponse {
+            policy_revision: policy.revision().to_owned(),
+            loaded_at: Some(timestamp(status.loaded_at)),
+            policy_dir: store
+                .dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            files: policy
+                .files()
+                .iter()
+                .map(|(path, sha256)| pb::PolicyFile {
+                    path: path.clone(),
+                    sha256: sha256.clone(),
+                })
+                .collect(),
+            reloads_ok: status.reloads_ok,
+            reloads_failed: status.reloads_failed,
+            last_error_at: status.last_error.as_ref().map(|(at, _)| timestamp(*at)),
+            last_error: status.last_error.map(|(_, e)| e).unwrap_or_default(),
         }))
     }
 }

@@ -9,11 +9,11 @@ use std::fmt;
 use super::cel::CelCondition;
 use super::file::{
     ChatPolicyDoc, ConditionDoc, OneOrMany, PermissionDoc, PolicyDoc, PolicyFile, ResourceDoc,
-    RuleDoc,
+    RevocationsDoc, RuleDoc,
 };
 use super::model::{
     Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, NamedPolicy, Operand,
-    Origin, PolicyBody, PrincipalFilter, Strategy,
+    Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 use super::pattern::Pattern;
 use super::set::PolicySet;
@@ -92,6 +92,8 @@ struct Compiler {
     lists: BTreeMap<String, Vec<String>>,
     kinds: BTreeMap<String, KindDecl>,
     policy_names: HashMap<String, usize>,
+    revocations: Revocations,
+    revocations_seen: bool,
     /// How many items of each name each file has defined so far, to point at duplicates.
     seen: HashMap<(usize, String), usize>,
 }
@@ -196,6 +198,9 @@ impl Compiler {
                     (Err(e), None) => self.error(&at("strategy", value), e),
                 }
             }
+            if let Some(doc) = &file.revocations {
+                self.revocations(doc, *index);
+            }
             for (name, values) in &file.lists {
                 if self.lists.insert(name.clone(), values.clone()).is_some() {
                     self.error(&at(name, ""), format!("list '{name}' is defined twice"));
@@ -229,6 +234,36 @@ impl Compiler {
         }
         for (name, values) in list_overrides {
             self.lists.insert(name.clone(), values.clone());
+        }
+    }
+
+    fn revocations(&mut self, doc: &RevocationsDoc, file: usize) {
+        let at = At::new(file, "revocations", "");
+        if std::mem::replace(&mut self.revocations_seen, true) {
+            self.error(&at, "revocations may appear in one file only");
+            return;
+        }
+        if let Some(time) = &doc.app_issued_before {
+            self.revocations.app_issued_before = self.time(time, &at.field("app_issued_before"));
+        }
+        for (user, time) in &doc.users {
+            if let Some(cutoff) = self.time(time, &At::new(file, user, time)) {
+                self.revocations.users.insert(user.clone(), cutoff);
+            }
+        }
+    }
+
+    /// An RFC 3339 time as seconds since the Unix epoch.
+    fn time(&mut self, value: &str, at: &At) -> Option<i64> {
+        match humantime::parse_rfc3339_weak(value) {
+            Ok(t) => t
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| i64::try_from(d.as_secs()).ok()),
+            Err(_) => {
+                self.error(at, format!("'{value}' is not an RFC 3339 time"));
+                None
+            }
         }
     }
 
@@ -317,6 +352,7 @@ impl Compiler {
             candidates,
             policies,
             std::mem::take(&mut self.kinds),
+            std::mem::take(&mut self.revocations),
             &self.sources,
         ))
     }

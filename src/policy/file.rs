@@ -22,6 +22,18 @@ pub struct PolicyFile {
     pub policies: Vec<PolicyDoc>,
     #[serde(default)]
     pub permissions: Vec<PermissionDoc>,
+    pub revocations: Option<RevocationsDoc>,
+}
+
+/// Token revocation, Stream's semantics: every token issued before a time is refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationsDoc {
+    /// Every user and scope token of the app issued before this RFC 3339 time.
+    pub app_issued_before: Option<String>,
+    /// Per user id: every token of that user issued before the time.
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

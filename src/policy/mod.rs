@@ -17,7 +17,7 @@ pub use compile::{LoadError, LoadErrors, MAX_PRIORITY, Source, compile};
 pub use feeds::{FeedGroupPermission, FeedsPreset};
 pub use model::{
     Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, NamedPolicy, Operand,
-    Origin, PolicyBody, PrincipalFilter, Strategy,
+    Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 pub use pattern::Pattern;
 pub use set::PolicySet;

@@ -263,6 +263,26 @@ pub enum PolicyBody {
     },
 }
 
+/// Revoked tokens: a token whose `iat` (0 when absent) is before the cut-off is refused.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Revocations {
+    /// Seconds since the Unix epoch; user and scope tokens of the whole app issued before are revoked.
+    pub app_issued_before: Option<i64>,
+    /// Per user id.
+    pub users: std::collections::BTreeMap<String, i64>,
+}
+
+impl Revocations {
+    /// Whether a token of `user_id` issued at `issued_at` is revoked. Server tokens are never revoked
+    /// here (Stream's SDKs sign them without `iat`); rotating the secret revokes them.
+    pub fn revokes(&self, user_id: &str, issued_at: Option<i64>) -> bool {
+        let issued_at = issued_at.unwrap_or(0);
+        let before = |cutoff: &i64| issued_at < *cutoff;
+        self.app_issued_before.as_ref().is_some_and(before)
+            || (!user_id.is_empty() && self.users.get(user_id).is_some_and(before))
+    }
+}
+
 /// A declared resource kind.
 #[derive(Debug, Default, Serialize)]
 pub struct KindDecl {

@@ -7,7 +7,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::compile::Source;
-use super::model::{Actions, Candidate, Effect, KindDecl, Kinds, NamedPolicy, Strategy};
+use super::model::{
+    Actions, Candidate, Effect, KindDecl, Kinds, NamedPolicy, Revocations, Strategy,
+};
 
 /// Candidate ids for one kind, by action, in evaluation order.
 #[derive(Debug, Default)]
@@ -37,6 +39,7 @@ pub struct PolicySet {
     known_actions: HashMap<String, Vec<String>>,
     any_kind_actions: Vec<String>,
     files: Vec<(String, String)>,
+    revocations: Revocations,
 }
 
 /// What the revision hashes: everything that can change a decision.
@@ -46,6 +49,7 @@ struct Hashed<'a> {
     candidates: &'a [Candidate],
     policies: &'a [NamedPolicy],
     kinds: &'a BTreeMap<String, KindDecl>,
+    revocations: &'a Revocations,
 }
 
 impl PolicySet {
@@ -54,6 +58,7 @@ impl PolicySet {
         candidates: Vec<Candidate>,
         policies: Vec<NamedPolicy>,
         kinds: BTreeMap<String, KindDecl>,
+        revocations: Revocations,
         sources: &[Source],
     ) -> PolicySet {
         let revision = revision_of(&Hashed {
@@ -61,6 +66,7 @@ impl PolicySet {
             candidates: &candidates,
             policies: &policies,
             kinds: &kinds,
+            revocations: &revocations,
         });
         let (index, any_kind) = build_index(&candidates);
         let (known_actions, any_kind_actions) = known_actions(&candidates, &kinds);
@@ -79,7 +85,13 @@ impl PolicySet {
             known_actions,
             any_kind_actions,
             files,
+            revocations,
         }
+    }
+
+    /// The tokens this set revokes.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// The content hash of the compiled set: equal sets have equal revisions.

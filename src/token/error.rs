@@ -23,6 +23,8 @@ pub enum TokenError {
     DevTokenNotAllowed,
     #[error("invalid claims: {0}")]
     InvalidClaims(String),
+    #[error("token revoked")]
+    Revoked,
 }
 
 /// Why a token could not be issued.

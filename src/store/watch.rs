@@ -22,6 +22,7 @@ pub fn spawn_watcher(
     debounce: Duration,
 ) -> Result<tokio::task::JoinHandle<()>, notify::Error> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let kick = tx.clone();
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<Event>| match event {
             Ok(event) if is_change(&event.kind) => {
@@ -34,12 +35,17 @@ pub fn spawn_watcher(
             }
         })?;
     watcher.watch(&dir, RecursiveMode::Recursive)?;
+    // A change between the initial load and this point raised no event: look once more.
+    let _ = kick.send(());
+    let dir_shown = dir.display().to_string();
     Ok(tokio::spawn(async move {
         // The watcher lives as long as this task.
         let _watcher = watcher;
+        tracing::debug!(dir = %dir_shown, "watching the policy directory");
         while rx.recv().await.is_some() {
             // Collect the rest of the burst: wait until the directory has been quiet for `debounce`.
             while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
+            tracing::debug!("policy directory changed");
             let _ = store.reload().await;
         }
     }))

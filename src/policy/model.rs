@@ -135,7 +135,7 @@ pub enum Condition {
     Groups(Vec<String>),
     Users(Vec<String>),
     Principal(PrincipalFilter),
-    /// The principal's role in the resource's channel is one of these (or a global role is).
+    /// The principal's role in the resource's channel (the kind's `channel` operand) is one of these.
     ChannelRoles(Vec<String>),
     /// The kind's owner operand is the principal.
     Owner,

@@ -88,6 +88,10 @@ impl PolicyStore {
                 if revision != previous {
                     self.replace(set);
                     tracing::info!(%revision, %previous, "policies reloaded");
+                } else if set.files() != self.current().files() {
+                    // Same rules, other text (a comment, say): serve it so PolicyStatus matches the disk.
+                    self.replace(set);
+                    tracing::info!(%revision, "policy files reloaded; the rules did not change");
                 } else {
                     tracing::debug!(%revision, "policies unchanged");
                 }
@@ -125,13 +129,42 @@ impl PolicyStore {
 }
 
 /// Reads and compiles a policy directory: every `*.yaml`/`*.yml` file in the tree, except names starting
-/// with `.` (Kubernetes' `..data` folders, reached through their symlinks) and `*_test.yaml` suites.
+/// with `.` and `*_test.yaml` suites.
+///
+/// A Kubernetes ConfigMap mount is read through its `..data` link, resolved once: every key then comes
+/// from the same version, even while the kubelet swaps the link. If the link moved during the read, the
+/// read starts over.
 pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
-    let (sources, errors) = read_tree(dir, is_policy_file);
-    if !errors.is_empty() {
-        return Err(LoadErrors(errors));
+    const ATTEMPTS: usize = 5;
+    let mut last = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let version = configmap_version(dir);
+        let root = version.clone().unwrap_or_else(|| dir.to_path_buf());
+        let (sources, errors) = read_tree(&root, is_policy_file);
+        if version.is_some() && configmap_version(dir) != version {
+            last = errors;
+            continue;
+        }
+        if !errors.is_empty() {
+            return Err(LoadErrors(errors));
+        }
+        return compile(&sources, &BTreeMap::new());
     }
-    compile(&sources, &BTreeMap::new())
+    if last.is_empty() {
+        last.push(LoadError {
+            file: dir.display().to_string(),
+            line: None,
+            message: "the ConfigMap kept changing while it was read".to_owned(),
+        });
+    }
+    Err(LoadErrors(last))
+}
+
+/// The folder a ConfigMap mount's `..data` link points at now, if `dir` is such a mount.
+fn configmap_version(dir: &Path) -> Option<PathBuf> {
+    let link = dir.join("..data");
+    std::fs::symlink_metadata(&link).ok()?;
+    std::fs::canonicalize(link).ok()
 }
 
 /// The test suites (`*_test.yaml`) of a policy directory.

@@ -139,7 +139,22 @@ pub fn run(set: &PolicySet, suites: &[Source], now: i64) -> Result<Report, LoadE
     }
 }
 
-fn run_one(set: &PolicySet, source: &Source, now: i64) -> Result<Report, LoadError> {
+/// One test of a suite, with its names resolved.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub principal: PrincipalDoc,
+    pub resource: ResourceDoc,
+    pub action: String,
+    pub context: Map<String, Value>,
+    /// The expected decision.
+    pub allowed: bool,
+    /// The expected deciding rule, when the test names one.
+    pub rule: Option<String>,
+}
+
+/// Parses a suite into its cases.
+pub fn parse(source: &Source) -> Result<Vec<Case>, LoadError> {
     let error = |line: Option<usize>, message: String| LoadError {
         file: source.path.clone(),
         line,
@@ -147,28 +162,27 @@ fn run_one(set: &PolicySet, source: &Source, now: i64) -> Result<Report, LoadErr
     };
     let suite: SuiteDoc = serde_norway::from_str(&source.text)
         .map_err(|e| error(e.location().map(|l| l.line()), e.to_string()))?;
-    let mut report = Report::default();
+    let mut cases = Vec::with_capacity(suite.tests.len());
     for test in suite.tests {
-        let principal = match &test.principal {
+        let principal = match test.principal {
             Ref::Name(name) => suite
                 .principals
-                .get(name)
+                .get(&name)
                 .cloned()
                 .ok_or(format!("principal '{name}' is not defined")),
-            Ref::Inline(doc) => Ok(doc.clone()),
+            Ref::Inline(doc) => Ok(doc),
         }
-        .and_then(|doc| doc.to_principal())
         .map_err(|e| error(None, format!("test '{}': {e}", test.name)))?;
-        let resource = match &test.resource {
+        let resource = match test.resource {
             Ref::Name(name) => suite
                 .resources
-                .get(name)
+                .get(&name)
                 .cloned()
                 .ok_or(format!("resource '{name}' is not defined")),
-            Ref::Inline(doc) => Ok(doc.clone()),
+            Ref::Inline(doc) => Ok(doc),
         }
         .map_err(|e| error(None, format!("test '{}': {e}", test.name)))?;
-        let expected = match test.expect.as_str() {
+        let allowed = match test.expect.as_str() {
             "allow" => true,
             "deny" => false,
             other => {
@@ -181,34 +195,56 @@ fn run_one(set: &PolicySet, source: &Source, now: i64) -> Result<Report, LoadErr
                 ));
             }
         };
+        cases.push(Case {
+            name: test.name,
+            principal,
+            resource,
+            action: test.action,
+            context: test.context,
+            allowed,
+            rule: test.rule,
+        });
+    }
+    Ok(cases)
+}
+
+fn run_one(set: &PolicySet, source: &Source, now: i64) -> Result<Report, LoadError> {
+    let mut report = Report::default();
+    for case in parse(source)? {
+        let principal = case.principal.to_principal().map_err(|e| LoadError {
+            file: source.path.clone(),
+            line: None,
+            message: format!("test '{}': {e}", case.name),
+        })?;
         let request = Request {
             principal: &principal,
-            action: &test.action,
+            action: &case.action,
             resource: Resource {
-                kind: &resource.kind,
-                id: &resource.id,
-                attributes: &resource.attributes,
+                kind: &case.resource.kind,
+                id: &case.resource.id,
+                attributes: &case.resource.attributes,
             },
-            context: &test.context,
+            context: &case.context,
             now,
         };
         let decision = engine::decide(set, &request);
-        let rule_ok = test.rule.as_deref().is_none_or(|r| r == decision.rule);
-        if decision.allowed == expected && rule_ok {
+        let rule_ok = case.rule.as_deref().is_none_or(|r| r == decision.rule);
+        if decision.allowed == case.allowed && rule_ok {
             report.passed += 1;
         } else {
-            let got = if decision.allowed { "allow" } else { "deny" };
-            let wanted_rule = test
+            let verdict = |allowed: bool| if allowed { "allow" } else { "deny" };
+            let wanted_rule = case
                 .rule
                 .as_deref()
                 .map(|r| format!(" by {r}"))
                 .unwrap_or_default();
             report.failures.push(Failure {
                 file: source.path.clone(),
-                test: test.name.clone(),
+                test: case.name.clone(),
                 message: format!(
-                    "expected {}{wanted_rule}, got {got} by {}: {}",
-                    test.expect,
+                    "expected {}{wanted_rule}, got {} by {}: {}",
+                    verdict(case.allowed),
+                    verdict(decision.allowed),
                     decision.rule,
                     decision.reason(&request)
                 ),

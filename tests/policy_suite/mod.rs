@@ -10,81 +10,20 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gatehouse::grpc::pb;
 use gatehouse::grpc::pb::gatehouse_client::GatehouseClient;
 use gatehouse::grpc::pb::principal::Kind;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tonic::transport::Channel;
 
+use gatehouse::suite::{PrincipalDoc, ResourceDoc};
+
 use crate::common::{TestServer, server_token, sign, to_struct};
 
-/// A principal as suites describe it: `{ id, roles, groups, channel_roles, claims }`,
-/// `{ anonymous: true }` or `{ server: true }`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrincipalDoc {
-    pub id: Option<String>,
-    #[serde(default)]
-    pub roles: Vec<String>,
-    #[serde(default)]
-    pub groups: Vec<String>,
-    #[serde(default)]
-    pub channel_roles: BTreeMap<String, String>,
-    #[serde(default)]
-    pub claims: Map<String, Value>,
-    #[serde(default)]
-    pub anonymous: bool,
-    #[serde(default)]
-    pub server: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceDoc {
-    pub kind: String,
-    #[serde(default)]
-    pub id: String,
-    #[serde(default)]
-    pub attributes: Map<String, Value>,
-}
-
-/// A name defined in the suite, or the thing itself.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum Ref<T> {
-    Name(String),
-    Inline(T),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SuiteDoc {
-    #[serde(default)]
-    principals: BTreeMap<String, PrincipalDoc>,
-    #[serde(default)]
-    resources: BTreeMap<String, ResourceDoc>,
-    tests: Vec<TestDoc>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestDoc {
-    name: String,
-    principal: Ref<PrincipalDoc>,
-    resource: Ref<ResourceDoc>,
-    action: String,
-    #[serde(default)]
-    context: Map<String, Value>,
-    expect: String,
-    rule: Option<String>,
-}
-
-/// One test of a suite, with its names resolved.
+/// One test of a suite, with its names resolved and a label for failure messages.
 #[derive(Debug, Clone)]
 pub struct Case {
     /// `file: test name`, for failure messages.
@@ -104,8 +43,15 @@ pub enum Who {
     Server,
 }
 
-impl PrincipalDoc {
-    pub fn who(&self) -> Who {
+/// How a suite's principal asks: by token, anonymously, or described under a server token.
+pub trait Credentials {
+    fn who(&self) -> Who;
+    fn user_token(&self) -> String;
+    fn input(&self) -> pb::PrincipalInput;
+}
+
+impl Credentials for PrincipalDoc {
+    fn who(&self) -> Who {
         match (self.anonymous, self.server, &self.id) {
             (true, false, None) => Who::Anonymous,
             (false, true, None) => Who::Server,
@@ -119,7 +65,7 @@ impl PrincipalDoc {
     /// A user token carrying exactly what the suite describes: `user_id`, `roles`, `groups` and
     /// `channel_roles` only when given (a token without `roles` has Stream's implicit role `user`),
     /// and the extra claims.
-    pub fn user_token(&self) -> String {
+    fn user_token(&self) -> String {
         let mut claims = self.claims.clone();
         claims.insert("user_id".into(), json!(self.id.clone().unwrap()));
         if !self.roles.is_empty() {
@@ -135,7 +81,7 @@ impl PrincipalDoc {
     }
 
     /// The same user, described by a trusted backend instead of a token.
-    pub fn input(&self) -> pb::PrincipalInput {
+    fn input(&self) -> pb::PrincipalInput {
         pb::PrincipalInput {
             user_id: self.id.clone().unwrap(),
             roles: self.roles.clone(),
@@ -175,43 +121,26 @@ pub fn cases(dir: &Path) -> Vec<Case> {
     let mut cases = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        let suite: SuiteDoc = serde_norway::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display()));
         let file_name = file
             .strip_prefix(dir)
             .unwrap_or(&file)
             .display()
             .to_string();
-        for test in suite.tests {
-            let principal = match test.principal {
-                Ref::Name(name) => suite
-                    .principals
-                    .get(&name)
-                    .unwrap_or_else(|| panic!("{file_name}: principal '{name}' is not defined"))
-                    .clone(),
-                Ref::Inline(doc) => doc,
-            };
-            let resource = match test.resource {
-                Ref::Name(name) => suite
-                    .resources
-                    .get(&name)
-                    .unwrap_or_else(|| panic!("{file_name}: resource '{name}' is not defined"))
-                    .clone(),
-                Ref::Inline(doc) => doc,
-            };
-            let allowed = match test.expect.as_str() {
-                "allow" => true,
-                "deny" => false,
-                other => panic!("{file_name}: {}: expect '{other}'", test.name),
-            };
+        let source = gatehouse::policy::Source {
+            path: file_name.clone(),
+            text,
+        };
+        let parsed = gatehouse::suite::parse(&source)
+            .unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display()));
+        for case in parsed {
             cases.push(Case {
-                label: format!("{file_name}: {}", test.name),
-                principal,
-                resource,
-                action: test.action,
-                context: test.context,
-                allowed,
-                rule: test.rule,
+                label: format!("{file_name}: {}", case.name),
+                principal: case.principal,
+                resource: case.resource,
+                action: case.action,
+                context: case.context,
+                allowed: case.allowed,
+                rule: case.rule,
             });
         }
     }

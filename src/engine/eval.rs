@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::explain::{Explanation, PolicyTrace, TraceEntry, TraceResult};
 use super::{ConditionError, Request};
+use crate::policy::Captures;
 use crate::policy::{
     Actions, Body, Candidate, CelInput, Condition, Effect, KindDecl, Logic, NamedPolicy, Operand,
     PolicyBody, PolicySet, PrincipalFilter,
@@ -21,7 +22,7 @@ pub(super) struct Eval<'r, 'p> {
     set: &'p PolicySet,
     request: &'r Request<'r>,
     decl: Option<&'p KindDecl>,
-    captures: OnceCell<Option<Vec<&'r str>>>,
+    captures: OnceCell<Option<Captures<'r>>>,
     cel_values: OnceCell<(Value, Value)>,
     errors: RefCell<Vec<ConditionError>>,
 }
@@ -310,7 +311,7 @@ impl<'r, 'p> Eval<'r, 'p> {
             .get_or_init(|| pattern.captures(self.request.resource.id))
             .as_ref()?;
         let index = pattern.capture_names().iter().position(|n| n == name)?;
-        values.get(index).copied()
+        values.get(index)
     }
 
     fn captures_map(&self) -> Map<String, Value> {

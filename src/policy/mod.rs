@@ -19,5 +19,5 @@ pub use model::{
     Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, NamedPolicy, Operand,
     Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
-pub use pattern::Pattern;
+pub use pattern::{Captures, MAX_CAPTURES, Pattern};
 pub use set::PolicySet;

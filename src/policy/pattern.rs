@@ -59,6 +59,9 @@ impl Pattern {
                             "capture names are letters, digits and '_' in '{source}'"
                         ));
                     }
+                    if names.len() == MAX_CAPTURES {
+                        return Err(format!("at most {MAX_CAPTURES} captures in '{source}'"));
+                    }
                     if names.contains(&name) {
                         return Err(format!("capture '{name}' appears twice in '{source}'"));
                     }
@@ -92,9 +95,32 @@ impl Pattern {
     }
 
     /// The captured values, in the order of [`Pattern::capture_names`], if `id` matches.
-    pub fn captures<'a>(&self, id: &'a str) -> Option<Vec<&'a str>> {
-        let mut values = vec![""; self.capture_names.len()];
-        match_parts(&self.parts, id, &mut values).then_some(values)
+    pub fn captures<'a>(&self, id: &'a str) -> Option<Captures<'a>> {
+        let mut values = Captures {
+            values: [""; MAX_CAPTURES],
+            len: self.capture_names.len(),
+        };
+        match_parts(&self.parts, id, &mut values.values).then_some(values)
+    }
+}
+
+/// The most captures a pattern may have; enough for any id, and it keeps captures off the heap.
+pub const MAX_CAPTURES: usize = 8;
+
+/// Captured values, without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Captures<'a> {
+    values: [&'a str; MAX_CAPTURES],
+    len: usize,
+}
+
+impl<'a> Captures<'a> {
+    pub fn get(&self, index: usize) -> Option<&'a str> {
+        self.values.get(..self.len)?.get(index).copied()
+    }
+
+    pub fn as_slice(&self) -> &[&'a str] {
+        self.values.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -124,33 +150,44 @@ fn match_parts<'a>(parts: &[Part], input: &'a str, values: &mut [&'a str]) -> bo
             .strip_prefix(text.as_str())
             .is_some_and(|remaining| match_parts(rest, remaining, values)),
         Part::Run { colons, capture } => {
-            // Try every split point; runs stop at ':' unless they may contain it.
-            let limit = if *colons {
-                input.len()
-            } else {
-                input.find(':').unwrap_or(input.len())
+            let fits = |run: &str| !run.is_empty() && (*colons || !run.contains(':'));
+            let take = |run: &'a str, values: &mut [&'a str]| {
+                if let Some(slot) = capture.and_then(|i| values.get_mut(i)) {
+                    *slot = run;
+                }
             };
-            let ends = input
-                .char_indices()
-                .map(|(i, _)| i)
-                .chain(std::iter::once(input.len()))
-                .filter(|&i| i <= limit);
-            for end in ends {
-                let (Some(head), Some(tail)) = (input.get(..end), input.get(end..)) else {
-                    continue;
-                };
-                // Runs are non-empty, so `*` never matches a missing segment.
-                if head.is_empty() {
-                    continue;
-                }
-                if match_parts(rest, tail, values) {
-                    if let Some(slot) = capture.and_then(|i| values.get_mut(i)) {
-                        *slot = head;
+            match rest.first() {
+                // The last part takes the rest of the id.
+                None => {
+                    let matched = fits(input);
+                    if matched {
+                        take(input, values);
                     }
-                    return true;
+                    matched
                 }
+                // A run ends where its following literal starts: try each such place, shortest first.
+                Some(Part::Literal(text)) => {
+                    let mut from = 0;
+                    while let Some(found) = input.get(from..).and_then(|s| s.find(text.as_str())) {
+                        let end = from + found;
+                        let (Some(run), Some(tail)) = (input.get(..end), input.get(end..)) else {
+                            return false;
+                        };
+                        if !*colons && run.contains(':') {
+                            return false;
+                        }
+                        if fits(run) && match_parts(rest, tail, values) {
+                            take(run, values);
+                            return true;
+                        }
+                        // Step past this occurrence's first character.
+                        from = end + text.chars().next().map_or(1, char::len_utf8);
+                    }
+                    false
+                }
+                // Parsing never puts two runs side by side.
+                Some(Part::Run { .. }) => false,
             }
-            false
         }
     }
 }
@@ -162,14 +199,19 @@ mod tests {
     #[test]
     fn captures_split_feed_ids() {
         let p = Pattern::parse("{group}:{owner**}").unwrap();
+        let values = |id| p.captures(id).map(|c| c.as_slice().to_vec());
         assert_eq!(
-            p.captures("timeline:tommaso"),
+            values("timeline:tommaso"),
             Some(vec!["timeline", "tommaso"])
         );
-        assert_eq!(p.captures("user:a:b"), Some(vec!["user", "a:b"]));
-        assert_eq!(p.captures("userjack"), None);
-        assert_eq!(p.captures(":jack"), None);
-        assert_eq!(p.captures("user:"), None);
+        assert_eq!(values("user:a:b"), Some(vec!["user", "a:b"]));
+        assert_eq!(values("userjack"), None);
+        assert_eq!(values(":jack"), None);
+        assert_eq!(values("user:"), None);
+        let p = Pattern::parse("{a}-x-{b}").unwrap();
+        let values = |id| p.captures(id).map(|c| c.as_slice().to_vec());
+        assert_eq!(values("1-x-2-x-3"), Some(vec!["1", "2-x-3"]));
+        assert_eq!(values("1-x-"), None);
     }
 
     #[test]

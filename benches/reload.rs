@@ -39,7 +39,11 @@ struct Sizes {
 /// version, so a Check tells which version answered.
 fn policy_text(rules: usize, version: u32) -> String {
     let mut text = String::from("rules:\n");
-    let effect = if version % 2 == 0 { "allow" } else { "deny" };
+    let effect = if version.is_multiple_of(2) {
+        "allow"
+    } else {
+        "deny"
+    };
     let _ = writeln!(
         text,
         "  - {{ name: marker, effect: {effect}, resource: doc, actions: [read], priority: 10, description: version {version} }}"
@@ -160,7 +164,7 @@ async fn change_to_answer(sizes: &Sizes, small_rules: usize) {
     let token = user_token("jack");
     let mut times = Vec::new();
     for version in 1..=sizes.change_runs as u32 {
-        let expected = version % 2 == 0;
+        let expected = version.is_multiple_of(2);
         let started = Instant::now();
         write_atomically(&file, &policy_text(small_rules, version));
         loop {

@@ -142,7 +142,6 @@ async fn assert_server_refuses(dir: &Path, expected: &[Expect<'_>]) {
     let config = Config::load_with(None, &|name| vars.get(name).cloned())
         .expect("the configuration itself is valid");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let outcome = tokio::time::timeout(
         Duration::from_secs(10),
         gatehouse::run(config, listener, std::future::pending()),
@@ -168,11 +167,6 @@ async fn assert_server_refuses(dir: &Path, expected: &[Expect<'_>]) {
             wanted.fragment
         );
     }
-    // Nothing listens: the listener went with the failed start.
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "something still listens on {addr}"
-    );
 }
 
 /// Both the validator and the server refuse `files`, reporting exactly `expected` (no other error).

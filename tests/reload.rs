@@ -914,7 +914,6 @@ async fn an_invalid_directory_at_start_up_is_refused_listing_every_error() {
 
     // In process: `run` returns the errors instead of serving.
     let server = serve(dir.path()).await;
-    let addr = server.addr;
     let error = server
         .stop()
         .await
@@ -923,10 +922,6 @@ async fn an_invalid_directory_at_start_up_is_refused_listing_every_error() {
     assert!(
         has_line_number(&text, "bad.yaml:") && has_line_number(&text, "worse.yml:"),
         "every error, with file and line: {text}"
-    );
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "nothing listens after a refused start"
     );
 
     // The binary: exits non-zero, listing the errors, without serving.

@@ -58,8 +58,9 @@ impl PolicyStore {
 
     /// Swaps in a new set atomically; checks in flight finish on the set they loaded.
     pub fn replace(&self, next: PolicySet) {
-        self.current.store(Arc::new(next));
+        // Stamped first, so whoever sees the new set sees when it was loaded.
         self.status().loaded_at = unix_now();
+        self.current.store(Arc::new(next));
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -85,6 +86,12 @@ impl PolicyStore {
             Ok(set) => {
                 let revision = set.revision().to_owned();
                 let previous = self.current().revision().to_owned();
+                {
+                    // Counted before the swap, so whoever sees the new revision sees the reload counted.
+                    let mut status = self.status();
+                    status.reloads_ok += 1;
+                    status.last_error = None;
+                }
                 if revision != previous {
                     self.replace(set);
                     tracing::info!(%revision, %previous, "policies reloaded");
@@ -95,9 +102,6 @@ impl PolicyStore {
                 } else {
                     tracing::debug!(%revision, "policies unchanged");
                 }
-                let mut status = self.status();
-                status.reloads_ok += 1;
-                status.last_error = None;
                 Ok(revision)
             }
             Err(errors) => {

@@ -33,6 +33,7 @@ impl GatehouseService {
     /// holding a server token.
     fn caller(
         &self,
+        policy: &PolicySet,
         metadata: &MetadataMap,
         token: &str,
         anonymous: bool,
@@ -54,18 +55,15 @@ impl GatehouseService {
             }
             (true, true, None) => Err(Error::InvalidRequest("an anonymous check carries no token")),
             (false, true, None) => Ok(Principal::anonymous()),
-            (_, false, None) => self.verified(token),
+            (_, false, None) => self.verified(token, policy),
         }
     }
 
-    /// A verified token's principal, unless the live policy set revokes the token.
-    fn verified(&self, token: &str) -> Result<Principal, Error> {
+    /// A verified token's principal, unless `policy` (the set deciding the call) revokes the token.
+    fn verified(&self, token: &str, policy: &PolicySet) -> Result<Principal, Error> {
         let principal = self.app.verifier.verify(token)?;
         let revoked = principal.kind != PrincipalKind::Server
-            && self
-                .app
-                .policies
-                .current()
+            && policy
                 .revocations()
                 .revokes(&principal.user_id, principal.issued_at);
         if revoked {
@@ -182,7 +180,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let principal = self.verified(&request.get_ref().token)?;
+        let principal = self.verified(&request.get_ref().token, &self.app.policies.current())?;
         Ok(Response::new(pb::VerifyResponse {
             principal: Some(principal_to_pb(&principal)),
         }))
@@ -194,13 +192,15 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let (metadata, _, request) = request.into_parts();
         let item = item(request.action, request.resource, request.context)?;
+        // One set decides the whole call, its revocations included.
+        let policy = self.app.policies.current();
         let principal = self.caller(
+            &policy,
             &metadata,
             &request.token,
             request.anonymous,
             request.principal,
         )?;
-        let policy = self.app.policies.current();
         let result = decide(
             &policy,
             &item.request(&principal, unix_now()),
@@ -229,14 +229,15 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .into_iter()
             .map(|i| item(i.action, i.resource, i.context))
             .collect::<Result<Vec<_>, _>>()?;
+        // One set decides the whole call, its revocations included.
+        let policy = self.app.policies.current();
         let principal = self.caller(
+            &policy,
             &metadata,
             &request.token,
             request.anonymous,
             request.principal,
         )?;
-        // One set for the whole batch, so every answer comes from the same revision.
-        let policy = self.app.policies.current();
         let now = unix_now();
         let results = items
             .iter()
@@ -256,13 +257,15 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let (metadata, _, request) = request.into_parts();
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
+        // One set decides the whole call, its revocations included.
+        let policy = self.app.policies.current();
         let principal = self.caller(
+            &policy,
             &metadata,
             &request.token,
             request.anonymous,
             request.principal,
         )?;
-        let policy = self.app.policies.current();
         let actions = engine::allowed_actions(&policy, &item.request(&principal, unix_now()))
             .into_iter()
             .map(str::to_owned)

@@ -631,22 +631,8 @@ impl Compiler {
             "group" => PolicyBody::Group(list(doc.groups, "groups", self)),
             "user" => PolicyBody::User(list(doc.users, "users", self)),
             "time" => {
-                let time = |value: &Option<String>, this: &mut Self| {
-                    value
-                        .as_deref()
-                        .and_then(|v| match humantime::parse_rfc3339_weak(v) {
-                            Ok(t) => t
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .ok()
-                                .and_then(|d| i64::try_from(d.as_secs()).ok()),
-                            Err(_) => {
-                                this.error(at, format!("'{v}' is not an RFC 3339 time"));
-                                None
-                            }
-                        })
-                };
-                let not_before = time(&doc.not_before, self);
-                let not_after = time(&doc.not_after, self);
+                let not_before = doc.not_before.as_deref().and_then(|v| self.time(v, at));
+                let not_after = doc.not_after.as_deref().and_then(|v| self.time(v, at));
                 let hours = doc.hours.map(|h| (h.from, h.to));
                 if hours.is_some_and(|(from, to)| from > 23 || to > 24 || from >= to) {
                     self.error(at, "hours need 0 <= from < to <= 24");

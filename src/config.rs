@@ -23,7 +23,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// Reserved for the HTTP side (authorization endpoint, metrics); validated but not yet served.
+    /// The HTTP listener (the `/authz` endpoint for proxies); `None`: no HTTP listener.
     pub http_listen: Option<SocketAddr>,
     pub api_key: String,
     pub secret: ApiSecret,
@@ -42,6 +42,9 @@ pub struct Config {
     /// balancers and health checkers notice first.
     pub drain_delay: Duration,
     pub log: LogConfig,
+    /// Remove the caller's `Authorization` header from requests a proxy lets through, so the upstream
+    /// never sees the token.
+    pub strip_authorization: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +115,14 @@ struct FileConfig {
     shutdown: FileShutdown,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    authz: FileAuthz,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuthz {
+    strip_authorization: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -292,6 +303,12 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
     );
     let drain_delay = loader.parse(drain_raw, parse_duration).unwrap_or_default();
     let log = load_log(file.log, loader);
+    let strip_raw = loader.raw(
+        "GATEHOUSE_STRIP_AUTHORIZATION",
+        "authz.strip_authorization",
+        file.authz.strip_authorization,
+    );
+    let strip_authorization = loader.parse(strip_raw, parse_bool).unwrap_or(false);
 
     let listen = listen?;
     let (secret, development) = match secret {
@@ -326,6 +343,7 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
         shutdown_grace,
         drain_delay,
         log,
+        strip_authorization,
     })
 }
 

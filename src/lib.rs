@@ -14,7 +14,10 @@
 //! - [`engine`]: `decide(&PolicySet, &Request) -> Decision`; pure and synchronous.
 //! - [`store`]: the live policy set behind an atomic swap; reading policy directories.
 //! - [`suite`]: policy test suites (`*_test.yaml`) and their runner.
-//! - [`grpc`]: thin tonic services: ours, health and reflection.
+//! - [`authz`]: authorizing an HTTP request as a proxy sees it (route table, Stream's credentials and
+//!   error bodies), shared by the proxy front ends.
+//! - [`grpc`]: thin tonic services: ours, Envoy's ext_authz, health and reflection.
+//! - [`http`]: the HTTP listener: the `/authz` endpoint for nginx, Traefik and Envoy's HTTP service.
 //! - [`cli`]: the commands people run: issue and verify tokens locally, check against a server.
 //! - [`telemetry`]: logging set-up.
 //!
@@ -23,11 +26,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod policy;
 pub mod principal;
 pub mod store;
@@ -39,8 +44,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -49,7 +55,7 @@ use tonic_health::server::HealthReporter;
 use crate::config::Config;
 use crate::error::ServeError;
 use crate::grpc::pb::gatehouse_server::GatehouseServer;
-use crate::grpc::{GatehouseService, pb};
+use crate::grpc::{ExtAuthzService, GatehouseService, pb};
 use crate::policy::{LoadErrors, PolicySet};
 use crate::store::PolicyStore;
 use crate::token::{Issuer, Verifier};
@@ -62,6 +68,10 @@ pub struct App {
     pub verifier: Verifier,
     pub issuer: Issuer,
     pub policies: Arc<PolicyStore>,
+    /// The app's API key, which proxied requests must carry as `api_key`; empty: not checked.
+    pub api_key: String,
+    /// Remove the caller's `Authorization` header from requests a proxy lets through.
+    pub strip_authorization: bool,
 }
 
 impl App {
@@ -73,6 +83,8 @@ impl App {
                 initial_policies(config)?,
                 config.policy_dir.clone(),
             )),
+            api_key: config.api_key.clone(),
+            strip_authorization: config.strip_authorization,
         })
     }
 }
@@ -85,11 +97,40 @@ pub fn initial_policies(config: &Config) -> Result<PolicySet, LoadErrors> {
     }
 }
 
-/// Serves gRPC on `listener` until `shutdown` completes, then reports NOT_SERVING, keeps serving for the
-/// drain delay, stops accepting, and gives in-flight calls the grace period to finish.
+/// The sockets to serve on, bound by the caller (tests bind `127.0.0.1:0`).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    /// The HTTP listener for the `/authz` endpoint; `None`: no HTTP side.
+    pub http: Option<TcpListener>,
+}
+
+/// Serves gRPC on `listener`, and HTTP on the configured `http_listen` if any, until `shutdown`
+/// completes. See [`run_listeners`].
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let http = match config.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServeError::Bind(addr.to_string(), e.to_string()))?,
+        ),
+        None => None,
+    };
+    let listeners = Listeners {
+        grpc: listener,
+        http,
+    };
+    run_listeners(config, listeners, shutdown).await
+}
+
+/// Serves until `shutdown` completes, then reports NOT_SERVING, keeps serving for the drain delay,
+/// stops accepting, and gives in-flight calls the grace period to finish.
+pub async fn run_listeners(
+    config: Config,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let app = Arc::new(App::from_config(&config)?);
@@ -98,29 +139,39 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     set_status(&reporter, ServingStatus::Serving).await;
+    let address = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
-        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        listen = %address(&listeners.grpc),
+        http_listen = %listeners.http.as_ref().map(address).unwrap_or_default(),
         revision = app.policies.current().revision(),
         development = config.development,
         "serving"
     );
 
     let (drained_tx, drained_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = watch::channel(false);
     let drain_delay = config.drain_delay;
     let signal = async move {
         shutdown.await;
         tracing::info!("shutdown requested: reporting NOT_SERVING");
         set_status(&reporter, ServingStatus::NotServing).await;
         tokio::time::sleep(drain_delay).await;
+        let _ = stop_tx.send(true);
         let _ = drained_tx.send(());
     };
+    let http_task = listeners
+        .http
+        .map(|listener| tokio::spawn(serve_http(Arc::clone(&app), listener, stop_rx)));
     let serve = Server::builder()
         .timeout(REQUEST_TIMEOUT)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(GatehouseServer::new(GatehouseService::new(app)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .add_service(GatehouseServer::new(GatehouseService::new(Arc::clone(
+            &app,
+        ))))
+        .add_service(AuthorizationServer::new(ExtAuthzService::new(app)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), signal);
     tokio::pin!(serve);
     let grace = config.shutdown_grace;
     tokio::select! {
@@ -129,11 +180,32 @@ pub async fn run(
             tracing::warn!(grace_seconds = grace.as_secs_f64(), "grace period over: closing calls still in flight");
         }
     }
+    if let Some(task) = http_task {
+        // The HTTP side stopped accepting with the gRPC side; its in-flight requests get the grace
+        // period too.
+        if tokio::time::timeout(grace, task).await.is_err() {
+            tracing::warn!("grace period over: closing HTTP requests still in flight");
+        }
+    }
     for task in reloaders {
         task.abort();
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves the HTTP routes until `stop` turns true.
+async fn serve_http(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let router = http::router(app);
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::error!(error = %e, "the HTTP listener failed");
+    }
 }
 
 /// With a policy directory: reload on every change in it and on SIGHUP.

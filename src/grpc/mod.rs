@@ -1,11 +1,14 @@
-//! gRPC glue: our `gatehouse.v1.Gatehouse` service, health and reflection.
+//! gRPC glue: our `gatehouse.v1.Gatehouse` service, Envoy's `envoy.service.auth.v3.Authorization`,
+//! health and reflection.
 //!
 //! Thin by design: convert the request, call `token` and `engine`, convert back. No decision logic here.
 
 mod convert;
+mod ext_authz;
 mod metadata;
 mod service;
 
+pub use ext_authz::ExtAuthzService;
 pub use service::GatehouseService;
 
 /// Generated code of `proto/gatehouse/v1/gatehouse.proto`, client included for callers and tests.

@@ -13,7 +13,7 @@ use crate::App;
 use crate::engine;
 use crate::error::Error;
 use crate::policy::PolicySet;
-use crate::principal::{Principal, PrincipalKind};
+use crate::principal::Principal;
 use crate::token::{IssueRequest, TokenError, unix_now};
 
 /// The most items one CheckBatch may carry.
@@ -62,11 +62,7 @@ impl GatehouseService {
     /// A verified token's principal, unless `policy` (the set deciding the call) revokes the token.
     fn verified(&self, token: &str, policy: &PolicySet) -> Result<Principal, Error> {
         let principal = self.app.verifier.verify(token)?;
-        let revoked = principal.kind != PrincipalKind::Server
-            && policy
-                .revocations()
-                .revokes(&principal.user_id, principal.issued_at);
-        if revoked {
+        if policy.revokes(&principal) {
             return Err(Error::Token(TokenError::Revoked));
         }
         Ok(principal)

@@ -9,13 +9,14 @@ use std::fmt;
 use super::cel::CelCondition;
 use super::file::{
     ChatPolicyDoc, ConditionDoc, OneOrMany, PermissionDoc, PolicyDoc, PolicyFile, ResourceDoc,
-    RevocationsDoc, RuleDoc,
+    RevocationsDoc, RouteDoc, RuleDoc,
 };
 use super::model::{
     Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, NamedPolicy, Operand,
     Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 use super::pattern::Pattern;
+use super::routes::{Route, RouteTable, compile_route};
 use super::set::PolicySet;
 
 /// Rule priorities are bounded so that they stay readable and can never overflow.
@@ -316,7 +317,9 @@ impl Compiler {
         let mut policy_docs: Vec<(usize, PolicyDoc)> = Vec::new();
         let mut candidates = Vec::new();
         let mut names: HashSet<String> = HashSet::new();
+        let mut route_docs: Vec<(usize, RouteDoc)> = Vec::new();
         for (index, _, file) in files {
+            route_docs.extend(file.routes.into_iter().map(|r| (index, r)));
             for policy in file.policies {
                 policy_docs.push((index, policy));
             }
@@ -343,6 +346,7 @@ impl Compiler {
             }
         }
         let policies = self.policies(policy_docs);
+        let routes = self.routes(route_docs, &candidates);
         let strategy = self.strategy.map(|(s, _)| s).unwrap_or_default();
         if !self.errors.is_empty() {
             return None;
@@ -353,8 +357,91 @@ impl Compiler {
             policies,
             std::mem::take(&mut self.kinds),
             std::mem::take(&mut self.revocations),
+            routes,
             &self.sources,
         ))
+    }
+
+    /// Compiles the route table. A route must name a kind that is declared or that some rule names, an
+    /// action the kind declares (when it declares any), a unique name, and requests no other route
+    /// already describes.
+    fn routes(&mut self, docs: Vec<(usize, RouteDoc)>, candidates: &[Candidate]) -> RouteTable {
+        let mut routes: Vec<Route> = Vec::new();
+        let mut names: HashSet<String> = HashSet::new();
+        for (index, doc) in docs {
+            let at = self.route_at(index, &doc.name);
+            if doc.name.trim().is_empty() {
+                self.error(&at, "every route needs a name");
+            } else if !names.insert(doc.name.clone()) {
+                self.error(&at, format!("route '{}' is defined twice", doc.name));
+            }
+            let route = match compile_route(doc) {
+                Ok(route) => route,
+                Err(errors) => {
+                    for e in errors {
+                        self.error(&at, format!("route: {e}"));
+                    }
+                    continue;
+                }
+            };
+            if !route.public {
+                self.check_route_target(&route, candidates, &at);
+            }
+            if let Some(other) = routes.iter().find(|r| r.same_requests_as(&route)) {
+                let message = format!(
+                    "route '{}' matches the same requests as route '{}' ({} {})",
+                    route.name,
+                    other.name,
+                    other.methods().join(","),
+                    other.template()
+                );
+                self.error(&at, message);
+            }
+            routes.push(route);
+        }
+        RouteTable::new(routes)
+    }
+
+    fn check_route_target(&mut self, route: &Route, candidates: &[Candidate], at: &At) {
+        match self.kinds.get(&route.kind) {
+            Some(decl) if !decl.actions.is_empty() && !decl.actions.contains(&route.action) => {
+                let message = format!(
+                    "route '{}': kind '{}' has no action '{}' (it declares {})",
+                    route.name,
+                    route.kind,
+                    route.action,
+                    decl.actions.join(", ")
+                );
+                self.error(at, message);
+            }
+            Some(_) => {}
+            None => {
+                let named = candidates
+                    .iter()
+                    .any(|c| matches!(&c.kinds, Kinds::Only(kinds) if kinds.contains(&route.kind)));
+                if !named {
+                    let message = format!(
+                        "route '{}': resource kind '{}' is neither declared under resources nor named by a rule",
+                        route.name, route.kind
+                    );
+                    self.error(at, message);
+                }
+            }
+        }
+    }
+
+    /// Where route `name` is written in `file` (routes have their own namespace).
+    fn route_at(&mut self, file: usize, name: &str) -> At {
+        let count = self
+            .seen
+            .entry((file, format!("route\u{0}{name}")))
+            .or_insert(0);
+        let at = At {
+            occurrence: *count,
+            ..At::new(file, "name", name)
+        };
+        *count += 1;
+        at
     }
 
     /// Where the next item called `name` in `file` is written.

@@ -23,6 +23,27 @@ pub struct PolicyFile {
     #[serde(default)]
     pub permissions: Vec<PermissionDoc>,
     pub revocations: Option<RevocationsDoc>,
+    #[serde(default)]
+    pub routes: Vec<RouteDoc>,
+}
+
+/// An HTTP route: method(s) and path template to the resource kind, id and action it stands for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDoc {
+    pub name: String,
+    pub methods: Option<OneOrMany>,
+    pub path: String,
+    pub resource: Option<String>,
+    pub id: Option<String>,
+    pub action: Option<String>,
+    /// Resource attributes by name: a value source or a list of them (the first with a value wins).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, OneOrMany>,
+    /// Context fields, as `attributes`.
+    #[serde(default)]
+    pub context: BTreeMap<String, OneOrMany>,
+    pub public: Option<bool>,
 }
 
 /// Token revocation, Stream's semantics: every token issued before a time is refused.

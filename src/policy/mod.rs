@@ -10,6 +10,7 @@ mod feeds;
 mod file;
 mod model;
 mod pattern;
+mod routes;
 mod set;
 
 pub use cel::{CelCondition, CelError, CelInput};
@@ -20,4 +21,7 @@ pub use model::{
     Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 pub use pattern::{Captures, MAX_CAPTURES, Pattern};
+pub use routes::{
+    FieldSource, MAX_SEGMENTS, PathError, Route, RouteMatch, RouteTable, ValueSource, body_values,
+};
 pub use set::PolicySet;

@@ -10,6 +10,7 @@ use super::compile::Source;
 use super::model::{
     Actions, Candidate, Effect, KindDecl, Kinds, NamedPolicy, Revocations, Strategy,
 };
+use super::routes::RouteTable;
 
 /// Candidate ids for one kind, by action, in evaluation order.
 #[derive(Debug, Default)]
@@ -40,6 +41,7 @@ pub struct PolicySet {
     any_kind_actions: Vec<String>,
     files: Vec<(String, String)>,
     revocations: Revocations,
+    routes: RouteTable,
 }
 
 /// What the revision hashes: everything that can change a decision.
@@ -50,6 +52,7 @@ struct Hashed<'a> {
     policies: &'a [NamedPolicy],
     kinds: &'a BTreeMap<String, KindDecl>,
     revocations: &'a Revocations,
+    routes: &'a RouteTable,
 }
 
 impl PolicySet {
@@ -59,6 +62,7 @@ impl PolicySet {
         policies: Vec<NamedPolicy>,
         kinds: BTreeMap<String, KindDecl>,
         revocations: Revocations,
+        routes: RouteTable,
         sources: &[Source],
     ) -> PolicySet {
         let revision = revision_of(&Hashed {
@@ -67,6 +71,7 @@ impl PolicySet {
             policies: &policies,
             kinds: &kinds,
             revocations: &revocations,
+            routes: &routes,
         });
         let (index, any_kind) = build_index(&candidates);
         let (known_actions, any_kind_actions) = known_actions(&candidates, &kinds);
@@ -86,7 +91,22 @@ impl PolicySet {
             any_kind_actions,
             files,
             revocations,
+            routes,
         }
+    }
+
+    /// Whether this set revokes the token `principal` came from. Server tokens are exempt: Stream's
+    /// SDKs mint them without `iat`, and revoking them would lock the backend out.
+    pub fn revokes(&self, principal: &crate::principal::Principal) -> bool {
+        principal.kind != crate::principal::PrincipalKind::Server
+            && self
+                .revocations
+                .revokes(&principal.user_id, principal.issued_at)
+    }
+
+    /// The HTTP route table (empty when the set has no routes).
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
     }
 
     /// The tokens this set revokes.

@@ -1,0 +1,394 @@
+//! Authorizes an HTTP request as a proxy sees it: credentials the way Stream's clients send them, the
+//! route table for what the request stands for, and the engine for the decision.
+//!
+//! Both front ends, Envoy's gRPC ext_authz and the HTTP endpoint (Envoy's HTTP service, nginx
+//! `auth_request`, Traefik ForwardAuth), translate their request into an [`HttpCall`] and their answer
+//! from an [`Outcome`], so they cannot disagree. Synchronous and free of I/O: the caller brings the
+//! policy set, the clock and the bytes.
+//!
+//! Fails closed: a request no route describes is denied (as Keycloak's policy enforcer does), a path or
+//! body that cannot be read is refused, and a credential problem is a 401 before any rule is looked at.
+
+mod stream_error;
+
+use serde_json::{Map, Value};
+
+use crate::engine;
+use crate::policy::{PolicySet, Route, RouteMatch, ValueSource, body_values};
+use crate::principal::{Principal, PrincipalKind};
+use crate::token::{TokenError, Verifier};
+
+pub use stream_error::{Denial, ErrorKind};
+
+/// Headers the upstream receives with an allowed request.
+pub const USER_ID_HEADER: &str = "x-gatehouse-user-id";
+pub const PRINCIPAL_KIND_HEADER: &str = "x-gatehouse-principal-kind";
+pub const RULE_HEADER: &str = "x-gatehouse-rule";
+pub const REVISION_HEADER: &str = "x-gatehouse-revision";
+/// Every header gatehouse sets for the upstream; a client's own copies are always removed or replaced.
+pub const UPSTREAM_HEADERS: [&str; 4] = [
+    USER_ID_HEADER,
+    PRINCIPAL_KIND_HEADER,
+    RULE_HEADER,
+    REVISION_HEADER,
+];
+
+/// The request as the proxy saw it.
+pub struct HttpCall<'a> {
+    pub method: &'a str,
+    /// The request target: the path with its query string, if any.
+    pub path: &'a str,
+    pub headers: &'a dyn HeaderLookup,
+    pub body: CallBody<'a>,
+}
+
+/// Looks a header up by its lower-case name.
+pub trait HeaderLookup {
+    fn header(&self, lower_case_name: &str) -> Option<&str>;
+}
+
+/// What the proxy forwarded of the request body.
+#[derive(Debug, Clone, Copy)]
+pub enum CallBody<'a> {
+    /// Nothing: the proxy does not forward bodies (nginx), or the request had none.
+    Absent,
+    Complete(&'a [u8]),
+    /// Only a prefix (Envoy's `allow_partial_message`): fields cannot be read from it.
+    Truncated,
+}
+
+/// How a request may proceed.
+#[derive(Debug)]
+pub enum Outcome {
+    Allowed(Allowed),
+    Denied(Denial),
+}
+
+/// An allowed request and what the upstream is told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub route: String,
+    /// Empty for public routes, server tokens without a user and anonymous callers.
+    pub user_id: String,
+    /// `user`, `server`, `scoped`, `anonymous`; `public` for a public route.
+    pub principal_kind: &'static str,
+    pub rule: String,
+    pub revision: String,
+}
+
+impl Allowed {
+    /// The headers to set on the upstream request; a header with an empty value is to be removed.
+    pub fn upstream_headers(&self) -> [(&'static str, &str); 4] {
+        [
+            (USER_ID_HEADER, self.user_id.as_str()),
+            (PRINCIPAL_KIND_HEADER, self.principal_kind),
+            (RULE_HEADER, self.rule.as_str()),
+            (REVISION_HEADER, self.revision.as_str()),
+        ]
+    }
+}
+
+/// What the authorizer needs besides the request.
+pub struct Authorizer<'a> {
+    pub verifier: &'a Verifier,
+    /// The app's API key; empty: the `api_key` query parameter is not checked.
+    pub api_key: &'a str,
+    pub policy: &'a PolicySet,
+    /// Seconds since the Unix epoch.
+    pub now: i64,
+}
+
+impl Authorizer<'_> {
+    /// Decides `call`.
+    pub fn authorize(&self, call: &HttpCall<'_>) -> Outcome {
+        match self.try_authorize(call) {
+            Ok(allowed) => Outcome::Allowed(allowed),
+            Err(denial) => Outcome::Denied(denial),
+        }
+    }
+
+    fn try_authorize(&self, call: &HttpCall<'_>) -> Result<Allowed, Denial> {
+        let revision = self.policy.revision();
+        let found = self
+            .policy
+            .routes()
+            .find(call.method, call.path)
+            .map_err(|e| Denial::new(ErrorKind::Input, format!("cannot route the request: {e}")))?;
+        let Some(found) = found else {
+            return Err(Denial::new(
+                ErrorKind::NotAllowed,
+                format!(
+                    "no route describes {} {}: requests outside the route table are denied",
+                    sanitize(call.method),
+                    sanitize(path_only(call.path))
+                ),
+            )
+            .at_revision(revision));
+        };
+        if found.route.public {
+            return Ok(Allowed {
+                route: found.route.name.clone(),
+                user_id: String::new(),
+                principal_kind: "public",
+                rule: format!("public-route:{}", found.route.name),
+                revision: revision.to_owned(),
+            });
+        }
+        self.check_api_key(call)?;
+        let principal = self.principal(call)?;
+        self.decide(call, &found, &principal)
+    }
+
+    /// The `api_key` query parameter must be the app's key, as Stream requires of every call.
+    fn check_api_key(&self, call: &HttpCall<'_>) -> Result<(), Denial> {
+        if self.api_key.is_empty() {
+            return Ok(());
+        }
+        match query_param(call.path, "api_key") {
+            Some(key) if key == self.api_key => Ok(()),
+            Some(_) => Err(Denial::new(
+                ErrorKind::ApiKey,
+                "api_key does not match this app's key",
+            )),
+            None => Err(Denial::new(
+                ErrorKind::ApiKey,
+                "the api_key query parameter is missing",
+            )),
+        }
+    }
+
+    /// The caller: `stream-auth-type: anonymous`, or the JWT in `Authorization` (with or without
+    /// `Bearer `), verified and not revoked by the deciding set.
+    fn principal(&self, call: &HttpCall<'_>) -> Result<Principal, Denial> {
+        let auth_type = call
+            .headers
+            .header("stream-auth-type")
+            .map(str::trim)
+            .unwrap_or("jwt");
+        if auth_type.eq_ignore_ascii_case("anonymous") {
+            return Ok(Principal::anonymous());
+        }
+        if !auth_type.eq_ignore_ascii_case("jwt") {
+            return Err(Denial::new(
+                ErrorKind::Authentication,
+                "stream-auth-type must be 'jwt' or 'anonymous'",
+            ));
+        }
+        let token = call
+            .headers
+            .header("authorization")
+            .map(bearer_token)
+            .unwrap_or_default();
+        if token.is_empty() {
+            return Err(Denial::new(
+                ErrorKind::Authentication,
+                "the Authorization header with a JWT is missing",
+            ));
+        }
+        let principal = self
+            .verifier
+            .verify_at(token, self.now)
+            .map_err(token_denial)?;
+        if self.policy.revokes(&principal) {
+            return Err(token_denial(TokenError::Revoked));
+        }
+        Ok(principal)
+    }
+
+    fn decide(
+        &self,
+        call: &HttpCall<'_>,
+        found: &RouteMatch<'_>,
+        principal: &Principal,
+    ) -> Result<Allowed, Denial> {
+        let route = found.route;
+        let body = read_body(route, call.body)?;
+        let fields = Fields {
+            found,
+            call,
+            body: body.as_ref(),
+            principal,
+        };
+        let id = route.resource_id(&found.captures);
+        let attributes = fields.collect(&route.attributes);
+        let context = fields.collect(&route.context);
+        let request = engine::Request {
+            principal,
+            action: &route.action,
+            resource: engine::Resource {
+                kind: &route.kind,
+                id: &id,
+                attributes: &attributes,
+            },
+            context: &context,
+            now: self.now,
+        };
+        let decision = engine::decide(self.policy, &request);
+        for error in &decision.errors {
+            tracing::warn!(
+                rule = %error.rule,
+                error = %error.message,
+                revision = self.policy.revision(),
+                "a condition failed to evaluate and counted as not matching"
+            );
+        }
+        if decision.allowed {
+            Ok(Allowed {
+                route: route.name.clone(),
+                user_id: principal.user_id.clone(),
+                principal_kind: principal_kind_name(principal.kind),
+                rule: decision.rule.to_owned(),
+                revision: self.policy.revision().to_owned(),
+            })
+        } else {
+            Err(
+                Denial::new(ErrorKind::NotAllowed, decision.reason(&request))
+                    .with_rule(decision.rule)
+                    .at_revision(self.policy.revision()),
+            )
+        }
+    }
+}
+
+/// The request's fields as the route's value sources read them.
+struct Fields<'r> {
+    found: &'r RouteMatch<'r>,
+    call: &'r HttpCall<'r>,
+    body: Option<&'r Value>,
+    principal: &'r Principal,
+}
+
+impl Fields<'_> {
+    fn collect(&self, fields: &[crate::policy::FieldSource]) -> Map<String, Value> {
+        let mut out = Map::new();
+        for field in fields {
+            if let Some(value) = field.sources.iter().find_map(|s| self.read(s)) {
+                out.insert(field.name.clone(), value);
+            }
+        }
+        out
+    }
+
+    /// A source's value; `None` when the request does not carry it.
+    fn read(&self, source: &ValueSource) -> Option<Value> {
+        let present = |s: &str| (!s.is_empty()).then(|| Value::String(s.to_owned()));
+        match source {
+            ValueSource::Capture(name) => self
+                .found
+                .captures
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| present(v)),
+            ValueSource::Query(name) => query_param(self.call.path, name).and_then(|v| present(&v)),
+            ValueSource::Header(name) => self.call.headers.header(name).and_then(present),
+            ValueSource::PrincipalId => present(&self.principal.user_id),
+            ValueSource::Body(steps) => {
+                let values = body_values(self.body?, steps);
+                match values.as_slice() {
+                    [] => None,
+                    [one] => Some((*one).clone()),
+                    [first, rest @ ..] if rest.iter().all(|v| v == first) => Some((*first).clone()),
+                    many => Some(Value::Array(many.iter().map(|v| (*v).clone()).collect())),
+                }
+            }
+        }
+    }
+}
+
+/// Parses the body when the route reads it; a body that is present but unreadable is refused.
+fn read_body(route: &Route, body: CallBody<'_>) -> Result<Option<Value>, Denial> {
+    if !route.reads_body() {
+        return Ok(None);
+    }
+    match body {
+        CallBody::Absent => Ok(None),
+        CallBody::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(None),
+        CallBody::Complete(bytes) => {
+            serde_json::from_slice::<Value>(bytes)
+                .map(Some)
+                .map_err(|e| {
+                    Denial::new(
+                        ErrorKind::Input,
+                        format!("the request body is not valid JSON ({e})"),
+                    )
+                })
+        }
+        CallBody::Truncated => Err(Denial::new(
+            ErrorKind::Input,
+            "the request body reached the authorizer cut short, and this route reads fields from it; raise the proxy's body limit",
+        )),
+    }
+}
+
+/// `Bearer <jwt>` or the bare JWT, as Stream's clients send either.
+fn bearer_token(value: &str) -> &str {
+    let value = value.trim();
+    match value.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => {
+            value.get(7..).unwrap_or("").trim()
+        }
+        _ => value,
+    }
+}
+
+fn token_denial(error: TokenError) -> Denial {
+    Denial::new(ErrorKind::Authentication, error.to_string())
+}
+
+/// The first value of query parameter `name`, decoded.
+pub fn query_param(target: &str, name: &str) -> Option<String> {
+    let (_, query) = target.split_once('?')?;
+    let query = query.split('#').next().unwrap_or(query);
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn path_only(target: &str) -> &str {
+    target.split(['?', '#']).next().unwrap_or(target)
+}
+
+/// Caller-supplied text echoed in an error: printable ASCII only, and short.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+pub fn principal_kind_name(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::User => "user",
+        PrincipalKind::Server => "server",
+        PrincipalKind::Scoped => "scoped",
+        PrincipalKind::Anonymous => "anonymous",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_prefix_is_optional_and_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), "abc");
+        assert_eq!(bearer_token("bearer  abc "), "abc");
+        assert_eq!(bearer_token("abc"), "abc");
+        assert_eq!(bearer_token("Bearer"), "Bearer");
+    }
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(
+            query_param("/a/?api_key=k%20y&x=1", "api_key").as_deref(),
+            Some("k y")
+        );
+        assert_eq!(query_param("/a/?x=1", "api_key"), None);
+        assert_eq!(query_param("/a/", "api_key"), None);
+    }
+
+    #[test]
+    fn echoed_text_is_sanitized() {
+        assert_eq!(sanitize("/a b\n"), "/a?b?");
+    }
+}

@@ -1,0 +1,661 @@
+//! Route tables: which resource, id and action an HTTP request (method and path) stands for, so a proxy
+//! (Envoy's ext_authz, nginx's `auth_request`, Traefik's ForwardAuth) can ask for a decision about a
+//! request it knows only as HTTP.
+//!
+//! A path template is a list of `/`-separated segments: a literal, `{name}` (one segment, captured),
+//! `*` (one segment) or, last, `**` / `{name**}` (the rest, possibly empty). A trailing `/` is not
+//! significant (Stream's clients always send one; people often forget it), and the query string is
+//! never part of matching. When several routes match, the most specific wins, segment by segment from
+//! the left: a literal beats a capture or `*`, which beats `**`. Two routes that match exactly the same
+//! requests are a load error, so the winner never depends on file order.
+//!
+//! Pure: matching takes the path as given; decoding, normalising and refusing odd paths happens here too,
+//! so every front end (gRPC ext_authz, the HTTP endpoint) treats a path the same way.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::percent_decode_str;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::file::{OneOrMany, RouteDoc};
+
+/// The most segments a path template or a request path may have; a longer request path is malformed.
+pub const MAX_SEGMENTS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+enum Segment {
+    Literal(String),
+    /// One segment; `Some(name)` captures it.
+    One(Option<String>),
+    /// The rest of the path (zero or more segments); `Some(name)` captures it, joined with `/`.
+    Rest(Option<String>),
+}
+
+/// Where a value copied into the request's attributes or context comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ValueSource {
+    /// A path capture.
+    Capture(String),
+    /// A query parameter (the first, when repeated).
+    Query(String),
+    /// A request header (lower-case name).
+    Header(String),
+    /// A JSON body field by path; a `*` step takes every element of an array.
+    Body(Vec<String>),
+    /// The caller's user id (nothing for an anonymous caller or a server token without one).
+    PrincipalId,
+}
+
+/// One field of `attributes` or `context`: the first of its sources that has a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldSource {
+    pub name: String,
+    pub sources: Vec<ValueSource>,
+}
+
+/// A piece of the resource id template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+enum IdPiece {
+    Literal(String),
+    Capture(String),
+}
+
+/// A compiled route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub name: String,
+    /// Upper-case methods; empty means any method.
+    methods: Vec<String>,
+    template: String,
+    segments: Vec<Segment>,
+    /// Public routes are allowed without credentials or a decision.
+    pub public: bool,
+    pub kind: String,
+    id: Vec<IdPiece>,
+    pub action: String,
+    pub attributes: Vec<FieldSource>,
+    pub context: Vec<FieldSource>,
+}
+
+/// Routes, in declaration order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+/// A route that matched, with its captures (percent-decoded).
+#[derive(Debug)]
+pub struct RouteMatch<'t> {
+    pub route: &'t Route,
+    pub captures: Vec<(&'t str, String)>,
+}
+
+/// Why a request path cannot be routed at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path must start with '/'")]
+    NotAbsolute,
+    #[error("the path has '.' or '..' segments")]
+    DotSegment,
+    #[error("the path has an encoded '/' or '\\' or an invalid percent-encoding")]
+    BadEncoding,
+    #[error("the path has more than {MAX_SEGMENTS} segments")]
+    TooLong,
+}
+
+impl RouteTable {
+    pub(super) fn new(routes: Vec<Route>) -> RouteTable {
+        RouteTable { routes }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The route for `method` and `path` (the query string, if any, is ignored). `Ok(None)`: no route
+    /// describes the request.
+    pub fn find(&self, method: &str, path: &str) -> Result<Option<RouteMatch<'_>>, PathError> {
+        let segments = split_request_path(path)?;
+        let mut best: Option<(&Route, Vec<u8>)> = None;
+        for route in &self.routes {
+            if !route.allows_method(method) || !route.matches(&segments) {
+                continue;
+            }
+            let rank = route.rank();
+            if best.as_ref().is_none_or(|(_, r)| rank > *r) {
+                best = Some((route, rank));
+            }
+        }
+        Ok(best.map(|(route, _)| RouteMatch {
+            captures: route.captures(&segments),
+            route,
+        }))
+    }
+}
+
+impl Route {
+    fn allows_method(&self, method: &str) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+    }
+
+    fn matches(&self, path: &[String]) -> bool {
+        let mut rest = path;
+        for segment in &self.segments {
+            match segment {
+                Segment::Rest(_) => return true,
+                Segment::Literal(lit) => match rest.split_first() {
+                    Some((first, tail)) if first == lit => rest = tail,
+                    _ => return false,
+                },
+                Segment::One(_) => match rest.split_first() {
+                    Some((first, tail)) if !first.is_empty() => rest = tail,
+                    _ => return false,
+                },
+            }
+        }
+        rest.is_empty()
+    }
+
+    /// Specificity, compared lexicographically: per segment 3 literal, 2 one segment, 1 rest; a route
+    /// that ends earlier ranks below one that continues with anything.
+    fn rank(&self) -> Vec<u8> {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(_) => 3,
+                Segment::One(_) => 2,
+                Segment::Rest(_) => 1,
+            })
+            .collect()
+    }
+
+    fn captures(&self, path: &[String]) -> Vec<(&str, String)> {
+        let mut out = Vec::new();
+        for (i, segment) in self.segments.iter().enumerate() {
+            match segment {
+                Segment::One(Some(name)) => {
+                    if let Some(value) = path.get(i) {
+                        out.push((name.as_str(), value.clone()));
+                    }
+                }
+                Segment::Rest(Some(name)) => {
+                    let rest = path.get(i..).unwrap_or_default().join("/");
+                    out.push((name.as_str(), rest));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The resource id with the captures filled in.
+    pub fn resource_id(&self, captures: &[(&str, String)]) -> String {
+        let mut id = String::new();
+        for piece in &self.id {
+            match piece {
+                IdPiece::Literal(lit) => id.push_str(lit),
+                IdPiece::Capture(name) => {
+                    if let Some((_, value)) = captures.iter().find(|(n, _)| n == name) {
+                        id.push_str(value);
+                    }
+                }
+            }
+        }
+        id
+    }
+
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    pub fn methods(&self) -> &[String] {
+        &self.methods
+    }
+
+    /// Whether any attribute or context field reads the request body.
+    pub fn reads_body(&self) -> bool {
+        self.attributes
+            .iter()
+            .chain(&self.context)
+            .flat_map(|f| &f.sources)
+            .any(|s| matches!(s, ValueSource::Body(_)))
+    }
+
+    /// Two routes overlap exactly when they share a method and their templates have the same shape.
+    pub(super) fn same_requests_as(&self, other: &Route) -> bool {
+        let shape = |r: &Route| -> Vec<Option<String>> {
+            r.segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(l) => Some(l.clone()),
+                    Segment::One(_) => None,
+                    Segment::Rest(_) => Some("**".to_owned()),
+                })
+                .collect()
+        };
+        let methods_overlap = self.methods.is_empty()
+            || other.methods.is_empty()
+            || self.methods.iter().any(|m| other.methods.contains(m));
+        methods_overlap && shape(self) == shape(other)
+    }
+}
+
+/// Splits a request path into decoded segments, dropping the query string and one trailing `/`.
+fn split_request_path(path: &str) -> Result<Vec<String>, PathError> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let Some(path) = path.strip_prefix('/') else {
+        return Err(PathError::NotAbsolute);
+    };
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if path.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut segments = Vec::new();
+    for raw in path.split('/') {
+        if segments.len() == MAX_SEGMENTS {
+            return Err(PathError::TooLong);
+        }
+        let lower = raw.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") {
+            return Err(PathError::BadEncoding);
+        }
+        let decoded = percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| PathError::BadEncoding)?;
+        if decoded == "." || decoded == ".." {
+            return Err(PathError::DotSegment);
+        }
+        if has_bad_escape(raw) {
+            return Err(PathError::BadEncoding);
+        }
+        segments.push(decoded.into_owned());
+    }
+    Ok(segments)
+}
+
+/// A `%` not followed by two hex digits (percent_decode passes those through unchanged).
+fn has_bad_escape(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
+/// Compiles one route document; every problem is returned, each as a sentence.
+pub(super) fn compile_route(doc: RouteDoc) -> Result<Route, Vec<String>> {
+    let mut errors = Vec::new();
+    let methods = methods(doc.methods, &mut errors);
+    let (segments, captures) = match parse_template(&doc.path) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            errors.push(e);
+            (Vec::new(), Vec::new())
+        }
+    };
+    let public = doc.public.unwrap_or(false);
+    let kind = doc.resource.unwrap_or_default();
+    let action = doc.action.unwrap_or_default();
+    if !public && kind.trim().is_empty() {
+        errors.push("a route needs a resource kind (or public: true)".to_owned());
+    }
+    if !public && action.trim().is_empty() {
+        errors.push("a route needs an action (or public: true)".to_owned());
+    }
+    let id = match parse_id(doc.id.as_deref().unwrap_or(""), &captures) {
+        Ok(id) => id,
+        Err(e) => {
+            errors.push(e);
+            Vec::new()
+        }
+    };
+    let attributes = fields(doc.attributes, &captures, &mut errors);
+    let context = fields(doc.context, &captures, &mut errors);
+    if public && (!kind.is_empty() || !action.is_empty()) {
+        errors.push("a public route is not checked, so it takes no resource or action".to_owned());
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Route {
+        name: doc.name,
+        methods,
+        template: doc.path,
+        segments,
+        public,
+        kind,
+        id,
+        action,
+        attributes,
+        context,
+    })
+}
+
+fn methods(doc: Option<OneOrMany>, errors: &mut Vec<String>) -> Vec<String> {
+    let list = doc.map(OneOrMany::into_vec).unwrap_or_default();
+    if list.is_empty() {
+        errors.push("a route needs methods (a list, or \"*\" for any)".to_owned());
+        return Vec::new();
+    }
+    if list.iter().any(|m| m == "*") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for method in list {
+        let valid = !method.is_empty() && method.chars().all(|c| c.is_ascii_alphabetic());
+        if valid {
+            out.push(method.to_ascii_uppercase());
+        } else {
+            errors.push(format!("'{method}' is not an HTTP method"));
+        }
+    }
+    out
+}
+
+/// Parses a path template into segments and the capture names it declares.
+fn parse_template(template: &str) -> Result<(Vec<Segment>, Vec<String>), String> {
+    let Some(body) = template.strip_prefix('/') else {
+        return Err(format!("path '{template}' must start with '/'"));
+    };
+    if template.contains(['?', '#']) {
+        return Err(format!(
+            "path '{template}' has a query or fragment; the query string is never matched"
+        ));
+    }
+    let body = body.strip_suffix('/').unwrap_or(body);
+    let mut segments = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let parts: Vec<&str> = if body.is_empty() {
+        Vec::new()
+    } else {
+        body.split('/').collect()
+    };
+    if parts.len() > MAX_SEGMENTS {
+        return Err(format!(
+            "path '{template}' has more than {MAX_SEGMENTS} segments"
+        ));
+    }
+    let last = parts.len().saturating_sub(1);
+    for (i, part) in parts.iter().enumerate() {
+        let segment = parse_segment(part, template)?;
+        if let Segment::One(Some(name)) | Segment::Rest(Some(name)) = &segment {
+            if names.contains(name) {
+                return Err(format!("capture '{name}' appears twice in '{template}'"));
+            }
+            names.push(name.clone());
+        }
+        if matches!(segment, Segment::Rest(_)) && i != last {
+            return Err(format!("'**' may only be the last segment of '{template}'"));
+        }
+        segments.push(segment);
+    }
+    Ok((segments, names))
+}
+
+fn parse_segment(part: &str, template: &str) -> Result<Segment, String> {
+    if part == "*" {
+        return Ok(Segment::One(None));
+    }
+    if part == "**" {
+        return Ok(Segment::Rest(None));
+    }
+    if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+        let (name, rest) = match inner.strip_suffix("**") {
+            Some(name) => (name, true),
+            None => (inner, false),
+        };
+        if !is_name(name) {
+            return Err(format!(
+                "capture names are letters, digits and '_' in '{template}'"
+            ));
+        }
+        return Ok(if rest {
+            Segment::Rest(Some(name.to_owned()))
+        } else {
+            Segment::One(Some(name.to_owned()))
+        });
+    }
+    if part.is_empty() {
+        return Err(format!("path '{template}' has an empty segment ('//')"));
+    }
+    if part.contains(['{', '}', '*']) {
+        return Err(format!(
+            "segment '{part}' of '{template}' mixes a literal with a capture or glob; a segment is one or the other"
+        ));
+    }
+    if part == "." || part == ".." {
+        return Err(format!("path '{template}' has a '.' or '..' segment"));
+    }
+    Ok(Segment::Literal(part.to_owned()))
+}
+
+fn is_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses an id template such as `{group}:{user_id}`; every capture must come from the path.
+fn parse_id(template: &str, captures: &[String]) -> Result<Vec<IdPiece>, String> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => return Err(format!("unclosed '{{' in id '{template}'")),
+                    }
+                }
+                if !captures.contains(&name) {
+                    return Err(format!(
+                        "id '{template}' uses '{{{name}}}', which the path does not capture"
+                    ));
+                }
+                if !literal.is_empty() {
+                    pieces.push(IdPiece::Literal(std::mem::take(&mut literal)));
+                }
+                pieces.push(IdPiece::Capture(name));
+            }
+            '}' => return Err(format!("unmatched '}}' in id '{template}'")),
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() {
+        pieces.push(IdPiece::Literal(literal));
+    }
+    Ok(pieces)
+}
+
+fn fields(
+    doc: BTreeMap<String, OneOrMany>,
+    captures: &[String],
+    errors: &mut Vec<String>,
+) -> Vec<FieldSource> {
+    let mut out = Vec::new();
+    for (name, sources) in doc {
+        let mut parsed = Vec::new();
+        for source in sources.into_vec() {
+            match parse_source(&source, captures) {
+                Ok(s) => parsed.push(s),
+                Err(e) => errors.push(format!("'{name}': {e}")),
+            }
+        }
+        if parsed.is_empty() {
+            errors.push(format!("'{name}' needs at least one source"));
+        }
+        out.push(FieldSource {
+            name,
+            sources: parsed,
+        });
+    }
+    out
+}
+
+/// `captures.NAME`, `query.NAME`, `header.NAME`, `body.a.b` (with `*` for each array element) or
+/// `principal.id`.
+fn parse_source(source: &str, captures: &[String]) -> Result<ValueSource, String> {
+    if source == "principal.id" {
+        return Ok(ValueSource::PrincipalId);
+    }
+    let (scope, rest) = source.split_once('.').ok_or_else(|| bad_source(source))?;
+    if rest.is_empty() {
+        return Err(bad_source(source));
+    }
+    match scope {
+        "captures" if captures.iter().any(|c| c == rest) => {
+            Ok(ValueSource::Capture(rest.to_owned()))
+        }
+        "captures" => Err(format!("the path does not capture '{rest}'")),
+        "query" => Ok(ValueSource::Query(rest.to_owned())),
+        "header" => Ok(ValueSource::Header(rest.to_ascii_lowercase())),
+        "body" => {
+            let steps: Vec<String> = rest.split('.').map(str::to_owned).collect();
+            if steps.iter().any(String::is_empty) {
+                return Err(bad_source(source));
+            }
+            Ok(ValueSource::Body(steps))
+        }
+        _ => Err(bad_source(source)),
+    }
+}
+
+fn bad_source(source: &str) -> String {
+    format!(
+        "'{source}' is not a value source (captures.NAME, query.NAME, header.NAME, body.PATH or principal.id)"
+    )
+}
+
+/// Reads `steps` from a JSON body. A `*` step fans out over an array; the values found are returned in
+/// order (non-scalar values are skipped).
+pub fn body_values<'v>(body: &'v Value, steps: &[String]) -> Vec<&'v Value> {
+    let mut current = vec![body];
+    for step in steps {
+        let mut next = Vec::new();
+        for value in current {
+            if step == "*" {
+                if let Value::Array(items) = value {
+                    next.extend(items.iter());
+                }
+            } else if let Some(v) = value.get(step.as_str()) {
+                next.push(v);
+            }
+        }
+        current = next;
+    }
+    current
+        .into_iter()
+        .filter(|v| !v.is_null() && !v.is_object() && !v.is_array())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(name: &str, methods: &[&str], path: &str) -> Route {
+        compile_route(RouteDoc {
+            name: name.to_owned(),
+            methods: Some(OneOrMany::Many(
+                methods.iter().map(|m| (*m).to_owned()).collect(),
+            )),
+            path: path.to_owned(),
+            resource: Some("feed".to_owned()),
+            id: None,
+            action: Some("read".to_owned()),
+            attributes: BTreeMap::new(),
+            context: BTreeMap::new(),
+            public: None,
+        })
+        .unwrap()
+    }
+
+    fn table(routes: Vec<Route>) -> RouteTable {
+        RouteTable::new(routes)
+    }
+
+    #[test]
+    fn literal_beats_capture_beats_rest() {
+        let t = table(vec![
+            route("rest", &["GET"], "/api/**"),
+            route("capture", &["GET"], "/api/feed/{group}/{user}/"),
+            route("literal", &["GET"], "/api/feed/user/{user}/"),
+        ]);
+        let name = |p: &str| t.find("GET", p).unwrap().map(|m| m.route.name.clone());
+        assert_eq!(name("/api/feed/user/bob/").as_deref(), Some("literal"));
+        assert_eq!(name("/api/feed/timeline/bob").as_deref(), Some("capture"));
+        assert_eq!(name("/api/other").as_deref(), Some("rest"));
+        assert_eq!(name("/api").as_deref(), Some("rest"));
+        assert_eq!(name("/elsewhere"), None);
+        assert_eq!(
+            t.find("POST", "/api/x")
+                .unwrap()
+                .map(|m| m.route.name.clone()),
+            None
+        );
+    }
+
+    #[test]
+    fn captures_are_decoded_and_query_ignored() {
+        let t = table(vec![route("f", &["*"], "/feed/{group}/{user}/")]);
+        let m = t
+            .find("DELETE", "/feed/user/a%20b/?api_key=k")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            m.captures,
+            vec![("group", "user".to_owned()), ("user", "a b".to_owned())]
+        );
+    }
+
+    #[test]
+    fn odd_paths_are_refused() {
+        let t = table(vec![route("any", &["*"], "/**")]);
+        assert_eq!(t.find("GET", "feed").unwrap_err(), PathError::NotAbsolute);
+        assert_eq!(t.find("GET", "/a/../b").unwrap_err(), PathError::DotSegment);
+        assert_eq!(
+            t.find("GET", "/a/%2e%2E/b").unwrap_err(),
+            PathError::DotSegment
+        );
+        assert_eq!(t.find("GET", "/a%2Fb").unwrap_err(), PathError::BadEncoding);
+        assert_eq!(t.find("GET", "/a%zz").unwrap_err(), PathError::BadEncoding);
+        assert_eq!(t.find("GET", "/a%ff").unwrap_err(), PathError::BadEncoding);
+    }
+
+    #[test]
+    fn empty_segments_do_not_match_captures() {
+        let t = table(vec![route("f", &["GET"], "/feed/{group}/{user}")]);
+        assert!(t.find("GET", "/feed//bob").unwrap().is_none());
+    }
+
+    #[test]
+    fn templates_are_validated() {
+        assert!(parse_template("/a/**/b").is_err());
+        assert!(parse_template("/a/x{y}").is_err());
+        assert!(parse_template("a").is_err());
+        assert!(parse_template("/a/{x}/{x}").is_err());
+        assert!(parse_template("/a?b=c").is_err());
+        assert!(parse_id("{nope}", &["x".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn body_paths_fan_out() {
+        let body =
+            serde_json::json!({"actor": "a", "activities": [{"actor": "b"}, {"actor": "c"}, {}]});
+        let steps = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(body_values(&body, &steps("actor")), vec!["a"]);
+        assert_eq!(
+            body_values(&body, &steps("activities.*.actor")),
+            vec!["b", "c"]
+        );
+        assert!(body_values(&body, &steps("missing.x")).is_empty());
+    }
+}

@@ -205,8 +205,9 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
 pub fn validate(dir: &Path) -> Result<String, CliError> {
     let set = crate::store::load_dir(dir).map_err(CliError::Policy)?;
     Ok(format!(
-        "ok: {} rules, chat policies and permissions; strategy {}; revision {}",
+        "ok: {} rules, chat policies and permissions; {} routes; strategy {}; revision {}",
         set.candidates().len(),
+        set.routes().routes().len(),
         set.strategy(),
         set.revision()
     ))

@@ -14,7 +14,7 @@ mod stream_error;
 use serde_json::{Map, Value};
 
 use crate::engine;
-use crate::policy::{PolicySet, Route, RouteMatch, ValueSource, body_values};
+use crate::policy::{IdPiece, PolicySet, Route, RouteMatch, ValueSource, body_values};
 use crate::principal::{Principal, PrincipalKind};
 use crate::token::{TokenError, Verifier};
 
@@ -209,7 +209,7 @@ impl Authorizer<'_> {
             body: body.as_ref(),
             principal,
         };
-        let id = route.resource_id(&found.captures);
+        let id = fields.resource_id(&route.id);
         let attributes = fields.collect(&route.attributes);
         let context = fields.collect(&route.context);
         let request = engine::Request {
@@ -259,6 +259,22 @@ struct Fields<'r> {
 }
 
 impl Fields<'_> {
+    /// The resource id: the template's text with its values filled in (an absent value adds nothing).
+    fn resource_id(&self, pieces: &[IdPiece]) -> String {
+        let mut id = String::new();
+        for piece in pieces {
+            match piece {
+                IdPiece::Literal(text) => id.push_str(text),
+                IdPiece::Value(source) => match self.read(source) {
+                    Some(Value::String(text)) => id.push_str(&text),
+                    Some(Value::Number(n)) => id.push_str(&n.to_string()),
+                    _ => {}
+                },
+            }
+        }
+        id
+    }
+
     fn collect(&self, fields: &[crate::policy::FieldSource]) -> Map<String, Value> {
         let mut out = Map::new();
         for field in fields {

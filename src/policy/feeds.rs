@@ -12,10 +12,16 @@ use super::compile::{LoadErrors, Source, compile};
 use super::set::PolicySet;
 
 /// The preset's files, embedded so the binary runs with no policy directory.
-const PRESET: &[(&str, &str)] = &[(
-    "policies/stream-feeds/feeds.yaml",
-    include_str!("../../policies/stream-feeds/feeds.yaml"),
-)];
+const PRESET: &[(&str, &str)] = &[
+    (
+        "policies/stream-feeds/feeds.yaml",
+        include_str!("../../policies/stream-feeds/feeds.yaml"),
+    ),
+    (
+        "policies/stream-feeds/routes.yaml",
+        include_str!("../../policies/stream-feeds/routes.yaml"),
+    ),
+];
 
 /// Stream's feed group permission types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

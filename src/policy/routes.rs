@@ -54,11 +54,12 @@ pub struct FieldSource {
     pub sources: Vec<ValueSource>,
 }
 
-/// A piece of the resource id template.
+/// A piece of the resource id template: text, or a value (`{name}` is capture `name`, `{body.id}` any
+/// value source).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-enum IdPiece {
+pub enum IdPiece {
     Literal(String),
-    Capture(String),
+    Value(ValueSource),
 }
 
 /// A compiled route.
@@ -72,7 +73,7 @@ pub struct Route {
     /// Public routes are allowed without credentials or a decision.
     pub public: bool,
     pub kind: String,
-    id: Vec<IdPiece>,
+    pub id: Vec<IdPiece>,
     pub action: String,
     pub attributes: Vec<FieldSource>,
     pub context: Vec<FieldSource>,
@@ -193,22 +194,6 @@ impl Route {
         out
     }
 
-    /// The resource id with the captures filled in.
-    pub fn resource_id(&self, captures: &[(&str, String)]) -> String {
-        let mut id = String::new();
-        for piece in &self.id {
-            match piece {
-                IdPiece::Literal(lit) => id.push_str(lit),
-                IdPiece::Capture(name) => {
-                    if let Some((_, value)) = captures.iter().find(|(n, _)| n == name) {
-                        id.push_str(value);
-                    }
-                }
-            }
-        }
-        id
-    }
-
     pub fn template(&self) -> &str {
         &self.template
     }
@@ -219,11 +204,17 @@ impl Route {
 
     /// Whether any attribute or context field reads the request body.
     pub fn reads_body(&self) -> bool {
-        self.attributes
+        let in_id = self
+            .id
             .iter()
-            .chain(&self.context)
-            .flat_map(|f| &f.sources)
-            .any(|s| matches!(s, ValueSource::Body(_)))
+            .any(|p| matches!(p, IdPiece::Value(ValueSource::Body(_))));
+        in_id
+            || self
+                .attributes
+                .iter()
+                .chain(&self.context)
+                .flat_map(|f| &f.sources)
+                .any(|s| matches!(s, ValueSource::Body(_)))
     }
 
     /// Two routes overlap exactly when they share a method and their templates have the same shape.
@@ -439,7 +430,7 @@ fn is_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Parses an id template such as `{group}:{user_id}`; every capture must come from the path.
+/// Parses an id template such as `{group}:{user_id}` or `{body.id}`: captures must come from the path.
 fn parse_id(template: &str, captures: &[String]) -> Result<Vec<IdPiece>, String> {
     let mut pieces = Vec::new();
     let mut literal = String::new();
@@ -455,15 +446,19 @@ fn parse_id(template: &str, captures: &[String]) -> Result<Vec<IdPiece>, String>
                         None => return Err(format!("unclosed '{{' in id '{template}'")),
                     }
                 }
-                if !captures.contains(&name) {
+                let source = if name.contains('.') {
+                    parse_source(&name, captures)?
+                } else if captures.contains(&name) {
+                    ValueSource::Capture(name)
+                } else {
                     return Err(format!(
                         "id '{template}' uses '{{{name}}}', which the path does not capture"
                     ));
-                }
+                };
                 if !literal.is_empty() {
                     pieces.push(IdPiece::Literal(std::mem::take(&mut literal)));
                 }
-                pieces.push(IdPiece::Capture(name));
+                pieces.push(IdPiece::Value(source));
             }
             '}' => return Err(format!("unmatched '}}' in id '{template}'")),
             c => literal.push(c),

@@ -19,6 +19,8 @@ pub const SECRET: &str = "4x8kxqmz2ybv9tsm7wqdpcj3hfn6rk5ae2ugbz8yvx4w7q3t9mdr6y
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTP listener (`/authz`), bound on 127.0.0.1:0 like the gRPC one.
+    pub http_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), gatehouse::error::ServeError>>,
 }
@@ -44,12 +46,19 @@ impl TestServer {
     pub async fn start_config(config: Config) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http.local_addr().unwrap();
+        let listeners = gatehouse::Listeners {
+            grpc: listener,
+            http: Some(http),
+        };
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(gatehouse::run(config, listener, async {
+        let handle = tokio::spawn(gatehouse::run_listeners(config, listeners, async {
             let _ = rx.await;
         }));
         TestServer {
             addr,
+            http_addr,
             shutdown: Some(tx),
             handle,
         }

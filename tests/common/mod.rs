@@ -193,3 +193,13 @@ pub async fn check_status(
         Err(status) => status,
     }
 }
+
+/// A request carrying a server token in `authorization` metadata, as the admin RPCs require.
+pub fn with_server_token<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", server_token()).parse().unwrap(),
+    );
+    request
+}

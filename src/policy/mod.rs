@@ -22,6 +22,7 @@ pub use model::{
 };
 pub use pattern::{Captures, MAX_CAPTURES, Pattern};
 pub use routes::{
-    FieldSource, IdPiece, MAX_SEGMENTS, PathError, Route, RouteMatch, RouteTable, ValueSource, body_values,
+    FieldSource, IdPiece, MAX_SEGMENTS, PathError, Route, RouteMatch, RouteTable, ValueSource,
+    body_values,
 };
 pub use set::PolicySet;

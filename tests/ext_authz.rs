@@ -1254,6 +1254,10 @@ async fn no_impersonation_is_enforced_from_the_forwarded_body() {
             Some(json!({"activities": [{"actor": "SU:alice"}, {"actor": "bob"}]})),
             false,
         ),
+        (
+            Some(json!({"actor": "alice", "activities": [{"actor": "bob"}]})),
+            false,
+        ),
         (Some(json!({"verb": "post"})), false),
         (None, false),
     ];
@@ -1282,4 +1286,60 @@ async fn no_impersonation_is_enforced_from_the_forwarded_body() {
     .await;
     assert!(got.allowed());
     server.stop().await.unwrap();
+}
+
+/// `examples/envoy/envoy.yaml` is what README points operators to: its ext_authz filter must reach
+/// gatehouse's default gRPC port over HTTP/2, deny on failure, forward bodies and bound the wait.
+#[test]
+fn the_envoy_example_sends_every_request_to_gatehouse() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/envoy/envoy.yaml"
+    ))
+    .unwrap();
+    let config: Value = serde_norway::from_str(&text).unwrap();
+    let resources = &config["static_resources"];
+    let manager = &resources["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let filters = manager["http_filters"].as_array().unwrap();
+    let names: Vec<&str> = filters
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["envoy.filters.http.ext_authz", "envoy.filters.http.router"],
+        "ext_authz runs before the router"
+    );
+    let authz = &filters[0]["typed_config"];
+    assert_eq!(
+        authz["@type"],
+        "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
+    );
+    assert_eq!(authz["transport_api_version"], "V3");
+    assert_eq!(authz["failure_mode_allow"], false);
+    assert!(authz["grpc_service"]["timeout"].is_string());
+    assert!(
+        authz["with_request_body"]["max_request_bytes"]
+            .as_u64()
+            .unwrap()
+            >= 4096
+    );
+    assert_eq!(authz["with_request_body"]["allow_partial_message"], true);
+    let cluster_name = authz["grpc_service"]["envoy_grpc"]["cluster_name"]
+        .as_str()
+        .unwrap();
+    let cluster = resources["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == cluster_name)
+        .expect("the ext_authz cluster is defined");
+    let options = &cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert!(options["explicit_http_config"]["http2_protocol_options"].is_object());
+    let port = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["socket_address"]["port_value"]
+        .as_u64()
+        .unwrap();
+    let default_port: std::net::SocketAddr = gatehouse::config::DEFAULT_LISTEN.parse().unwrap();
+    assert_eq!(port, u64::from(default_port.port()));
 }

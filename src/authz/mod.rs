@@ -265,7 +265,7 @@ impl Fields<'_> {
         for piece in pieces {
             match piece {
                 IdPiece::Literal(text) => id.push_str(text),
-                IdPiece::Value(source) => match self.read(source) {
+                IdPiece::Value(source) => match combine(self.read(source)) {
                     Some(Value::String(text)) => id.push_str(&text),
                     Some(Value::Number(n)) => id.push_str(&n.to_string()),
                     _ => {}
@@ -275,39 +275,68 @@ impl Fields<'_> {
         id
     }
 
+    /// Every field with the values its sources find. A field reads all its sources: equal values count
+    /// once, and different ones make a list, which no string condition accepts. So a request that
+    /// names two actors (`{"actor": "alice", "activities": [{"actor": "bob"}]}`) or a body user id
+    /// that is not the caller's never passes for the caller.
     fn collect(&self, fields: &[crate::policy::FieldSource]) -> Map<String, Value> {
         let mut out = Map::new();
         for field in fields {
-            if let Some(value) = field.sources.iter().find_map(|s| self.read(s)) {
+            let values = field.sources.iter().flat_map(|s| self.read(s)).collect();
+            if let Some(value) = combine(values) {
                 out.insert(field.name.clone(), value);
             }
         }
         out
     }
 
-    /// A source's value; `None` when the request does not carry it.
-    fn read(&self, source: &ValueSource) -> Option<Value> {
-        let present = |s: &str| (!s.is_empty()).then(|| Value::String(s.to_owned()));
+    /// A source's values; empty when the request does not carry it.
+    fn read(&self, source: &ValueSource) -> Vec<Value> {
+        let present = |s: &str| {
+            if s.is_empty() {
+                Vec::new()
+            } else {
+                vec![Value::String(s.to_owned())]
+            }
+        };
         match source {
             ValueSource::Capture(name) => self
                 .found
                 .captures
                 .iter()
                 .find(|(n, _)| n == name)
-                .and_then(|(_, v)| present(v)),
-            ValueSource::Query(name) => query_param(self.call.path, name).and_then(|v| present(&v)),
-            ValueSource::Header(name) => self.call.headers.header(name).and_then(present),
+                .map(|(_, v)| present(v))
+                .unwrap_or_default(),
+            ValueSource::Query(name) => query_param(self.call.path, name)
+                .map(|v| present(&v))
+                .unwrap_or_default(),
+            ValueSource::Header(name) => self
+                .call
+                .headers
+                .header(name)
+                .map(present)
+                .unwrap_or_default(),
             ValueSource::PrincipalId => present(&self.principal.user_id),
-            ValueSource::Body(steps) => {
-                let values = body_values(self.body?, steps);
-                match values.as_slice() {
-                    [] => None,
-                    [one] => Some((*one).clone()),
-                    [first, rest @ ..] if rest.iter().all(|v| v == first) => Some((*first).clone()),
-                    many => Some(Value::Array(many.iter().map(|v| (*v).clone()).collect())),
-                }
-            }
+            ValueSource::Body(steps) => match self.body {
+                Some(body) => body_values(body, steps).into_iter().cloned().collect(),
+                None => Vec::new(),
+            },
         }
+    }
+}
+
+/// One value, or a list of the distinct values in order; `None` for none.
+fn combine(values: Vec<Value>) -> Option<Value> {
+    let mut distinct: Vec<Value> = Vec::new();
+    for value in values {
+        if !distinct.contains(&value) {
+            distinct.push(value);
+        }
+    }
+    match distinct.len() {
+        0 => None,
+        1 => distinct.pop(),
+        _ => Some(Value::Array(distinct)),
     }
 }
 

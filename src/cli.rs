@@ -2,7 +2,7 @@
 //!
 //! Each returns its output as text and leaves printing and exit codes to `main`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 use thiserror::Error;
@@ -354,4 +354,118 @@ fn push_policy(report: &mut String, policy: &crate::engine::PolicyTrace, depth: 
     for child in &policy.children {
         push_policy(report, child, depth + 1);
     }
+}
+
+/// Whose decisions, from which decision log files, since when.
+pub struct LogQuery {
+    pub logs: Vec<PathBuf>,
+    pub user_id: Option<String>,
+    pub role: Option<String>,
+    pub since: Option<String>,
+}
+
+impl LogQuery {
+    fn subject(&self) -> Result<crate::audit::Subject, CliError> {
+        match (&self.user_id, &self.role) {
+            (Some(id), None) => Ok(crate::audit::Subject::User(id.clone())),
+            (None, Some(role)) => Ok(crate::audit::Subject::Role(role.clone())),
+            _ => Err(CliError::Usage("give --user or --role".to_owned())),
+        }
+    }
+
+    /// The entries of every file, and the lower time bound in milliseconds.
+    fn load(&self) -> Result<(Vec<crate::audit::DecisionEntry>, i64), CliError> {
+        let mut entries = Vec::new();
+        for path in &self.logs {
+            let (mut read, bad) = crate::audit::read_file(path)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+            if bad > 0 {
+                eprintln!(
+                    "gatehouse: {}: {bad} lines are not decision log entries and were skipped",
+                    path.display()
+                );
+            }
+            entries.append(&mut read);
+        }
+        entries.sort_by_key(|e| e.time_ms);
+        let since = match &self.since {
+            None => i64::MIN,
+            Some(text) => since_ms(text)?,
+        };
+        Ok((entries, since))
+    }
+}
+
+/// RFC 3339, or an age such as `24h` counted back from now.
+fn since_ms(text: &str) -> Result<i64, CliError> {
+    let instant = match humantime::parse_rfc3339_weak(text) {
+        Ok(time) => time,
+        Err(_) => {
+            let age = humantime::parse_duration(text).map_err(|_| {
+                CliError::Usage(format!(
+                    "--since: '{text}' is neither an RFC 3339 time nor an age such as 24h"
+                ))
+            })?;
+            std::time::SystemTime::now()
+                .checked_sub(age)
+                .unwrap_or(std::time::UNIX_EPOCH)
+        }
+    };
+    Ok(instant
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0))
+}
+
+/// `gatehouse exercised`: one line per distinct exercised permission.
+pub fn exercised(query: LogQuery) -> Result<String, CliError> {
+    let subject = query.subject()?;
+    let (entries, since) = query.load()?;
+    let items = crate::audit::exercised(&entries, &subject, since);
+    let mut out = String::from("decision  count  action  kind  id-or-pattern  rule  last-seen\n");
+    for item in &items {
+        let last = time_text(item.last_seen_ms);
+        let id = if item.is_pattern {
+            format!("{} (pattern)", item.resource_id_pattern)
+        } else {
+            item.resource_id_pattern.clone()
+        };
+        out.push_str(&format!(
+            "{}  {}  {}  {}  {}  {}  {}\n",
+            if item.allowed { "allow" } else { "deny" },
+            item.count,
+            item.action,
+            item.resource_kind,
+            id,
+            item.rule,
+            last
+        ));
+    }
+    out.push_str(&format!(
+        "{} distinct permissions from {} decisions",
+        items.len(),
+        entries.len()
+    ));
+    Ok(out)
+}
+
+/// `gatehouse suggest`: the least-privilege policy file.
+pub fn suggest(query: LogQuery) -> Result<String, CliError> {
+    let subject = query.subject()?;
+    let (entries, since) = query.load()?;
+    let items = crate::audit::exercised(&entries, &subject, since);
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let suggestion = crate::audit::suggest(&subject, &items, &now);
+    for note in &suggestion.notes {
+        eprintln!("gatehouse: note: {note}");
+    }
+    Ok(suggestion.yaml.trim_end().to_owned())
+}
+
+fn time_text(ms: i64) -> String {
+    let seconds = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
+    )
+    .to_string()
 }

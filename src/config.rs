@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::audit::{DecisionLogConfig, MaskedField};
 use crate::policy::{FeedGroupPermission, FeedsPreset};
 use crate::token::{ApiSecret, VerifyOptions};
 
@@ -45,6 +46,21 @@ pub struct Config {
     /// Remove the caller's `Authorization` header from requests a proxy lets through, so the upstream
     /// never sees the token.
     pub strip_authorization: bool,
+    pub decision_log: DecisionLogConfig,
+    /// A second policy directory evaluated beside the live one, to roll out a new policy with evidence.
+    pub shadow_policy_dir: Option<PathBuf>,
+    /// OpenTelemetry export over OTLP/gRPC; `None`: nothing is exported.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// Where OpenTelemetry data goes, from the standard `OTEL_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    pub traces_endpoint: String,
+    pub metrics_endpoint: String,
+    pub service_name: String,
+    /// How often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL`, milliseconds).
+    pub metric_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +133,19 @@ struct FileConfig {
     log: FileLog,
     #[serde(default)]
     authz: FileAuthz,
+    #[serde(default)]
+    decision_log: FileDecisionLog,
+    shadow_policy_dir: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDecisionLog {
+    file: Option<Scalar>,
+    max_bytes: Option<Scalar>,
+    max_files: Option<Scalar>,
+    ring_entries: Option<Scalar>,
+    mask: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -309,6 +338,14 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
         file.authz.strip_authorization,
     );
     let strip_authorization = loader.parse(strip_raw, parse_bool).unwrap_or(false);
+    let decision_log = load_decision_log(file.decision_log, loader);
+    let shadow_raw = loader.raw(
+        "GATEHOUSE_SHADOW_POLICY_DIR",
+        "shadow_policy_dir",
+        file.shadow_policy_dir,
+    );
+    let shadow_policy_dir = loader.parse(shadow_raw, existing_dir);
+    let otlp = load_otlp(loader);
 
     let listen = listen?;
     let (secret, development) = match secret {
@@ -344,6 +381,9 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
         drain_delay,
         log,
         strip_authorization,
+        decision_log,
+        shadow_policy_dir,
+        otlp,
     })
 }
 
@@ -496,6 +536,115 @@ fn load_log(file: FileLog, loader: &mut Loader<'_>) -> LogConfig {
         })
         .unwrap_or_else(|| "info".to_owned());
     LogConfig { json, filter }
+}
+
+fn existing_dir(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(value);
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err("expected an existing directory of policy files".to_owned())
+    }
+}
+
+fn load_decision_log(file: FileDecisionLog, loader: &mut Loader<'_>) -> DecisionLogConfig {
+    let defaults = DecisionLogConfig::default();
+    let file_raw = loader.raw(
+        "GATEHOUSE_DECISION_LOG_FILE",
+        "decision_log.file",
+        file.file,
+    );
+    let path = loader.parse(file_raw, |v| {
+        let path = PathBuf::from(v);
+        match path.parent() {
+            Some(parent) if parent.as_os_str().is_empty() || parent.is_dir() => Ok(path),
+            _ => Err("the directory of the decision log file must exist".to_owned()),
+        }
+    });
+    let max_raw = loader.raw(
+        "GATEHOUSE_DECISION_LOG_MAX_BYTES",
+        "decision_log.max_bytes",
+        file.max_bytes,
+    );
+    let files_raw = loader.raw(
+        "GATEHOUSE_DECISION_LOG_MAX_FILES",
+        "decision_log.max_files",
+        file.max_files,
+    );
+    let ring_raw = loader.raw(
+        "GATEHOUSE_DECISION_LOG_RING",
+        "decision_log.ring_entries",
+        file.ring_entries,
+    );
+    let mask_raw = loader.raw(
+        "GATEHOUSE_DECISION_LOG_MASK",
+        "decision_log.mask",
+        file.mask,
+    );
+    DecisionLogConfig {
+        file: path,
+        max_file_bytes: loader
+            .parse(max_raw, |v| parse_bounded(v, 4096, 1 << 40))
+            .unwrap_or(defaults.max_file_bytes),
+        max_files: loader
+            .parse(files_raw, |v| parse_bounded(v, 0, 1000))
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(defaults.max_files),
+        ring_entries: loader
+            .parse(ring_raw, |v| parse_bounded(v, 0, 10_000_000))
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(defaults.ring_entries),
+        mask: loader
+            .parse(mask_raw, |v| {
+                v.split(',')
+                    .filter(|f| !f.trim().is_empty())
+                    .map(|f| {
+                        MaskedField::parse(f).ok_or_else(|| {
+                            format!("'{}' cannot be masked (principal_id, roles, resource_id, trace_id)", f.trim())
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// OTLP export is on when an endpoint is set and the SDK is not disabled (the standard variables).
+fn load_otlp(loader: &mut Loader<'_>) -> Option<OtlpConfig> {
+    let env = loader.env;
+    let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let base = env("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.trim().is_empty());
+    let traces = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").filter(|v| !v.trim().is_empty());
+    let metrics = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").filter(|v| !v.trim().is_empty());
+    if disabled || (base.is_none() && traces.is_none() && metrics.is_none()) {
+        return None;
+    }
+    if let Some(protocol) = env("OTEL_EXPORTER_OTLP_PROTOCOL")
+        && protocol.trim() != "grpc"
+    {
+        loader.error(
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "only grpc is supported (OTLP/gRPC)",
+        );
+    }
+    let interval = env("OTEL_METRIC_EXPORT_INTERVAL")
+        .map(|v| match parse_bounded(v.trim(), 10, 3_600_000) {
+            Ok(ms) => Duration::from_millis(ms),
+            Err(e) => {
+                loader.error("OTEL_METRIC_EXPORT_INTERVAL", e);
+                Duration::from_secs(60)
+            }
+        })
+        .unwrap_or(Duration::from_secs(60));
+    let fallback = base.clone().unwrap_or_default();
+    Some(OtlpConfig {
+        traces_endpoint: traces.unwrap_or_else(|| fallback.clone()),
+        metrics_endpoint: metrics.unwrap_or(fallback),
+        service_name: env("OTEL_SERVICE_NAME")
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "gatehouse".to_owned()),
+        metric_interval: interval,
+    })
 }
 
 fn parse_addr(value: &str) -> Result<SocketAddr, String> {

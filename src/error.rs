@@ -42,6 +42,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("cannot watch the policy directory: {0}")]
     Watch(String),
+    #[error("cannot start the decision log: {0}")]
+    DecisionLog(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, String),
     #[error("grpc server failed: {0}")]

@@ -26,9 +26,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod authz;
 pub mod cli;
 pub mod config;
+pub mod decider;
 pub mod engine;
 pub mod error;
 pub mod grpc;
@@ -52,12 +54,15 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::audit::DecisionLog;
 use crate::config::Config;
+use crate::decider::Decider;
 use crate::error::ServeError;
 use crate::grpc::pb::gatehouse_server::GatehouseServer;
 use crate::grpc::{ExtAuthzService, GatehouseService, pb};
 use crate::policy::{LoadErrors, PolicySet};
 use crate::store::PolicyStore;
+use crate::telemetry::metrics::Metrics;
 use crate::token::{Issuer, Verifier};
 
 /// A call that takes longer than this is cancelled; every RPC here is in-memory work.
@@ -72,20 +77,49 @@ pub struct App {
     pub api_key: String,
     /// Remove the caller's `Authorization` header from requests a proxy lets through.
     pub strip_authorization: bool,
+    /// Decides and records every check.
+    pub decider: Decider,
+    /// Whether the server is accepting work (false once draining); `/ready` reports it.
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 impl App {
-    pub fn from_config(config: &Config) -> Result<App, LoadErrors> {
+    pub fn from_config(config: &Config) -> Result<App, ServeError> {
+        let policies = Arc::new(PolicyStore::new(
+            initial_policies(config)?,
+            config.policy_dir.clone(),
+        ));
+        let shadow = match &config.shadow_policy_dir {
+            Some(dir) => Some(Arc::new(PolicyStore::new(
+                store::load_dir(dir)?,
+                Some(dir.clone()),
+            ))),
+            None => None,
+        };
+        let meter = config
+            .otlp
+            .as_ref()
+            .map(|_| opentelemetry::global::meter("gatehouse"));
+        let metrics = Arc::new(Metrics::new(Arc::clone(&policies), meter.as_ref()));
+        let log = DecisionLog::start(&config.decision_log, Arc::clone(&metrics))
+            .map_err(|e| ServeError::DecisionLog(e.to_string()))?;
         Ok(App {
             verifier: Verifier::new(&config.secret, config.verify.clone()),
             issuer: Issuer::new(&config.secret),
-            policies: Arc::new(PolicyStore::new(
-                initial_policies(config)?,
-                config.policy_dir.clone(),
-            )),
+            policies,
             api_key: config.api_key.clone(),
             strip_authorization: config.strip_authorization,
+            decider: Decider {
+                metrics,
+                log,
+                shadow,
+            },
+            ready: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.decider.metrics
     }
 }
 
@@ -148,11 +182,16 @@ pub async fn run_listeners(
         "serving"
     );
 
+    app.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let (drained_tx, drained_rx) = oneshot::channel::<()>();
     let (stop_tx, stop_rx) = watch::channel(false);
     let drain_delay = config.drain_delay;
+    let draining_app = Arc::clone(&app);
     let signal = async move {
         shutdown.await;
+        draining_app
+            .ready
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         tracing::info!("shutdown requested: reporting NOT_SERVING");
         set_status(&reporter, ServingStatus::NotServing).await;
         tokio::time::sleep(drain_delay).await;
@@ -200,7 +239,8 @@ async fn serve_http(app: Arc<App>, listener: TcpListener, mut stop: watch::Recei
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    if let Err(e) = axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(e) = axum::serve(listener, service)
         .with_graceful_shutdown(stopped)
         .await
     {
@@ -213,8 +253,15 @@ fn start_reloaders(
     app: &Arc<App>,
     config: &Config,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
+    let mut tasks = Vec::new();
+    if let (Some(shadow), Some(dir)) = (&app.decider.shadow, &config.shadow_policy_dir) {
+        tasks.push(
+            store::spawn_watcher(Arc::clone(shadow), dir.clone(), config.reload_debounce)
+                .map_err(|e| ServeError::Watch(e.to_string()))?,
+        );
+    }
     let Some(dir) = &config.policy_dir else {
-        return Ok(Vec::new());
+        return Ok(tasks);
     };
     let watcher = store::spawn_watcher(
         Arc::clone(&app.policies),
@@ -222,7 +269,7 @@ fn start_reloaders(
         config.reload_debounce,
     )
     .map_err(|e| ServeError::Watch(e.to_string()))?;
-    let mut tasks = vec![watcher];
+    tasks.push(watcher);
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -77,6 +77,48 @@ enum Command {
         #[arg(long, value_parser = parse_pair)]
         context: Vec<(String, String)>,
     },
+    /// The permissions a user or role exercised, from a decision log file (JSON lines): the distinct
+    /// action, kind, id (or the deciding rule's id pattern) and decision, with counts and last-seen.
+    Exercised {
+        #[command(flatten)]
+        query: LogQuery,
+    },
+    /// A least-privilege policy file allowing exactly what a user or role was allowed, from a
+    /// decision log file. Prints the policy; it validates and loads as is.
+    Suggest {
+        #[command(flatten)]
+        query: LogQuery,
+    },
+}
+
+/// Whose decisions, from which decision log file, since when.
+#[derive(clap::Args)]
+struct LogQuery {
+    /// The decision log file (GATEHOUSE_DECISION_LOG_FILE); rotated files are read with --log too.
+    #[arg(long = "log", required = true)]
+    logs: Vec<PathBuf>,
+    #[arg(
+        long = "user",
+        conflicts_with = "role",
+        required_unless_present = "role"
+    )]
+    user_id: Option<String>,
+    #[arg(long)]
+    role: Option<String>,
+    /// Only decisions at or after this time: RFC 3339 (2026-11-22T10:00:00Z) or an age (24h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+}
+
+impl LogQuery {
+    fn into_cli(self) -> cli::LogQuery {
+        cli::LogQuery {
+            logs: self.logs,
+            user_id: self.user_id,
+            role: self.role,
+            since: self.since,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -158,6 +200,12 @@ fn main() -> ExitCode {
                 context,
             },
         )),
+        Command::Exercised { query } => {
+            report(cli::exercised(query.into_cli()).map(|text| (true, text)))
+        }
+        Command::Suggest { query } => {
+            report(cli::suggest(query.into_cli()).map(|text| (true, text)))
+        }
     }
 }
 
@@ -218,11 +266,21 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    gatehouse::telemetry::init(&config.log);
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
-    runtime.block_on(async move {
+    // The OTLP/gRPC exporters need the runtime to exist when they are built.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        match gatehouse::telemetry::init_with_otlp(&config.log, config.otlp.as_ref()) {
+            Ok(telemetry) => telemetry,
+            Err(e) => {
+                eprintln!("gatehouse: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    };
+    let code = runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(e) => {
@@ -240,7 +298,11 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Flush spans and metrics still buffered; the runtime is still there for the exporters.
+    let _runtime = runtime.enter();
+    telemetry.shutdown();
+    code
 }
 
 /// Development mode prints, once, a server token for its random secret and commands to try.

@@ -1007,7 +1007,8 @@ async fn allowed_requests_tell_the_upstream_who_and_why() {
         .unwrap()
         .into_inner();
     assert_eq!(got.headers["x-gatehouse-revision"], status.policy_revision);
-    assert!(got.headers_to_remove.is_empty());
+    // Only the header this answer leaves unset: a client cannot pass its own dry-run mark on.
+    assert_eq!(got.headers_to_remove, ["x-gatehouse-dry-run"]);
 
     // A server token has no user: the client's x-gatehouse-user-id is removed rather than passed on.
     let got = ask(

@@ -13,6 +13,9 @@ mod stream_error;
 
 use serde_json::{Map, Value};
 
+use std::time::Instant;
+
+use crate::decider::{Call, Decider, Source};
 use crate::engine;
 use crate::policy::{IdPiece, PolicySet, Route, RouteMatch, ValueSource, body_values};
 use crate::principal::{Principal, PrincipalKind};
@@ -25,13 +28,8 @@ pub const USER_ID_HEADER: &str = "x-gatehouse-user-id";
 pub const PRINCIPAL_KIND_HEADER: &str = "x-gatehouse-principal-kind";
 pub const RULE_HEADER: &str = "x-gatehouse-rule";
 pub const REVISION_HEADER: &str = "x-gatehouse-revision";
-/// Every header gatehouse sets for the upstream; a client's own copies are always removed or replaced.
-pub const UPSTREAM_HEADERS: [&str; 4] = [
-    USER_ID_HEADER,
-    PRINCIPAL_KIND_HEADER,
-    RULE_HEADER,
-    REVISION_HEADER,
-];
+/// Set (to `true`) when the request passes only because the route mode is permissive.
+pub const DRY_RUN_HEADER: &str = "x-gatehouse-dry-run";
 
 /// The request as the proxy saw it.
 pub struct HttpCall<'a> {
@@ -74,16 +72,19 @@ pub struct Allowed {
     pub principal_kind: &'static str,
     pub rule: String,
     pub revision: String,
+    /// Allowed only because the route mode is permissive: the policy denies it.
+    pub dry_run: bool,
 }
 
 impl Allowed {
     /// The headers to set on the upstream request; a header with an empty value is to be removed.
-    pub fn upstream_headers(&self) -> [(&'static str, &str); 4] {
+    pub fn upstream_headers(&self) -> [(&'static str, &str); 5] {
         [
             (USER_ID_HEADER, self.user_id.as_str()),
             (PRINCIPAL_KIND_HEADER, self.principal_kind),
             (RULE_HEADER, self.rule.as_str()),
             (REVISION_HEADER, self.revision.as_str()),
+            (DRY_RUN_HEADER, if self.dry_run { "true" } else { "" }),
         ]
     }
 }
@@ -96,6 +97,11 @@ pub struct Authorizer<'a> {
     pub policy: &'a PolicySet,
     /// Seconds since the Unix epoch.
     pub now: i64,
+    pub decider: &'a Decider,
+    pub source: Source,
+    /// The request's W3C trace id, if any.
+    pub trace_id: &'a str,
+    pub started: Instant,
 }
 
 impl Authorizer<'_> {
@@ -132,6 +138,7 @@ impl Authorizer<'_> {
                 principal_kind: "public",
                 rule: format!("public-route:{}", found.route.name),
                 revision: revision.to_owned(),
+                dry_run: false,
             });
         }
         self.check_api_key(call)?;
@@ -185,14 +192,17 @@ impl Authorizer<'_> {
                 "the Authorization header with a JWT is missing",
             ));
         }
-        let principal = self
-            .verifier
-            .verify_at(token, self.now)
-            .map_err(token_denial)?;
-        if self.policy.revokes(&principal) {
-            return Err(token_denial(TokenError::Revoked));
-        }
-        Ok(principal)
+        let result = self.verifier.verify_at(token, self.now).and_then(|p| {
+            if self.policy.revokes(&p) {
+                Err(TokenError::Revoked)
+            } else {
+                Ok(p)
+            }
+        });
+        result.map_err(|e| {
+            self.decider.metrics.token_rejected(e.reason());
+            token_denial(e)
+        })
     }
 
     fn decide(
@@ -223,29 +233,26 @@ impl Authorizer<'_> {
             context: &context,
             now: self.now,
         };
-        let decision = engine::decide(self.policy, &request);
-        for error in &decision.errors {
-            tracing::warn!(
-                rule = %error.rule,
-                error = %error.message,
-                revision = self.policy.revision(),
-                "a condition failed to evaluate and counted as not matching"
-            );
-        }
-        if decision.allowed {
+        let call = Call {
+            source: self.source,
+            route: Some(&route.name),
+            trace_id: self.trace_id,
+            started: self.started,
+        };
+        let (verdict, _) = self.decider.decide(self.policy, &request, &call, false);
+        if verdict.allowed {
             Ok(Allowed {
                 route: route.name.clone(),
                 user_id: principal.user_id.clone(),
                 principal_kind: principal_kind_name(principal.kind),
-                rule: decision.rule.to_owned(),
+                rule: verdict.decision.rule.to_owned(),
                 revision: self.policy.revision().to_owned(),
+                dry_run: verdict.dry_run,
             })
         } else {
-            Err(
-                Denial::new(ErrorKind::NotAllowed, decision.reason(&request))
-                    .with_rule(decision.rule)
-                    .at_revision(self.policy.revision()),
-            )
+            Err(Denial::new(ErrorKind::NotAllowed, verdict.reason(&request))
+                .with_rule(verdict.decision.rule)
+                .at_revision(self.policy.revision()))
         }
     }
 }

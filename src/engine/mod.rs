@@ -23,6 +23,8 @@ pub use explain::{Explanation, PolicyTrace, TraceEntry, TraceResult};
 pub const DEFAULT_DENY: &str = "default-deny";
 /// The rule name reported for a trusted server-side call.
 pub const SERVER_TOKEN: &str = "server-token";
+/// The rule name reported when the set's mode is `disabled`.
+pub const MODE_DISABLED: &str = "mode-disabled";
 /// The rule name reported when a scope token covers the request.
 pub const TOKEN_SCOPE: &str = "token-scope";
 /// The rule name reported when a scope token does not cover the request.
@@ -66,6 +68,8 @@ pub enum Why<'p> {
         denies: usize,
     },
     DefaultDeny,
+    /// The set's mode is `disabled`: nothing was evaluated.
+    Disabled,
 }
 
 /// The answer, with the rule that decided.
@@ -96,6 +100,9 @@ impl Decision<'_> {
                 "server-side calls are trusted: a valid server token may do anything".to_owned()
             }
             Why::Scope(sentence) => sentence.clone(),
+            Why::Disabled => {
+                "the policy set is disabled (mode: disabled): every request is allowed".to_owned()
+            }
             Why::DefaultDeny => {
                 format!("{who} is not allowed to perform {what}: no rule allows it")
             }
@@ -141,6 +148,26 @@ impl fmt::Display for Describe<'_> {
             write!(f, "{} on {}", r.action, r.resource.kind)
         } else {
             write!(f, "{} on {} {}", r.action, r.resource.kind, r.resource.id)
+        }
+    }
+}
+
+impl Decision<'_> {
+    /// The answer for a set whose mode is `disabled`: allowed, nothing evaluated.
+    pub fn disabled() -> Decision<'static> {
+        Decision {
+            allowed: true,
+            rule: MODE_DISABLED,
+            why: Why::Disabled,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The id pattern of the deciding rule, when it has one.
+    pub fn rule_id_pattern(&self) -> Option<&str> {
+        match &self.why {
+            Why::Candidate { candidate, .. } => candidate.id.as_deref(),
+            _ => None,
         }
     }
 }

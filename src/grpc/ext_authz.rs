@@ -20,6 +20,8 @@ use crate::App;
 use crate::authz::{
     Allowed, Authorizer, CallBody, Denial, ErrorKind, HeaderLookup, HttpCall, Outcome,
 };
+use crate::decider::Source;
+use crate::telemetry::context::join_trace;
 use crate::token::unix_now;
 
 /// Envoy marks a body cut at `max_request_bytes` (with `allow_partial_message`) with this header.
@@ -66,9 +68,12 @@ impl Authorization for ExtAuthzService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let started = Instant::now();
+        let in_flight = self.app.metrics().start("ext_authz");
+        let started = in_flight.started();
+        let span = crate::request_span!("envoy.service.auth.v3.Authorization/Check");
+        let _entered = span.enter();
+        let (metadata, _, request) = request.into_parts();
         let http = request
-            .into_inner()
             .attributes
             .and_then(|a| a.request)
             .and_then(|r| r.http);
@@ -102,12 +107,24 @@ impl Authorization for ExtAuthzService {
             headers: &headers,
             body,
         };
+        // The proxy's own trace context (gRPC metadata) first, else the client request's headers.
+        let header = |key: &str| {
+            metadata
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| headers.header(key))
+        };
+        let trace_id = join_trace(&span, &header);
         let policy = self.app.policies.current();
         let authorizer = Authorizer {
             verifier: &self.app.verifier,
             api_key: &self.app.api_key,
             policy: &policy,
             now: unix_now(),
+            decider: &self.app.decider,
+            source: Source::ExtAuthz,
+            trace_id: &trace_id,
+            started,
         };
         let response = match authorizer.authorize(&call) {
             Outcome::Allowed(allowed) => ok(&allowed, self.app.strip_authorization),

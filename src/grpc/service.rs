@@ -10,10 +10,13 @@ use super::convert::{
 use super::metadata::require_server;
 use super::pb;
 use crate::App;
+use crate::audit::{self, Subject};
+use crate::decider::{Call, Source};
 use crate::engine;
 use crate::error::Error;
 use crate::policy::PolicySet;
 use crate::principal::Principal;
+use crate::telemetry::context::join_trace;
 use crate::token::{IssueRequest, TokenError, unix_now};
 
 /// The most items one CheckBatch may carry.
@@ -61,11 +64,35 @@ impl GatehouseService {
 
     /// A verified token's principal, unless `policy` (the set deciding the call) revokes the token.
     fn verified(&self, token: &str, policy: &PolicySet) -> Result<Principal, Error> {
-        let principal = self.app.verifier.verify(token)?;
-        if policy.revokes(&principal) {
-            return Err(Error::Token(TokenError::Revoked));
+        let result = self.app.verifier.verify(token).and_then(|principal| {
+            if policy.revokes(&principal) {
+                Err(TokenError::Revoked)
+            } else {
+                Ok(principal)
+            }
+        });
+        result.map_err(|e| {
+            self.app.metrics().token_rejected(e.reason());
+            Error::Token(e)
+        })
+    }
+
+    /// Decides one item through the decider, with its explanation when asked for.
+    fn decide(
+        &self,
+        policy: &PolicySet,
+        request: &engine::Request<'_>,
+        call: &Call<'_>,
+        explain: bool,
+    ) -> pb::CheckResult {
+        let (verdict, explanation) = self.app.decider.decide(policy, request, call, explain);
+        pb::CheckResult {
+            allowed: verdict.allowed,
+            rule: verdict.decision.rule.to_owned(),
+            reason: verdict.reason(request),
+            explanation: explanation.as_ref().map(explanation_to_pb),
+            dry_run: verdict.dry_run,
         }
-        Ok(principal)
     }
 }
 
@@ -115,36 +142,12 @@ impl Item {
     }
 }
 
-/// Decides one item, with its explanation when asked for.
-fn decide(policy: &PolicySet, request: &engine::Request<'_>, explain: bool) -> pb::CheckResult {
-    let (decision, explanation) = if explain {
-        let (decision, explanation) = engine::decide_explained(policy, request);
-        (decision, Some(explanation_to_pb(&explanation)))
-    } else {
-        (engine::decide(policy, request), None)
-    };
-    for error in &decision.errors {
-        tracing::warn!(
-            rule = %error.rule,
-            error = %error.message,
-            revision = policy.revision(),
-            "a condition failed to evaluate and counted as not matching"
-        );
-    }
-    tracing::debug!(
-        allowed = decision.allowed,
-        rule = decision.rule,
-        action = request.action,
-        kind = request.resource.kind,
-        revision = policy.revision(),
-        "check"
-    );
-    pb::CheckResult {
-        allowed: decision.allowed,
-        rule: decision.rule.to_owned(),
-        reason: decision.reason(request),
-        explanation,
-    }
+/// The request's span, joined to the caller's trace, and its trace id.
+fn span_for(name: &'static str, metadata: &MetadataMap) -> (tracing::Span, String) {
+    let span = crate::request_span!(name);
+    let header = |key: &str| metadata.get(key).and_then(|v| v.to_str().ok());
+    let trace_id = join_trace(&span, &header);
+    (span, trace_id)
 }
 
 #[tonic::async_trait]
@@ -153,6 +156,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let _in_flight = self.app.metrics().start("IssueToken");
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let issued = self
@@ -176,6 +180,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let _in_flight = self.app.metrics().start("Verify");
         let principal = self.verified(&request.get_ref().token, &self.app.policies.current())?;
         Ok(Response::new(pb::VerifyResponse {
             principal: Some(principal_to_pb(&principal)),
@@ -186,7 +191,10 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
+        let in_flight = self.app.metrics().start("Check");
         let (metadata, _, request) = request.into_parts();
+        let (span, trace_id) = span_for("gatehouse.v1.Gatehouse/Check", &metadata);
+        let _entered = span.enter();
         let item = item(request.action, request.resource, request.context)?;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
@@ -197,9 +205,16 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             request.anonymous,
             request.principal,
         )?;
-        let result = decide(
+        let call = Call {
+            source: Source::Check,
+            route: None,
+            trace_id: &trace_id,
+            started: in_flight.started(),
+        };
+        let result = self.decide(
             &policy,
             &item.request(&principal, unix_now()),
+            &call,
             request.explain,
         );
         Ok(Response::new(pb::CheckResponse {
@@ -209,6 +224,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             principal: Some(principal_to_pb(&principal)),
             policy_revision: policy.revision().to_owned(),
             explanation: result.explanation,
+            dry_run: result.dry_run,
         }))
     }
 
@@ -216,7 +232,11 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
+        let in_flight = self.app.metrics().start("CheckBatch");
         let (metadata, _, request) = request.into_parts();
+        let (span, trace_id) = span_for("gatehouse.v1.Gatehouse/CheckBatch", &metadata);
+        let _entered = span.enter();
+        span.record("items", request.items.len());
         if request.items.len() > MAX_BATCH_ITEMS {
             return Err(Error::InvalidRequest("a batch holds at most 1000 items").into());
         }
@@ -235,9 +255,22 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             request.principal,
         )?;
         let now = unix_now();
+        let call = Call {
+            source: Source::Batch,
+            route: None,
+            trace_id: &trace_id,
+            started: in_flight.started(),
+        };
         let results = items
             .iter()
-            .map(|item| decide(&policy, &item.request(&principal, now), request.explain))
+            .map(|item| {
+                self.decide(
+                    &policy,
+                    &item.request(&principal, now),
+                    &call,
+                    request.explain,
+                )
+            })
             .collect();
         Ok(Response::new(pb::CheckBatchResponse {
             results,
@@ -250,6 +283,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::AllowedActionsRequest>,
     ) -> Result<Response<pb::AllowedActionsResponse>, Status> {
+        let _in_flight = self.app.metrics().start("AllowedActions");
         let (metadata, _, request) = request.into_parts();
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
@@ -322,5 +356,78 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             last_error_at: status.last_error.as_ref().map(|(at, _)| timestamp(*at)),
             last_error: status.last_error.map(|(_, e)| e).unwrap_or_default(),
         }))
+    }
+
+    async fn exercised_permissions(
+        &self,
+        request: Request<pb::ExercisedPermissionsRequest>,
+    ) -> Result<Response<pb::ExercisedPermissionsResponse>, Status> {
+        require_server(request.metadata(), &self.app.verifier)?;
+        let request = request.into_inner();
+        let subject = subject(request.subject)?;
+        let entries = self.app.decider.log.snapshot();
+        let since = since_ms(request.since);
+        let permissions = audit::exercised(&entries, &subject, since)
+            .into_iter()
+            .map(|e| pb::ExercisedPermission {
+                action: e.action,
+                resource_kind: e.resource_kind,
+                resource_id_pattern: e.resource_id_pattern,
+                pattern: e.is_pattern,
+                allowed: e.allowed,
+                count: e.count,
+                first_seen: Some(timestamp_ms(e.first_seen_ms)),
+                last_seen: Some(timestamp_ms(e.last_seen_ms)),
+                rule: e.rule,
+            })
+            .collect();
+        Ok(Response::new(pb::ExercisedPermissionsResponse {
+            permissions,
+            entries_kept: u64::try_from(entries.len()).unwrap_or(u64::MAX),
+            oldest_entry: entries.first().map(|e| timestamp_ms(e.time_ms)),
+        }))
+    }
+
+    async fn suggest_policy(
+        &self,
+        request: Request<pb::SuggestPolicyRequest>,
+    ) -> Result<Response<pb::SuggestPolicyResponse>, Status> {
+        require_server(request.metadata(), &self.app.verifier)?;
+        let request = request.into_inner();
+        let subject = subject(request.subject)?;
+        let entries = self.app.decider.log.snapshot();
+        let exercised = audit::exercised(&entries, &subject, since_ms(request.since));
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let suggestion = audit::suggest(&subject, &exercised, &now);
+        Ok(Response::new(pb::SuggestPolicyResponse {
+            policy: suggestion.yaml,
+            rules: u32::try_from(suggestion.rules).unwrap_or(u32::MAX),
+            notes: suggestion.notes,
+        }))
+    }
+}
+
+fn subject(subject: Option<pb::Subject>) -> Result<Subject, Error> {
+    match subject.and_then(|s| s.who) {
+        Some(pb::subject::Who::UserId(id)) if !id.trim().is_empty() => Ok(Subject::User(id)),
+        Some(pb::subject::Who::Role(role)) if !role.trim().is_empty() => Ok(Subject::Role(role)),
+        _ => Err(Error::InvalidRequest(
+            "subject.user_id or subject.role is required",
+        )),
+    }
+}
+
+fn since_ms(since: Option<prost_types::Timestamp>) -> i64 {
+    since.map_or(i64::MIN, |t| {
+        t.seconds
+            .saturating_mul(1000)
+            .saturating_add(i64::from(t.nanos / 1_000_000))
+    })
+}
+
+fn timestamp_ms(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
     }
 }

@@ -17,13 +17,17 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 
 use crate::App;
 use crate::authz::{Authorizer, CallBody, Denial, HeaderLookup, HttpCall, Outcome};
+use crate::decider::Source;
+use crate::telemetry::context::join_trace;
 use crate::token::unix_now;
 
 /// The largest request body the endpoint reads; a longer one counts as cut short.
@@ -43,7 +47,77 @@ pub fn router(app: Arc<App>) -> Router {
         .route(AUTHZ_PREFIX, any(authorize))
         .route("/authz/", any(authorize))
         .route("/authz/{*original}", any(authorize))
+        .route("/metrics", get(metrics))
+        .route("/live", get(live))
+        .route("/ready", get(ready))
+        .route("/log/level", get(log_level).put(set_log_level))
         .with_state(app)
+}
+
+/// Prometheus scrapes this: the OpenMetrics text format.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    match app.metrics().render() {
+        Ok(text) => {
+            let mut response = (StatusCode::OK, text).into_response();
+            insert(
+                &mut response,
+                header::CONTENT_TYPE.as_str(),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            );
+            response
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Liveness: the process answers.
+async fn live() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: a policy set is loaded and the server is not draining.
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    if app.ready.load(Ordering::Relaxed) {
+        (
+            StatusCode::OK,
+            format!("ready {}\n", app.policies.current().revision()),
+        )
+            .into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    }
+}
+
+/// The log filter in force.
+async fn log_level() -> Response {
+    match crate::telemetry::log_filter() {
+        Some(filter) => (StatusCode::OK, format!("{filter}\n")).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "the log filter is not managed by this process\n",
+        )
+            .into_response(),
+    }
+}
+
+/// Sets the log filter (a `tracing` filter such as `debug` or `info,gatehouse=trace`); only from
+/// loopback, so that only someone on the pod itself can turn logging up.
+async fn set_log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+    if !peer.ip().is_loopback() {
+        return (
+            StatusCode::FORBIDDEN,
+            "the log level can be changed from loopback only\n",
+        )
+            .into_response();
+    }
+    let filter = String::from_utf8_lossy(&body).trim().to_owned();
+    match crate::telemetry::set_log_filter(&filter) {
+        Ok(()) => {
+            tracing::info!(filter = %filter, "log filter changed");
+            (StatusCode::OK, format!("{filter}\n")).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
 }
 
 struct Headers<'a>(&'a HeaderMap);
@@ -55,7 +129,9 @@ impl HeaderLookup for Headers<'_> {
 }
 
 async fn authorize(State(app): State<Arc<App>>, request: Request) -> Response {
-    let started = Instant::now();
+    let in_flight = app.metrics().start("http_authz");
+    let started = in_flight.started();
+    let span = crate::request_span!("gatehouse /authz");
     let (parts, body) = request.into_parts();
     let (method, target) = original_request(&parts.method, &parts.uri, &parts.headers);
     // A body that is too long, or that does not arrive in time, counts as cut short.
@@ -82,12 +158,19 @@ async fn authorize(State(app): State<Arc<App>>, request: Request) -> Response {
             headers: &Headers(&parts.headers),
             body: call_body,
         };
+        let _entered = span.enter();
+        let header = |key: &str| parts.headers.get(key).and_then(|v| v.to_str().ok());
+        let trace_id = join_trace(&span, &header);
         let policy = app.policies.current();
         Authorizer {
             verifier: &app.verifier,
             api_key: &app.api_key,
             policy: &policy,
             now: unix_now(),
+            decider: &app.decider,
+            source: Source::Http,
+            trace_id: &trace_id,
+            started,
         }
         .authorize(&call)
     };

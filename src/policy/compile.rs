@@ -12,12 +12,12 @@ use super::file::{
     RevocationsDoc, RouteDoc, RuleDoc,
 };
 use super::model::{
-    Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, NamedPolicy, Operand,
-    Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
+    Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, Mode, Modes, NamedPolicy,
+    Operand, Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 use super::pattern::Pattern;
 use super::routes::{Route, RouteTable, compile_route};
-use super::set::PolicySet;
+use super::set::{Parts, PolicySet};
 
 /// Rule priorities are bounded so that they stay readable and can never overflow.
 pub const MAX_PRIORITY: i64 = 1_000_000;
@@ -90,6 +90,7 @@ struct Compiler {
     sources: Vec<Source>,
     errors: Vec<LoadError>,
     strategy: Option<(Strategy, usize)>,
+    modes: Modes,
     lists: BTreeMap<String, Vec<String>>,
     kinds: BTreeMap<String, KindDecl>,
     policy_names: HashMap<String, usize>,
@@ -198,6 +199,7 @@ impl Compiler {
                     (Ok(strategy), None) => self.strategy = Some((strategy, *index)),
                     (Err(e), None) => self.error(&at("strategy", value), e),
                 }
+                self.modes(settings, *index);
             }
             if let Some(doc) = &file.revocations {
                 self.revocations(doc, *index);
@@ -352,12 +354,15 @@ impl Compiler {
             return None;
         }
         Some(PolicySet::new(
-            strategy,
-            candidates,
-            policies,
-            std::mem::take(&mut self.kinds),
-            std::mem::take(&mut self.revocations),
-            routes,
+            Parts {
+                strategy,
+                modes: self.modes,
+                candidates,
+                policies,
+                kinds: std::mem::take(&mut self.kinds),
+                revocations: std::mem::take(&mut self.revocations),
+                routes,
+            },
             &self.sources,
         ))
     }
@@ -442,6 +447,23 @@ impl Compiler {
         };
         *count += 1;
         at
+    }
+
+    /// The set's enforcement modes; `route_mode` defaults to `mode`.
+    fn modes(&mut self, settings: &super::file::Settings, file: usize) {
+        let mut parse = |key: &str, value: Option<&String>| -> Option<Mode> {
+            let value = value?;
+            match Mode::parse(value) {
+                Ok(mode) => Some(mode),
+                Err(e) => {
+                    self.error(&At::new(file, key, value), e);
+                    None
+                }
+            }
+        };
+        let checks = parse("mode", settings.mode.as_ref()).unwrap_or_default();
+        let routes = parse("route_mode", settings.route_mode.as_ref()).unwrap_or(checks);
+        self.modes = Modes { checks, routes };
     }
 
     /// Where the next item called `name` in `file` is written.

@@ -61,6 +61,10 @@ pub struct RevocationsDoc {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub strategy: Option<String>,
+    /// `enforcing` (default), `permissive` or `disabled`.
+    pub mode: Option<String>,
+    /// The mode for requests through the route table (proxies); defaults to `mode`.
+    pub route_mode: Option<String>,
 }
 
 /// A string or a list of strings.

@@ -17,8 +17,8 @@ pub use cel::{CelCondition, CelError, CelInput};
 pub use compile::{LoadError, LoadErrors, MAX_PRIORITY, Source, compile};
 pub use feeds::{FeedGroupPermission, FeedsPreset};
 pub use model::{
-    Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, NamedPolicy, Operand,
-    Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
+    Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, Mode, Modes, NamedPolicy,
+    Operand, Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 pub use pattern::{Captures, MAX_CAPTURES, Pattern};
 pub use routes::{

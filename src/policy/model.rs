@@ -16,6 +16,47 @@ pub enum Effect {
     Deny,
 }
 
+/// Whether a set's decisions are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Decisions are answered as made.
+    #[default]
+    Enforcing,
+    /// Decisions are made and logged, but every request is allowed; the answer says it was a dry run.
+    Permissive,
+    /// Nothing is evaluated; every request is allowed.
+    Disabled,
+}
+
+impl Mode {
+    pub fn parse(value: &str) -> Result<Mode, String> {
+        match value {
+            "enforcing" => Ok(Mode::Enforcing),
+            "permissive" => Ok(Mode::Permissive),
+            "disabled" => Ok(Mode::Disabled),
+            other => Err(format!(
+                "mode must be enforcing, permissive or disabled, not '{other}'"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforcing => "enforcing",
+            Mode::Permissive => "permissive",
+            Mode::Disabled => "disabled",
+        }
+    }
+}
+
+/// The enforcement modes of a set: for checks, and for requests that come through the route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Modes {
+    pub checks: Mode,
+    pub routes: Mode,
+}
+
 /// How votes (or a permission's policies) combine into one decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]

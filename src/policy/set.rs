@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::compile::Source;
 use super::model::{
-    Actions, Candidate, Effect, KindDecl, Kinds, NamedPolicy, Revocations, Strategy,
+    Actions, Candidate, Effect, KindDecl, Kinds, Modes, NamedPolicy, Revocations, Strategy,
 };
 use super::routes::RouteTable;
 
@@ -31,6 +31,7 @@ impl ActionIndex {
 pub struct PolicySet {
     revision: String,
     strategy: Strategy,
+    modes: Modes,
     candidates: Vec<Candidate>,
     policies: Vec<NamedPolicy>,
     kinds: BTreeMap<String, KindDecl>,
@@ -48,6 +49,7 @@ pub struct PolicySet {
 #[derive(Serialize)]
 struct Hashed<'a> {
     strategy: Strategy,
+    modes: Modes,
     candidates: &'a [Candidate],
     policies: &'a [NamedPolicy],
     kinds: &'a BTreeMap<String, KindDecl>,
@@ -55,18 +57,31 @@ struct Hashed<'a> {
     routes: &'a RouteTable,
 }
 
+/// What the compiler hands over to build a set.
+pub(super) struct Parts {
+    pub strategy: Strategy,
+    pub modes: Modes,
+    pub candidates: Vec<Candidate>,
+    pub policies: Vec<NamedPolicy>,
+    pub kinds: BTreeMap<String, KindDecl>,
+    pub revocations: Revocations,
+    pub routes: RouteTable,
+}
+
 impl PolicySet {
-    pub(super) fn new(
-        strategy: Strategy,
-        candidates: Vec<Candidate>,
-        policies: Vec<NamedPolicy>,
-        kinds: BTreeMap<String, KindDecl>,
-        revocations: Revocations,
-        routes: RouteTable,
-        sources: &[Source],
-    ) -> PolicySet {
+    pub(super) fn new(parts: Parts, sources: &[Source]) -> PolicySet {
+        let Parts {
+            strategy,
+            modes,
+            candidates,
+            policies,
+            kinds,
+            revocations,
+            routes,
+        } = parts;
         let revision = revision_of(&Hashed {
             strategy,
+            modes,
             candidates: &candidates,
             policies: &policies,
             kinds: &kinds,
@@ -82,6 +97,7 @@ impl PolicySet {
         PolicySet {
             revision,
             strategy,
+            modes,
             candidates,
             policies,
             kinds,
@@ -102,6 +118,11 @@ impl PolicySet {
             && self
                 .revocations
                 .revokes(&principal.user_id, principal.issued_at)
+    }
+
+    /// The enforcement modes.
+    pub fn modes(&self) -> Modes {
+        self.modes
     }
 
     /// The HTTP route table (empty when the set has no routes).

@@ -27,6 +27,25 @@ pub enum TokenError {
     Revoked,
 }
 
+impl TokenError {
+    /// A short, fixed label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TokenError::Missing => "missing",
+            TokenError::TooLarge { .. } => "too_large",
+            TokenError::Malformed(_) => "malformed",
+            TokenError::AlgorithmNotAllowed(_) => "algorithm",
+            TokenError::BadSignature => "bad_signature",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::IssuedInFuture => "issued_in_future",
+            TokenError::DevTokenNotAllowed => "dev_token",
+            TokenError::InvalidClaims(_) => "invalid_claims",
+            TokenError::Revoked => "revoked",
+        }
+    }
+}
+
 /// Why a token could not be issued.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IssueError {

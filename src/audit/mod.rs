@@ -1,0 +1,12 @@
+//! Audit: the decision log (a bounded ring and a rotating JSON-lines file), which permissions a
+//! principal exercised, and least-privilege policies suggested from them.
+
+mod entry;
+mod exercised;
+mod log;
+mod suggest;
+
+pub use entry::{DecisionEntry, MaskedField, ShadowVerdict, pseudonym};
+pub use exercised::{Exercised, Subject, exercised};
+pub use log::{DecisionLog, DecisionLogConfig, read_file};
+pub use suggest::{Suggestion, suggest};

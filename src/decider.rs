@@ -1,0 +1,200 @@
+//! Where every service decides a request: the live set under its enforcement mode, the shadow set
+//! beside it, and the record of it (metrics, the decision log and the request's span).
+//!
+//! The gRPC Check RPCs and the proxy front ends all come through [`Decider::decide`], so a decision is
+//! recorded the same way whichever door it came through.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::audit::{DecisionEntry, DecisionLog, ShadowVerdict};
+use crate::authz::principal_kind_name;
+use crate::engine::{self, Decision, Explanation, Request};
+use crate::policy::{Mode, PolicySet};
+use crate::store::PolicyStore;
+use crate::telemetry::metrics::Metrics;
+
+/// Which door a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Check,
+    Batch,
+    ExtAuthz,
+    Http,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Check => "check",
+            Source::Batch => "batch",
+            Source::ExtAuthz => "ext_authz",
+            Source::Http => "http",
+        }
+    }
+
+    /// Proxied requests follow the set's route mode, checks its mode.
+    fn mode(self, policy: &PolicySet) -> Mode {
+        match self {
+            Source::Check | Source::Batch => policy.modes().checks,
+            Source::ExtAuthz | Source::Http => policy.modes().routes,
+        }
+    }
+}
+
+/// What the caller knows about the call besides the request.
+pub struct Call<'a> {
+    pub source: Source,
+    pub route: Option<&'a str>,
+    /// The W3C trace id, when the request carried one.
+    pub trace_id: &'a str,
+    pub started: Instant,
+}
+
+/// The policy's decision and what is answered.
+#[derive(Debug)]
+pub struct Verdict<'p> {
+    pub decision: Decision<'p>,
+    /// What the caller is told: the decision, unless the mode is permissive or disabled.
+    pub allowed: bool,
+    /// A denial answered as allowed because the set is permissive.
+    pub dry_run: bool,
+    pub mode: Mode,
+}
+
+impl Verdict<'_> {
+    /// The decision's sentence, marked when it was a dry run.
+    pub fn reason(&self, request: &Request<'_>) -> String {
+        let reason = self.decision.reason(request);
+        if self.dry_run {
+            format!("dry run (mode: permissive), allowed although the policy denies: {reason}")
+        } else {
+            reason
+        }
+    }
+}
+
+/// Decides and records; shared by every service.
+pub struct Decider {
+    pub metrics: Arc<Metrics>,
+    pub log: DecisionLog,
+    /// A second set evaluated beside the live one; differences are counted and logged.
+    pub shadow: Option<Arc<PolicyStore>>,
+}
+
+impl Decider {
+    /// Decides `request` with `policy` under the set's mode for `call.source`, and records it.
+    pub fn decide<'p>(
+        &self,
+        policy: &'p PolicySet,
+        request: &Request<'_>,
+        call: &Call<'_>,
+        explain: bool,
+    ) -> (Verdict<'p>, Option<Explanation>) {
+        let mode = call.source.mode(policy);
+        let (decision, explanation) = match mode {
+            Mode::Disabled => (Decision::disabled(), None),
+            _ if explain => {
+                let (decision, explanation) = engine::decide_explained(policy, request);
+                (decision, Some(explanation))
+            }
+            _ => (engine::decide(policy, request), None),
+        };
+        let dry_run = mode == Mode::Permissive && !decision.allowed;
+        let verdict = Verdict {
+            allowed: decision.allowed || mode != Mode::Enforcing,
+            dry_run,
+            mode,
+            decision,
+        };
+        self.record(policy, request, call, &verdict);
+        (verdict, explanation)
+    }
+
+    fn record(
+        &self,
+        policy: &PolicySet,
+        request: &Request<'_>,
+        call: &Call<'_>,
+        verdict: &Verdict<'_>,
+    ) {
+        let decision = &verdict.decision;
+        for error in &decision.errors {
+            tracing::warn!(
+                rule = %error.rule,
+                error = %error.message,
+                revision = policy.revision(),
+                "a condition failed to evaluate and counted as not matching"
+            );
+        }
+        self.metrics
+            .decision(decision.allowed, decision.rule, call.source.as_str());
+        let shadow = self.shadow.as_ref().map(|store| {
+            let shadow_set = store.current();
+            let shadow = engine::decide(&shadow_set, request);
+            if shadow.allowed != decision.allowed {
+                self.metrics
+                    .shadow_difference(decision.allowed, shadow.allowed);
+                tracing::info!(
+                    live = verdict_name(decision.allowed),
+                    live_rule = decision.rule,
+                    shadow = verdict_name(shadow.allowed),
+                    shadow_rule = shadow.rule,
+                    shadow_revision = shadow_set.revision(),
+                    action = request.action,
+                    kind = request.resource.kind,
+                    "the shadow policy set decides differently"
+                );
+            }
+            ShadowVerdict {
+                decision: verdict_name(shadow.allowed).to_owned(),
+                rule: shadow.rule.to_owned(),
+                revision: shadow_set.revision().to_owned(),
+            }
+        });
+        let span = tracing::Span::current();
+        span.record("decision", verdict_name(decision.allowed));
+        span.record("rule", decision.rule);
+        span.record("revision", policy.revision());
+        span.record("action", request.action);
+        span.record("resource.kind", request.resource.kind);
+        span.record(
+            "principal.kind",
+            principal_kind_name(request.principal.kind),
+        );
+        if verdict.dry_run {
+            span.record("dry_run", true);
+        }
+        let now = SystemTime::now();
+        let time_ms = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or_default();
+        self.log.record(DecisionEntry {
+            time: humantime::format_rfc3339_millis(now).to_string(),
+            time_ms,
+            principal_id: request.principal.user_id.clone(),
+            principal_kind: principal_kind_name(request.principal.kind).to_owned(),
+            roles: request.principal.roles.clone(),
+            action: request.action.to_owned(),
+            resource_kind: request.resource.kind.to_owned(),
+            resource_id: request.resource.id.to_owned(),
+            decision: verdict_name(decision.allowed).to_owned(),
+            allowed: verdict.allowed,
+            rule: decision.rule.to_owned(),
+            rule_id_pattern: decision.rule_id_pattern().map(str::to_owned),
+            revision: policy.revision().to_owned(),
+            mode: verdict.mode.as_str().to_owned(),
+            dry_run: verdict.dry_run,
+            source: call.source.as_str().to_owned(),
+            route: call.route.map(str::to_owned),
+            shadow,
+            trace_id: call.trace_id.to_owned(),
+            latency_us: u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        });
+    }
+}
+
+fn verdict_name(allowed: bool) -> &'static str {
+    if allowed { "allow" } else { "deny" }
+}

@@ -1,0 +1,359 @@
+//! The service's metrics: one place records them, two places read them. `/metrics` renders them in the
+//! Prometheus (OpenMetrics) text format with `prometheus-client`; when OTLP is configured the same
+//! events also go to OpenTelemetry instruments, exported on the meter provider's interval.
+//!
+//! Label values are bounded: results, rule names of the loaded sets, RPC names and token error reasons.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{
+    Counter as OtelCounter, Histogram as OtelHistogram, Meter, UpDownCounter,
+};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::store::PolicyStore;
+
+/// Latency buckets, in seconds: decisions take microseconds, RPCs on loopback tens of microseconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 1.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    result: &'static str,
+    rule: String,
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    rpc: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    live: &'static str,
+    shadow: &'static str,
+}
+
+/// The OpenTelemetry side, present when OTLP export is configured.
+struct Otel {
+    decisions: OtelCounter<u64>,
+    latency: OtelHistogram<f64>,
+    token_rejections: OtelCounter<u64>,
+    in_flight: UpDownCounter<i64>,
+    shadow_differences: OtelCounter<u64>,
+    dropped: OtelCounter<u64>,
+}
+
+/// Every metric the service records.
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    latency: Family<RpcLabels, Histogram>,
+    token_rejections: Family<ReasonLabels, Counter>,
+    in_flight: Gauge,
+    shadow_differences: Family<ShadowLabels, Counter>,
+    decision_log_dropped: Family<SinkLabels, Counter>,
+    otel: Option<Otel>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn result_name(allowed: bool) -> &'static str {
+    if allowed { "allow" } else { "deny" }
+}
+
+impl Metrics {
+    /// Metrics for a server whose live set is `store` (read at scrape time for reloads and revision).
+    pub fn new(store: Arc<PolicyStore>, meter: Option<&Meter>) -> Metrics {
+        let mut registry = Registry::with_prefix("gatehouse");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Decisions by result, deciding rule and where the request came from",
+            decisions.clone(),
+        );
+        let latency = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(LATENCY_BUCKETS)
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer, per RPC or endpoint",
+            latency.clone(),
+        );
+        let token_rejections = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "token_rejections",
+            "Tokens refused, by reason",
+            token_rejections.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "in_flight_requests",
+            "Requests being answered",
+            in_flight.clone(),
+        );
+        let shadow_differences = Family::<ShadowLabels, Counter>::default();
+        registry.register(
+            "shadow_differences",
+            "Requests the shadow policy set decided differently from the live one",
+            shadow_differences.clone(),
+        );
+        let decision_log_dropped = Family::<SinkLabels, Counter>::default();
+        registry.register(
+            "decision_log_dropped",
+            "Decision log entries dropped because a sink fell behind",
+            decision_log_dropped.clone(),
+        );
+        registry.register_collector(Box::new(StoreCollector {
+            store: Arc::clone(&store),
+        }));
+        let otel = meter.map(|meter| Otel::new(meter, store));
+        Metrics {
+            registry,
+            decisions,
+            latency,
+            token_rejections,
+            in_flight,
+            shadow_differences,
+            decision_log_dropped,
+            otel,
+        }
+    }
+
+    /// The Prometheus (OpenMetrics) text exposition.
+    pub fn render(&self) -> Result<String, fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+
+    pub fn decision(&self, allowed: bool, rule: &str, source: &'static str) {
+        let result = result_name(allowed);
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                result,
+                rule: rule.to_owned(),
+                source,
+            })
+            .inc();
+        if let Some(otel) = &self.otel {
+            otel.decisions.add(
+                1,
+                &[
+                    KeyValue::new("result", result),
+                    KeyValue::new("rule", rule.to_owned()),
+                    KeyValue::new("source", source),
+                ],
+            );
+        }
+    }
+
+    pub fn latency(&self, rpc: &'static str, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        self.latency
+            .get_or_create(&RpcLabels { rpc })
+            .observe(seconds);
+        if let Some(otel) = &self.otel {
+            otel.latency.record(seconds, &[KeyValue::new("rpc", rpc)]);
+        }
+    }
+
+    pub fn token_rejected(&self, reason: &'static str) {
+        self.token_rejections
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        if let Some(otel) = &self.otel {
+            otel.token_rejections
+                .add(1, &[KeyValue::new("reason", reason)]);
+        }
+    }
+
+    pub fn shadow_difference(&self, live: bool, shadow: bool) {
+        let labels = ShadowLabels {
+            live: result_name(live),
+            shadow: result_name(shadow),
+        };
+        self.shadow_differences.get_or_create(&labels).inc();
+        if let Some(otel) = &self.otel {
+            otel.shadow_differences.add(
+                1,
+                &[
+                    KeyValue::new("live", labels.live),
+                    KeyValue::new("shadow", labels.shadow),
+                ],
+            );
+        }
+    }
+
+    pub fn decision_log_dropped(&self, sink: &'static str) {
+        self.decision_log_dropped
+            .get_or_create(&SinkLabels { sink })
+            .inc();
+        if let Some(otel) = &self.otel {
+            otel.dropped.add(1, &[KeyValue::new("sink", sink)]);
+        }
+    }
+
+    /// Counts a request in flight until the guard is dropped, and records its latency then.
+    pub fn start(&self, rpc: &'static str) -> InFlight<'_> {
+        self.in_flight.inc();
+        if let Some(otel) = &self.otel {
+            otel.in_flight.add(1, &[]);
+        }
+        InFlight {
+            metrics: self,
+            rpc,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+/// A request being answered; see [`Metrics::start`].
+pub struct InFlight<'m> {
+    metrics: &'m Metrics,
+    rpc: &'static str,
+    started: std::time::Instant,
+}
+
+impl InFlight<'_> {
+    pub fn started(&self) -> std::time::Instant {
+        self.started
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+        if let Some(otel) = &self.metrics.otel {
+            otel.in_flight.add(-1, &[]);
+        }
+        self.metrics.latency(self.rpc, self.started.elapsed());
+    }
+}
+
+impl Otel {
+    fn new(meter: &Meter, store: Arc<PolicyStore>) -> Otel {
+        let reloads_store = Arc::clone(&store);
+        let _reloads = meter
+            .u64_observable_counter("gatehouse.reloads")
+            .with_description("Policy reloads by result")
+            .with_callback(move |observer| {
+                let status = reloads_store.status().clone();
+                observer.observe(status.reloads_ok, &[KeyValue::new("result", "ok")]);
+                observer.observe(status.reloads_failed, &[KeyValue::new("result", "failed")]);
+            })
+            .build();
+        let _revision = meter
+            .u64_observable_gauge("gatehouse.policy.revision")
+            .with_description("The serving policy revision (value 1, revision as attribute)")
+            .with_callback(move |observer| {
+                let revision = store.current().revision().to_owned();
+                observer.observe(1, &[KeyValue::new("revision", revision)]);
+            })
+            .build();
+        Otel {
+            decisions: meter
+                .u64_counter("gatehouse.decisions")
+                .with_description("Decisions by result, deciding rule and source")
+                .build(),
+            latency: meter
+                .f64_histogram("gatehouse.request.duration")
+                .with_unit("s")
+                .with_description("Time to answer, per RPC or endpoint")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            token_rejections: meter
+                .u64_counter("gatehouse.token.rejections")
+                .with_description("Tokens refused, by reason")
+                .build(),
+            in_flight: meter
+                .i64_up_down_counter("gatehouse.in_flight_requests")
+                .with_description("Requests being answered")
+                .build(),
+            shadow_differences: meter
+                .u64_counter("gatehouse.shadow.differences")
+                .with_description("Requests the shadow set decided differently")
+                .build(),
+            dropped: meter
+                .u64_counter("gatehouse.decision_log.dropped")
+                .with_description("Decision log entries dropped because a sink fell behind")
+                .build(),
+        }
+    }
+}
+
+/// Reads the store at scrape time: reload counts, the serving revision and when it was loaded.
+struct StoreCollector {
+    store: Arc<PolicyStore>,
+}
+
+impl fmt::Debug for StoreCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let status = self.store.status().clone();
+        let reloads = [("ok", status.reloads_ok), ("failed", status.reloads_failed)];
+        {
+            let mut family = encoder.encode_descriptor(
+                "reloads",
+                "Policy reloads by result",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (result, count) in reloads {
+                let labels = [("result", result)];
+                let metric = family.encode_family(&labels)?;
+                ConstCounter::new(count).encode(metric)?;
+            }
+        }
+        let revision = self.store.current().revision().to_owned();
+        let info = Info::new(vec![("revision".to_owned(), revision)]);
+        let metric = encoder.encode_descriptor(
+            "policy",
+            "The serving policy revision",
+            None,
+            info.metric_type(),
+        )?;
+        info.encode(metric)?;
+        let loaded = status.loaded_at;
+        let metric = encoder.encode_descriptor(
+            "policy_loaded_timestamp_seconds",
+            "When the serving policy set was loaded",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        ConstGauge::new(loaded).encode(metric)?;
+        Ok(())
+    }
+}

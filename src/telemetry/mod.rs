@@ -1,0 +1,179 @@
+//! Telemetry set-up: structured `tracing` events on stderr (text or JSON, with a filter that can be
+//! changed at runtime), and, when OTLP is configured, OpenTelemetry traces and metrics exported over
+//! OTLP/gRPC. With no OTLP endpoint nothing is exported and request spans are disabled callsites, so
+//! they cost next to nothing.
+
+pub mod context;
+pub mod metrics;
+
+use std::io::IsTerminal;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+
+use crate::config::{LogConfig, OtlpConfig};
+
+/// The target of request spans (see [`crate::request_span`]); only the OpenTelemetry layer enables it.
+pub const REQUEST_SPAN_TARGET: &str = "gatehouse::request";
+
+/// The runtime-adjustable log filter, when this process installed the subscriber.
+struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+    current: Mutex<String>,
+}
+
+static LOG_CONTROL: OnceLock<LogControl> = OnceLock::new();
+
+/// Why telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("cannot set up the OTLP exporter: {0}")]
+    Exporter(String),
+}
+
+/// Keeps the OpenTelemetry providers; [`Telemetry::shutdown`] flushes what is buffered.
+#[derive(Default)]
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+}
+
+impl Telemetry {
+    /// Exports what is still buffered and stops the exporters.
+    pub fn shutdown(self) {
+        if let Some(tracer) = self.tracer
+            && let Err(e) = tracer.shutdown()
+        {
+            eprintln!("gatehouse: flushing traces failed: {e}");
+        }
+        if let Some(meter) = self.meter
+            && let Err(e) = meter.shutdown()
+        {
+            eprintln!("gatehouse: flushing metrics failed: {e}");
+        }
+    }
+}
+
+/// Installs the global subscriber (logs only). A second call is a no-op.
+pub fn init(log: &LogConfig) {
+    let _ = install(log, None);
+}
+
+/// Installs the global subscriber and, with `otlp`, the OpenTelemetry tracer and meter providers.
+/// Must run inside a Tokio runtime (the OTLP/gRPC exporter is tonic).
+pub fn init_with_otlp(
+    log: &LogConfig,
+    otlp: Option<&OtlpConfig>,
+) -> Result<Telemetry, TelemetryError> {
+    install(log, otlp)
+}
+
+fn install(log: &LogConfig, otlp: Option<&OtlpConfig>) -> Result<Telemetry, TelemetryError> {
+    let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = if log.json {
+        fmt.json().with_filter(filter).boxed()
+    } else {
+        fmt.with_filter(filter).boxed()
+    };
+    let mut layers = vec![fmt];
+    let mut telemetry = Telemetry::default();
+    if let Some(otlp) = otlp {
+        let resource = Resource::builder()
+            .with_service_name(otlp.service_name.clone())
+            .build();
+        let spans = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(otlp.traces_endpoint.clone())
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_batch_exporter(spans)
+            .with_resource(resource.clone())
+            .build();
+        let tracer = tracer_provider.tracer("gatehouse");
+        opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(Targets::new().with_target(REQUEST_SPAN_TARGET, Level::TRACE));
+        layers.push(otel.boxed());
+        telemetry.tracer = Some(tracer_provider);
+
+        let exporter = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(otlp.metrics_endpoint.clone())
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        let reader = PeriodicReader::builder(exporter)
+            .with_interval(otlp.metric_interval)
+            .build();
+        let meter_provider = SdkMeterProvider::builder()
+            .with_reader(reader)
+            .with_resource(resource)
+            .build();
+        opentelemetry::global::set_meter_provider(meter_provider.clone());
+        telemetry.meter = Some(meter_provider);
+    }
+    if tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .is_ok()
+    {
+        let _ = LOG_CONTROL.set(LogControl {
+            handle,
+            current: Mutex::new(log.filter.clone()),
+        });
+    }
+    Ok(telemetry)
+}
+
+/// The log filter in force, when this process manages it.
+pub fn log_filter() -> Option<String> {
+    let control = LOG_CONTROL.get()?;
+    let current = control
+        .current
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    Some(current.clone())
+}
+
+/// Why the log filter could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogFilterError {
+    #[error("invalid log filter: {0}")]
+    Invalid(String),
+    #[error("the log filter is not managed by this process")]
+    NotManaged,
+}
+
+/// Replaces the log filter (e.g. `debug`, `info,gatehouse=trace`); a filter that does not parse
+/// changes nothing.
+pub fn set_log_filter(filter: &str) -> Result<(), LogFilterError> {
+    let control = LOG_CONTROL.get().ok_or(LogFilterError::NotManaged)?;
+    let parsed = EnvFilter::try_new(filter).map_err(|e| LogFilterError::Invalid(e.to_string()))?;
+    if filter.trim().is_empty() {
+        return Err(LogFilterError::Invalid("empty".to_owned()));
+    }
+    control
+        .handle
+        .reload(parsed)
+        .map_err(|_| LogFilterError::NotManaged)?;
+    let mut current = control
+        .current
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    *current = filter.trim().to_owned();
+    Ok(())
+}

@@ -19,7 +19,9 @@
 //! - [`grpc`]: thin tonic services: ours, Envoy's ext_authz, health and reflection.
 //! - [`http`]: the HTTP listener: the `/authz` endpoint for nginx, Traefik and Envoy's HTTP service.
 //! - [`cli`]: the commands people run: issue and verify tokens locally, check against a server.
-//! - [`telemetry`]: logging set-up.
+//! - [`telemetry`]: logging (with a runtime filter), OpenTelemetry export, metrics, trace context.
+//! - [`decider`]: where every check is decided: enforcement mode, shadow set, and its record.
+//! - [`audit`]: the decision log, exercised permissions and suggested least-privilege policies.
 //!
 //! [`run`] serves on a listener the caller binds, until a shutdown future the caller gives completes, so
 //! tests run the real server in-process on `127.0.0.1:0`.

@@ -70,8 +70,8 @@ impl Authorization for ExtAuthzService {
     ) -> Result<Response<CheckResponse>, Status> {
         let in_flight = self.app.metrics().start("ext_authz");
         let started = in_flight.started();
+        // Entered only once joined to the caller's trace: entering starts the OpenTelemetry span.
         let span = crate::request_span!("envoy.service.auth.v3.Authorization/Check");
-        let _entered = span.enter();
         let (metadata, _, request) = request.into_parts();
         let http = request
             .attributes
@@ -115,6 +115,7 @@ impl Authorization for ExtAuthzService {
                 .or_else(|| headers.header(key))
         };
         let trace_id = join_trace(&span, &header);
+        let _entered = span.enter();
         let policy = self.app.policies.current();
         let authorizer = Authorizer {
             verifier: &self.app.verifier,

@@ -158,9 +158,10 @@ async fn authorize(State(app): State<Arc<App>>, request: Request) -> Response {
             headers: &Headers(&parts.headers),
             body: call_body,
         };
-        let _entered = span.enter();
+        // Joined to the caller's trace before it is entered: entering starts the OpenTelemetry span.
         let header = |key: &str| parts.headers.get(key).and_then(|v| v.to_str().ok());
         let trace_id = join_trace(&span, &header);
+        let _entered = span.enter();
         let policy = app.policies.current();
         Authorizer {
             verifier: &app.verifier,

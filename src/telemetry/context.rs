@@ -47,6 +47,8 @@ impl Extractor for Lookup<'_> {
 
 /// Makes `span` a child of the trace in `header` (a lookup of the request's headers), and returns
 /// the trace id the request belongs to: the caller's, or the span's own when OTel is on, else empty.
+/// Call it before the span is first entered: entering starts the OpenTelemetry span, after which
+/// its parent can no longer change.
 pub fn join_trace<'a>(span: &Span, header: &'a dyn Fn(&str) -> Option<&'a str>) -> String {
     if header("traceparent").is_some() {
         let parent = TraceContextPropagator::new().extract(&Lookup(header));

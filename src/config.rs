@@ -51,6 +51,8 @@ pub struct Config {
     pub shadow_policy_dir: Option<PathBuf>,
     /// OpenTelemetry export over OTLP/gRPC; `None`: nothing is exported.
     pub otlp: Option<OtlpConfig>,
+    /// Record metrics (default); off only to measure what recording costs.
+    pub metrics: bool,
 }
 
 /// Where OpenTelemetry data goes, from the standard `OTEL_*` variables.
@@ -136,6 +138,7 @@ struct FileConfig {
     #[serde(default)]
     decision_log: FileDecisionLog,
     shadow_policy_dir: Option<Scalar>,
+    metrics: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -346,6 +349,8 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
     );
     let shadow_policy_dir = loader.parse(shadow_raw, existing_dir);
     let otlp = load_otlp(loader);
+    let metrics_raw = loader.raw("GATEHOUSE_METRICS", "metrics", file.metrics);
+    let metrics = loader.parse(metrics_raw, parse_bool).unwrap_or(true);
 
     let listen = listen?;
     let (secret, development) = match secret {
@@ -384,6 +389,7 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
         decision_log,
         shadow_policy_dir,
         otlp,
+        metrics,
     })
 }
 

@@ -48,11 +48,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -102,7 +103,11 @@ impl App {
             .otlp
             .as_ref()
             .map(|_| opentelemetry::global::meter("gatehouse"));
-        let metrics = Arc::new(Metrics::new(Arc::clone(&policies), meter.as_ref()));
+        let metrics = Arc::new(Metrics::new(
+            Arc::clone(&policies),
+            meter.as_ref(),
+            config.metrics,
+        ));
         let log = DecisionLog::start(&config.decision_log, Arc::clone(&metrics))
             .map_err(|e| ServeError::DecisionLog(e.to_string()))?;
         Ok(App {
@@ -212,7 +217,11 @@ pub async fn run_listeners(
             &app,
         ))))
         .add_service(AuthorizationServer::new(ExtAuthzService::new(app)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), signal);
+        // Without TCP_NODELAY a small response can wait for the peer's delayed ACK (~40 ms).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
+            signal,
+        );
     tokio::pin!(serve);
     let grace = config.shutdown_grace;
     tokio::select! {
@@ -242,6 +251,11 @@ async fn serve_http(app: Arc<App>, listener: TcpListener, mut stop: watch::Recei
         let _ = stop.wait_for(|stop| *stop).await;
     };
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
+        }
+    });
     if let Err(e) = axum::serve(listener, service)
         .with_graceful_shutdown(stopped)
         .await

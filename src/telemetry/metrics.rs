@@ -77,6 +77,8 @@ pub struct Metrics {
     shadow_differences: Family<ShadowLabels, Counter>,
     decision_log_dropped: Family<SinkLabels, Counter>,
     otel: Option<Otel>,
+    /// Off: nothing is recorded (`GATEHOUSE_METRICS=false`), for measuring what recording costs.
+    enabled: bool,
 }
 
 impl fmt::Debug for Metrics {
@@ -91,7 +93,7 @@ fn result_name(allowed: bool) -> &'static str {
 
 impl Metrics {
     /// Metrics for a server whose live set is `store` (read at scrape time for reloads and revision).
-    pub fn new(store: Arc<PolicyStore>, meter: Option<&Meter>) -> Metrics {
+    pub fn new(store: Arc<PolicyStore>, meter: Option<&Meter>, enabled: bool) -> Metrics {
         let mut registry = Registry::with_prefix("gatehouse");
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
@@ -144,6 +146,7 @@ impl Metrics {
             shadow_differences,
             decision_log_dropped,
             otel,
+            enabled,
         }
     }
 
@@ -155,6 +158,9 @@ impl Metrics {
     }
 
     pub fn decision(&self, allowed: bool, rule: &str, source: &'static str) {
+        if !self.enabled {
+            return;
+        }
         let result = result_name(allowed);
         self.decisions
             .get_or_create(&DecisionLabels {
@@ -176,6 +182,9 @@ impl Metrics {
     }
 
     pub fn latency(&self, rpc: &'static str, elapsed: Duration) {
+        if !self.enabled {
+            return;
+        }
         let seconds = elapsed.as_secs_f64();
         self.latency
             .get_or_create(&RpcLabels { rpc })
@@ -186,6 +195,9 @@ impl Metrics {
     }
 
     pub fn token_rejected(&self, reason: &'static str) {
+        if !self.enabled {
+            return;
+        }
         self.token_rejections
             .get_or_create(&ReasonLabels { reason })
             .inc();
@@ -196,6 +208,9 @@ impl Metrics {
     }
 
     pub fn shadow_difference(&self, live: bool, shadow: bool) {
+        if !self.enabled {
+            return;
+        }
         let labels = ShadowLabels {
             live: result_name(live),
             shadow: result_name(shadow),
@@ -213,6 +228,9 @@ impl Metrics {
     }
 
     pub fn decision_log_dropped(&self, sink: &'static str) {
+        if !self.enabled {
+            return;
+        }
         self.decision_log_dropped
             .get_or_create(&SinkLabels { sink })
             .inc();
@@ -223,9 +241,11 @@ impl Metrics {
 
     /// Counts a request in flight until the guard is dropped, and records its latency then.
     pub fn start(&self, rpc: &'static str) -> InFlight<'_> {
-        self.in_flight.inc();
-        if let Some(otel) = &self.otel {
-            otel.in_flight.add(1, &[]);
+        if self.enabled {
+            self.in_flight.inc();
+            if let Some(otel) = &self.otel {
+                otel.in_flight.add(1, &[]);
+            }
         }
         InFlight {
             metrics: self,
@@ -250,6 +270,9 @@ impl InFlight<'_> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
+        if !self.metrics.enabled {
+            return;
+        }
         self.metrics.in_flight.dec();
         if let Some(otel) = &self.metrics.otel {
             otel.in_flight.add(-1, &[]);

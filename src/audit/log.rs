@@ -1,19 +1,25 @@
 //! The decision log: a bounded in-memory ring and, when configured, a JSON-lines file with size-based
-//! rotation. Recording never blocks a request: each sink is fed through its own bounded queue, and when
-//! a sink falls behind (a slow disk, a stalled pipe) its entries are dropped and counted.
+//! rotation. Recording never blocks a request on I/O: an entry is pushed into the ring and into the
+//! file's pending buffer, each under a lock held only for the push, and a writer thread drains the
+//! buffer on a short interval. When the file falls behind (a slow disk, a pipe nobody reads) and its
+//! buffer is full, entries are dropped and counted. No thread is woken per entry: at tens of thousands
+//! of decisions a second, a wake-up per entry would cost more than the decision.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use super::entry::{DecisionEntry, MaskedField};
 use crate::telemetry::metrics::Metrics;
 
-/// How many entries may wait for a sink before new ones are dropped.
+/// How many entries may wait for the file before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
+/// How often the writer thread drains the pending entries.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Where decisions are written, and how much is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,130 +47,141 @@ impl Default for DecisionLogConfig {
     }
 }
 
+/// The newest entries, oldest first.
+struct Ring {
+    entries: VecDeque<Arc<DecisionEntry>>,
+    capacity: usize,
+}
+
+/// Entries waiting for the file's writer thread.
+#[derive(Default)]
+struct Pending {
+    entries: Mutex<Vec<Arc<DecisionEntry>>>,
+    /// Set when the log is dropped: the writer drains what is left and stops.
+    closed: AtomicBool,
+}
+
 /// The log's writing end, shared by every service.
 pub struct DecisionLog {
-    ring: Arc<Mutex<VecDeque<DecisionEntry>>>,
-    ring_tx: Option<SyncSender<DecisionEntry>>,
-    file_tx: Option<SyncSender<DecisionEntry>>,
+    ring: Option<Mutex<Ring>>,
+    file: Option<Arc<Pending>>,
     metrics: Arc<Metrics>,
 }
 
 impl DecisionLog {
-    /// Starts the sinks' writer threads. The file is opened by its thread, so that a file that blocks
-    /// on open (a pipe nobody reads) stalls only that sink; a file that cannot be opened is logged and
-    /// its entries are counted as dropped.
+    /// Starts the file's writer thread, if there is a file. The file is opened by that thread, so a
+    /// file that blocks on open (a pipe nobody reads) stalls only the file; one that cannot be opened
+    /// is logged, and its entries are counted as dropped once the buffer is full.
     pub fn start(
         config: &DecisionLogConfig,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<DecisionLog> {
-        let ring = Arc::new(Mutex::new(VecDeque::with_capacity(
-            config.ring_entries.min(QUEUE),
-        )));
-        let ring_tx = if config.ring_entries > 0 {
-            let (tx, rx) = sync_channel(QUEUE);
-            let ring = Arc::clone(&ring);
-            let capacity = config.ring_entries;
-            std::thread::Builder::new()
-                .name("decision-ring".to_owned())
-                .spawn(move || fill_ring(&rx, &ring, capacity))?;
-            Some(tx)
-        } else {
-            None
-        };
-        let file_tx = match &config.file {
+        let ring = (config.ring_entries > 0).then(|| {
+            Mutex::new(Ring {
+                entries: VecDeque::with_capacity(config.ring_entries.min(QUEUE)),
+                capacity: config.ring_entries,
+            })
+        });
+        let file = match &config.file {
             Some(path) => {
-                let (tx, rx) = sync_channel(QUEUE);
+                let pending = Arc::new(Pending::default());
+                let queue = Arc::clone(&pending);
                 let config = config.clone();
                 let path = path.clone();
                 std::thread::Builder::new()
                     .name("decision-file".to_owned())
                     .spawn(move || {
                         match RotatingFile::open(path, config.max_file_bytes, config.max_files) {
-                            Ok(writer) => write_file(&rx, writer, &config.mask),
+                            Ok(writer) => write_file(&queue, writer, &config.mask),
                             Err(e) => {
                                 tracing::error!(error = %e, "cannot open the decision log file; its entries are dropped");
                             }
                         }
                     })?;
-                Some(tx)
+                Some(pending)
             }
             None => None,
         };
         Ok(DecisionLog {
             ring,
-            ring_tx,
-            file_tx,
+            file,
             metrics,
         })
     }
 
-    /// Hands `entry` to every sink without waiting.
+    /// Records `entry` in the ring and the file's buffer, without waiting for any I/O.
     pub fn record(&self, entry: DecisionEntry) {
-        match (&self.ring_tx, &self.file_tx) {
-            (Some(ring), Some(file)) => {
-                self.offer(file, entry.clone(), "file");
-                self.offer(ring, entry, "ring");
+        let entry = Arc::new(entry);
+        if let Some(file) = &self.file {
+            let mut pending = file.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.len() < QUEUE {
+                pending.push(Arc::clone(&entry));
+            } else {
+                drop(pending);
+                self.metrics.decision_log_dropped("file");
             }
-            (Some(ring), None) => self.offer(ring, entry, "ring"),
-            (None, Some(file)) => self.offer(file, entry, "file"),
-            (None, None) => {}
         }
-    }
-
-    fn offer(&self, tx: &SyncSender<DecisionEntry>, entry: DecisionEntry, sink: &'static str) {
-        match tx.try_send(entry) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.metrics.decision_log_dropped(sink);
+        if let Some(ring) = &self.ring {
+            let mut ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
+            if ring.entries.len() == ring.capacity {
+                ring.entries.pop_front();
             }
+            ring.entries.push_back(entry);
         }
     }
 
     /// A copy of the entries in memory, oldest first.
     pub fn snapshot(&self) -> Vec<DecisionEntry> {
-        let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
-        ring.iter().cloned().collect()
+        let shared: Vec<Arc<DecisionEntry>> = match &self.ring {
+            Some(ring) => {
+                let ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
+                ring.entries.iter().cloned().collect()
+            }
+            None => Vec::new(),
+        };
+        shared.iter().map(|e| DecisionEntry::clone(e)).collect()
     }
 }
 
-fn fill_ring(rx: &Receiver<DecisionEntry>, ring: &Mutex<VecDeque<DecisionEntry>>, capacity: usize) {
-    while let Ok(entry) = rx.recv() {
-        let mut ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
-        if ring.len() == capacity {
-            ring.pop_front();
-        }
-        ring.push_back(entry);
-        // Take whatever else is waiting under the same lock.
-        while let Ok(entry) = rx.try_recv() {
-            if ring.len() == capacity {
-                ring.pop_front();
-            }
-            ring.push_back(entry);
+impl Drop for DecisionLog {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            file.closed.store(true, Ordering::Release);
         }
     }
 }
 
-fn write_file(rx: &Receiver<DecisionEntry>, mut file: RotatingFile, mask: &[MaskedField]) {
-    while let Ok(entry) = rx.recv() {
-        let mut pending = vec![entry];
-        while let Ok(entry) = rx.try_recv() {
-            pending.push(entry);
-            if pending.len() >= 1024 {
-                break;
-            }
+/// Drains the pending entries into the file every interval; once the log is dropped, writes what is
+/// left and stops.
+fn write_file(pending: &Pending, mut file: RotatingFile, mask: &[MaskedField]) {
+    loop {
+        let closed = pending.closed.load(Ordering::Acquire);
+        if !closed {
+            std::thread::sleep(DRAIN_INTERVAL);
         }
-        for entry in pending {
-            let entry = if mask.is_empty() {
-                entry
+        let batch = std::mem::take(
+            &mut *pending
+                .entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for entry in &batch {
+            let result = if mask.is_empty() {
+                file.write_entry(entry)
             } else {
-                entry.masked(mask)
+                file.write_entry(&entry.masked(mask))
             };
-            if let Err(e) = file.write_entry(&entry) {
+            if let Err(e) = result {
                 tracing::warn!(error = %e, "cannot write the decision log file");
             }
         }
-        if let Err(e) = file.flush() {
+        if !batch.is_empty()
+            && let Err(e) = file.flush()
+        {
             tracing::warn!(error = %e, "cannot flush the decision log file");
+        }
+        if closed {
+            break;
         }
     }
 }

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{
-    Counter as OtelCounter, Histogram as OtelHistogram, Meter, UpDownCounter,
-};
+use opentelemetry::metrics::{Counter as OtelCounter, Histogram as OtelHistogram, Meter};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -62,7 +60,6 @@ struct Otel {
     decisions: OtelCounter<u64>,
     latency: OtelHistogram<f64>,
     token_rejections: OtelCounter<u64>,
-    in_flight: UpDownCounter<i64>,
     shadow_differences: OtelCounter<u64>,
     dropped: OtelCounter<u64>,
 }
@@ -136,7 +133,7 @@ impl Metrics {
         registry.register_collector(Box::new(StoreCollector {
             store: Arc::clone(&store),
         }));
-        let otel = meter.map(|meter| Otel::new(meter, store));
+        let otel = meter.map(|meter| Otel::new(meter, store, in_flight.clone()));
         Metrics {
             registry,
             decisions,
@@ -243,9 +240,6 @@ impl Metrics {
     pub fn start(&self, rpc: &'static str) -> InFlight<'_> {
         if self.enabled {
             self.in_flight.inc();
-            if let Some(otel) = &self.otel {
-                otel.in_flight.add(1, &[]);
-            }
         }
         InFlight {
             metrics: self,
@@ -274,15 +268,18 @@ impl Drop for InFlight<'_> {
             return;
         }
         self.metrics.in_flight.dec();
-        if let Some(otel) = &self.metrics.otel {
-            otel.in_flight.add(-1, &[]);
-        }
         self.metrics.latency(self.rpc, self.started.elapsed());
     }
 }
 
 impl Otel {
-    fn new(meter: &Meter, store: Arc<PolicyStore>) -> Otel {
+    /// `in_flight` is read at export time rather than updated twice per request.
+    fn new(meter: &Meter, store: Arc<PolicyStore>, in_flight: Gauge) -> Otel {
+        let _in_flight = meter
+            .i64_observable_up_down_counter("gatehouse.in_flight_requests")
+            .with_description("Requests being answered")
+            .with_callback(move |observer| observer.observe(in_flight.get(), &[]))
+            .build();
         let reloads_store = Arc::clone(&store);
         let _reloads = meter
             .u64_observable_counter("gatehouse.reloads")
@@ -315,10 +312,6 @@ impl Otel {
             token_rejections: meter
                 .u64_counter("gatehouse.token.rejections")
                 .with_description("Tokens refused, by reason")
-                .build(),
-            in_flight: meter
-                .i64_up_down_counter("gatehouse.in_flight_requests")
-                .with_description("Requests being answered")
                 .build(),
             shadow_differences: meter
                 .u64_counter("gatehouse.shadow.differences")

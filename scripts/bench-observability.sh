@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# What observability costs: gatehouse.v1 Check throughput, latency and server CPU per request on three
+# servers running side by side on loopback:
+#   off      no metrics, no decision log, no OpenTelemetry (GATEHOUSE_METRICS=false, ring 0)
+#   on       metrics, the decision log (ring and a JSON-lines file), OpenTelemetry spans for every
+#            request and metrics exported over OTLP/gRPC to examples/otlp_sink.rs on the same machine
+#   sampled  as `on`, with the standard parent-based 1% trace sampler (OTEL_TRACES_SAMPLER)
+# Rounds alternate off/on/sampled so drift on a shared machine hits all alike; prints per-round
+# figures, medians and the ratios to `off`. CPU per request is the server process's user+system time
+# over the round divided by the requests answered (the load tool and the sink are not counted).
+#   scripts/bench-observability.sh [ROUNDS] [DURATION]      e.g. 5 10s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-5}"
+duration="${2:-10s}"
+secret="${GATEHOUSE_API_SECRET:-4x8kxqmz2ybv9tsm7wqdpcj3hfn6rk5ae2ugbz8yvx4w7q3t9mdr6ypc2kfhn5wa}"
+key=benchkey
+sink_port=50570
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release --quiet
+cargo build --release --quiet --example load --example otlp_sink
+
+target/release/examples/otlp_sink "127.0.0.1:$sink_port" 2>"$work/sink.log" &
+pids+=($!)
+common=(GATEHOUSE_API_SECRET="$secret" GATEHOUSE_API_KEY="$key")
+otel=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port" OTEL_METRIC_EXPORT_INTERVAL=5000)
+declare -A port pid
+port[off]=50571
+port[on]=50572
+port[sampled]=50573
+env "${common[@]}" GATEHOUSE_LISTEN="127.0.0.1:${port[off]}" \
+    GATEHOUSE_METRICS=false GATEHOUSE_DECISION_LOG_RING=0 \
+    target/release/gatehouse serve >"$work/off.log" 2>&1 &
+pid[off]=$!
+env "${common[@]}" "${otel[@]}" GATEHOUSE_LISTEN="127.0.0.1:${port[on]}" \
+    GATEHOUSE_DECISION_LOG_FILE="$work/on.jsonl" \
+    target/release/gatehouse serve >"$work/on.log" 2>&1 &
+pid[on]=$!
+env "${common[@]}" "${otel[@]}" GATEHOUSE_LISTEN="127.0.0.1:${port[sampled]}" \
+    GATEHOUSE_DECISION_LOG_FILE="$work/sampled.jsonl" \
+    OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 \
+    target/release/gatehouse serve >"$work/sampled.log" 2>&1 &
+pid[sampled]=$!
+pids+=("${pid[off]}" "${pid[on]}" "${pid[sampled]}")
+for setup in off on sampled; do
+    for _ in $(seq 100); do
+        grep -q serving "$work/$setup.log" && break
+        sleep 0.1
+    done
+    grep -q serving "$work/$setup.log" || { cat "$work/$setup.log" >&2; exit 1; }
+done
+
+# user+system CPU time of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+for round in $(seq "$rounds"); do
+    for setup in off on sampled; do
+        before=$(cpu_ticks "${pid[$setup]}")
+        target/release/examples/load --addr "127.0.0.1:${port[$setup]}" --secret "$secret" \
+            --api-key "$key" --rpc check --rounds 1 --duration "$duration" --warmup 10ms --json \
+            2>/dev/null >"$work/$setup-$round.json"
+        after=$(cpu_ticks "${pid[$setup]}")
+        echo "$((after - before))" >"$work/$setup-$round.cpu"
+    done
+done
+
+python3 - "$work" "$rounds" "$(getconf CLK_TCK)" <<'PY'
+import json, statistics, sys
+work, rounds, tick = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+setups = ("off", "on", "sampled")
+rows = {s: [] for s in setups}
+for r in range(1, rounds + 1):
+    for s in setups:
+        with open(f"{work}/{s}-{r}.json") as f:
+            data = json.load(f)["check"]
+        m, run = data["median"], data["rounds"][0]
+        with open(f"{work}/{s}-{r}.cpu") as f:
+            ticks = int(f.read())
+        m["cpu_us_per_request"] = ticks / tick * 1e6 / max(run["requests"], 1)
+        rows[s].append(m)
+        print(f"round {r} {s:>7}: {m['throughput_rps']:8.0f} req/s  p50 {m['p50_us']:7.1f} µs  "
+              f"p99 {m['p99_us']:8.1f} µs  server CPU {m['cpu_us_per_request']:6.1f} µs/req")
+keys = ("throughput_rps", "p50_us", "p99_us", "cpu_us_per_request")
+med = {s: {k: statistics.median(x[k] for x in rows[s]) for k in keys} for s in setups}
+for s in setups:
+    m = med[s]
+    print(f"median  {s:>7}: {m['throughput_rps']:8.0f} req/s  p50 {m['p50_us']:7.1f} µs  "
+          f"p99 {m['p99_us']:8.1f} µs  server CPU {m['cpu_us_per_request']:6.1f} µs/req")
+for s in ("on", "sampled"):
+    a, b = med[s], med["off"]
+    print(f"{s}/off: throughput {a['throughput_rps']/b['throughput_rps']:.3f}  p50 {a['p50_us']/b['p50_us']:.3f}  "
+          f"p99 {a['p99_us']/b['p99_us']:.3f}  server CPU {a['cpu_us_per_request']/b['cpu_us_per_request']:.3f}")
+PY
+for setup in on sampled; do
+    echo "$setup: $(wc -l <"$work/$setup.jsonl") decision log entries"
+done
+echo "$(tail -1 "$work/sink.log")"

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::convert::{
     explanation_to_pb, principal_from_input, principal_to_pb, struct_to_map, timestamp,
@@ -157,6 +158,8 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         let _in_flight = self.app.metrics().start("IssueToken");
+        let (span, _) = span_for("gatehouse.v1.Gatehouse/IssueToken", request.metadata());
+        let _entered = span.enter();
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let issued = self
@@ -181,6 +184,8 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let _in_flight = self.app.metrics().start("Verify");
+        let (span, _) = span_for("gatehouse.v1.Gatehouse/Verify", request.metadata());
+        let _entered = span.enter();
         let principal = self.verified(&request.get_ref().token, &self.app.policies.current())?;
         Ok(Response::new(pb::VerifyResponse {
             principal: Some(principal_to_pb(&principal)),
@@ -285,6 +290,8 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
     ) -> Result<Response<pb::AllowedActionsResponse>, Status> {
         let _in_flight = self.app.metrics().start("AllowedActions");
         let (metadata, _, request) = request.into_parts();
+        let (span, _) = span_for("gatehouse.v1.Gatehouse/AllowedActions", &metadata);
+        let _entered = span.enter();
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
         // One set decides the whole call, its revocations included.
@@ -311,8 +318,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::ReloadPoliciesRequest>,
     ) -> Result<Response<pb::ReloadPoliciesResponse>, Status> {
+        let (span, _) = span_for("gatehouse.v1.Gatehouse/ReloadPolicies", request.metadata());
         require_server(request.metadata(), &self.app.verifier)?;
-        let result = self.app.policies.reload().await;
+        let result = self.app.policies.reload().instrument(span).await;
         let serving = self.app.policies.current().revision().to_owned();
         Ok(Response::new(match result {
             Ok(_) => pb::ReloadPoliciesResponse {
@@ -332,6 +340,8 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::PolicyStatusRequest>,
     ) -> Result<Response<pb::PolicyStatusResponse>, Status> {
+        let (span, _) = span_for("gatehouse.v1.Gatehouse/PolicyStatus", request.metadata());
+        let _entered = span.enter();
         require_server(request.metadata(), &self.app.verifier)?;
         let store = &self.app.policies;
         let policy = store.current();
@@ -362,6 +372,11 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::ExercisedPermissionsRequest>,
     ) -> Result<Response<pb::ExercisedPermissionsResponse>, Status> {
+        let (span, _) = span_for(
+            "gatehouse.v1.Gatehouse/ExercisedPermissions",
+            request.metadata(),
+        );
+        let _entered = span.enter();
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let subject = subject(request.subject)?;
@@ -392,6 +407,8 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::SuggestPolicyRequest>,
     ) -> Result<Response<pb::SuggestPolicyResponse>, Status> {
+        let (span, _) = span_for("gatehouse.v1.Gatehouse/SuggestPolicy", request.metadata());
+        let _entered = span.enter();
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let subject = subject(request.subject)?;

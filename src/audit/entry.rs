@@ -102,34 +102,40 @@ pub fn pseudonym(value: &str) -> String {
     format!("sha256:{hex}")
 }
 
+/// An entry for unit tests: user `user<n>` read `feed user:bob` at `time_ms` n.
+#[cfg(test)]
+pub(super) fn sample(n: i64) -> DecisionEntry {
+    DecisionEntry {
+        time: String::new(),
+        time_ms: n,
+        principal_id: format!("user{n}"),
+        principal_kind: "user".to_owned(),
+        roles: vec!["admin".to_owned()],
+        action: "read".to_owned(),
+        resource_kind: "feed".to_owned(),
+        resource_id: "user:bob".to_owned(),
+        decision: "allow".to_owned(),
+        allowed: true,
+        rule: "r".to_owned(),
+        rule_id_pattern: None,
+        revision: "x".to_owned(),
+        mode: "enforcing".to_owned(),
+        dry_run: false,
+        source: "check".to_owned(),
+        route: None,
+        shadow: None,
+        trace_id: String::new(),
+        latency_us: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn masking_pseudonymizes_only_the_named_fields() {
-        let entry = DecisionEntry {
-            time: "2026-11-22T10:00:00.000Z".to_owned(),
-            time_ms: 0,
-            principal_id: "alice".to_owned(),
-            principal_kind: "user".to_owned(),
-            roles: vec!["admin".to_owned()],
-            action: "read".to_owned(),
-            resource_kind: "feed".to_owned(),
-            resource_id: "user:bob".to_owned(),
-            decision: "allow".to_owned(),
-            allowed: true,
-            rule: "r".to_owned(),
-            rule_id_pattern: None,
-            revision: "x".to_owned(),
-            mode: "enforcing".to_owned(),
-            dry_run: false,
-            source: "check".to_owned(),
-            route: None,
-            shadow: None,
-            trace_id: String::new(),
-            latency_us: 3,
-        };
+        let entry = sample(0);
         let masked = entry.masked(&[MaskedField::PrincipalId]);
         assert!(masked.principal_id.starts_with("sha256:"));
         assert_eq!(masked.principal_id.len(), "sha256:".len() + 16);

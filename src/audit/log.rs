@@ -274,28 +274,7 @@ mod tests {
     use super::*;
 
     fn entry(n: i64) -> DecisionEntry {
-        DecisionEntry {
-            time: String::new(),
-            time_ms: n,
-            principal_id: format!("user{n}"),
-            principal_kind: "user".to_owned(),
-            roles: Vec::new(),
-            action: "read".to_owned(),
-            resource_kind: "feed".to_owned(),
-            resource_id: "user:bob".to_owned(),
-            decision: "allow".to_owned(),
-            allowed: true,
-            rule: "r".to_owned(),
-            rule_id_pattern: None,
-            revision: "x".to_owned(),
-            mode: "enforcing".to_owned(),
-            dry_run: false,
-            source: "check".to_owned(),
-            route: None,
-            shadow: None,
-            trace_id: String::new(),
-            latency_us: 1,
-        }
+        super::super::entry::sample(n)
     }
 
     #[test]

@@ -9,10 +9,12 @@
 # figures, medians and the ratios to `off`. CPU per request is the server process's user+system time
 # over the round divided by the requests answered (the load tool and the sink are not counted).
 #   scripts/bench-observability.sh [ROUNDS] [DURATION]      e.g. 5 10s
+#   SETUPS="off sampled" scripts/bench-observability.sh     only some of the servers (off is needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-5}"
 duration="${2:-10s}"
+read -r -a setups <<<"${SETUPS:-off on sampled}"
 secret="${GATEHOUSE_API_SECRET:-4x8kxqmz2ybv9tsm7wqdpcj3hfn6rk5ae2ugbz8yvx4w7q3t9mdr6ypc2kfhn5wa}"
 key=benchkey
 sink_port=50570
@@ -36,21 +38,24 @@ declare -A port pid
 port[off]=50571
 port[on]=50572
 port[sampled]=50573
-env "${common[@]}" GATEHOUSE_LISTEN="127.0.0.1:${port[off]}" \
-    GATEHOUSE_METRICS=false GATEHOUSE_DECISION_LOG_RING=0 \
-    target/release/gatehouse serve >"$work/off.log" 2>&1 &
-pid[off]=$!
-env "${common[@]}" "${otel[@]}" GATEHOUSE_LISTEN="127.0.0.1:${port[on]}" \
-    GATEHOUSE_DECISION_LOG_FILE="$work/on.jsonl" \
-    target/release/gatehouse serve >"$work/on.log" 2>&1 &
-pid[on]=$!
-env "${common[@]}" "${otel[@]}" GATEHOUSE_LISTEN="127.0.0.1:${port[sampled]}" \
-    GATEHOUSE_DECISION_LOG_FILE="$work/sampled.jsonl" \
-    OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 \
-    target/release/gatehouse serve >"$work/sampled.log" 2>&1 &
-pid[sampled]=$!
-pids+=("${pid[off]}" "${pid[on]}" "${pid[sampled]}")
-for setup in off on sampled; do
+start() {
+    local setup=$1
+    shift
+    env "${common[@]}" GATEHOUSE_LISTEN="127.0.0.1:${port[$setup]}" "$@" \
+        target/release/gatehouse serve >"$work/$setup.log" 2>&1 &
+    pid[$setup]=$!
+    pids+=("${pid[$setup]}")
+}
+for setup in "${setups[@]}"; do
+    case $setup in
+        off) start off GATEHOUSE_METRICS=false GATEHOUSE_DECISION_LOG_RING=0 ;;
+        on) start on "${otel[@]}" GATEHOUSE_DECISION_LOG_FILE="$work/on.jsonl" ;;
+        sampled) start sampled "${otel[@]}" GATEHOUSE_DECISION_LOG_FILE="$work/sampled.jsonl" \
+            OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 ;;
+        *) echo "unknown setup $setup" >&2; exit 2 ;;
+    esac
+done
+for setup in "${setups[@]}"; do
     for _ in $(seq 100); do
         grep -q serving "$work/$setup.log" && break
         sleep 0.1
@@ -62,7 +67,7 @@ done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 for round in $(seq "$rounds"); do
-    for setup in off on sampled; do
+    for setup in "${setups[@]}"; do
         before=$(cpu_ticks "${pid[$setup]}")
         target/release/examples/load --addr "127.0.0.1:${port[$setup]}" --secret "$secret" \
             --api-key "$key" --rpc check --rounds 1 --duration "$duration" --warmup 10ms --json \
@@ -72,10 +77,10 @@ for round in $(seq "$rounds"); do
     done
 done
 
-python3 - "$work" "$rounds" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$work" "$rounds" "$(getconf CLK_TCK)" "${setups[@]}" <<'PY'
 import json, statistics, sys
 work, rounds, tick = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-setups = ("off", "on", "sampled")
+setups = tuple(sys.argv[4:])
 rows = {s: [] for s in setups}
 for r in range(1, rounds + 1):
     for s in setups:
@@ -94,12 +99,12 @@ for s in setups:
     m = med[s]
     print(f"median  {s:>7}: {m['throughput_rps']:8.0f} req/s  p50 {m['p50_us']:7.1f} µs  "
           f"p99 {m['p99_us']:8.1f} µs  server CPU {m['cpu_us_per_request']:6.1f} µs/req")
-for s in ("on", "sampled"):
+for s in setups[1:]:
     a, b = med[s], med["off"]
     print(f"{s}/off: throughput {a['throughput_rps']/b['throughput_rps']:.3f}  p50 {a['p50_us']/b['p50_us']:.3f}  "
           f"p99 {a['p99_us']/b['p99_us']:.3f}  server CPU {a['cpu_us_per_request']/b['cpu_us_per_request']:.3f}")
 PY
-for setup in on sampled; do
-    echo "$setup: $(wc -l <"$work/$setup.jsonl") decision log entries"
+for setup in "${setups[@]}"; do
+    [[ -f "$work/$setup.jsonl" ]] && echo "$setup: $(wc -l <"$work/$setup.jsonl") decision log entries in the current file"
 done
 echo "$(tail -1 "$work/sink.log")"

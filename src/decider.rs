@@ -12,6 +12,7 @@ use crate::authz::principal_kind_name;
 use crate::engine::{self, Decision, Explanation, Request};
 use crate::policy::{Mode, PolicySet};
 use crate::store::PolicyStore;
+use crate::telemetry::context::RequestSpan;
 use crate::telemetry::metrics::Metrics;
 
 /// Which door a request came through.
@@ -46,8 +47,8 @@ impl Source {
 pub struct Call<'a> {
     pub source: Source,
     pub route: Option<&'a str>,
-    /// The W3C trace id, when the request carried one.
-    pub trace_id: &'a str,
+    /// The request's span, which gets the decision's attributes.
+    pub span: &'a RequestSpan,
     pub started: Instant,
 }
 
@@ -152,18 +153,20 @@ impl Decider {
                 revision: shadow_set.revision().to_owned(),
             }
         });
-        let span = tracing::Span::current();
-        span.record("decision", verdict_name(decision.allowed));
-        span.record("rule", decision.rule);
-        span.record("revision", policy.revision());
-        span.record("action", request.action);
-        span.record("resource.kind", request.resource.kind);
-        span.record(
-            "principal.kind",
-            principal_kind_name(request.principal.kind),
-        );
-        if verdict.dry_run {
-            span.record("dry_run", true);
+        let span = call.span;
+        if span.is_recording() {
+            span.set("decision", verdict_name(decision.allowed));
+            span.set("rule", decision.rule.to_owned());
+            span.set("revision", policy.revision().to_owned());
+            span.set("action", request.action.to_owned());
+            span.set("resource.kind", request.resource.kind.to_owned());
+            span.set(
+                "principal.kind",
+                principal_kind_name(request.principal.kind),
+            );
+            if verdict.dry_run {
+                span.set("dry_run", true);
+            }
         }
         let now = SystemTime::now();
         let time_ms = now
@@ -189,7 +192,7 @@ impl Decider {
             source: call.source.as_str().to_owned(),
             route: call.route.map(str::to_owned),
             shadow,
-            trace_id: call.trace_id.to_owned(),
+            trace_id: call.span.trace_id().to_owned(),
             latency_us: u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         });
     }

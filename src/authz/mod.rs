@@ -19,6 +19,7 @@ use crate::decider::{Call, Decider, Source};
 use crate::engine;
 use crate::policy::{IdPiece, PolicySet, Route, RouteMatch, ValueSource, body_values};
 use crate::principal::{Principal, PrincipalKind};
+use crate::telemetry::context::RequestSpan;
 use crate::token::{TokenError, Verifier};
 
 pub use stream_error::{Denial, ErrorKind};
@@ -99,8 +100,8 @@ pub struct Authorizer<'a> {
     pub now: i64,
     pub decider: &'a Decider,
     pub source: Source,
-    /// The request's W3C trace id, if any.
-    pub trace_id: &'a str,
+    /// The request's span.
+    pub span: &'a RequestSpan,
     pub started: Instant,
 }
 
@@ -236,7 +237,7 @@ impl Authorizer<'_> {
         let call = Call {
             source: self.source,
             route: Some(&route.name),
-            trace_id: self.trace_id,
+            span: self.span,
             started: self.started,
         };
         let (verdict, _) = self.decider.decide(self.policy, &request, &call, false);

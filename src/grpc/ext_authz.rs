@@ -21,7 +21,7 @@ use crate::authz::{
     Allowed, Authorizer, CallBody, Denial, ErrorKind, HeaderLookup, HttpCall, Outcome,
 };
 use crate::decider::Source;
-use crate::telemetry::context::join_trace;
+use crate::telemetry::context::RequestSpan;
 use crate::token::unix_now;
 
 /// Envoy marks a body cut at `max_request_bytes` (with `allow_partial_message`) with this header.
@@ -70,8 +70,6 @@ impl Authorization for ExtAuthzService {
     ) -> Result<Response<CheckResponse>, Status> {
         let in_flight = self.app.metrics().start("ext_authz");
         let started = in_flight.started();
-        // Entered only once joined to the caller's trace: entering starts the OpenTelemetry span.
-        let span = crate::request_span!("envoy.service.auth.v3.Authorization/Check");
         let (metadata, _, request) = request.into_parts();
         let http = request
             .attributes
@@ -114,8 +112,7 @@ impl Authorization for ExtAuthzService {
                 .and_then(|v| v.to_str().ok())
                 .or_else(|| headers.header(key))
         };
-        let trace_id = join_trace(&span, &header);
-        let _entered = span.enter();
+        let span = RequestSpan::start("envoy.service.auth.v3.Authorization/Check", &header);
         let policy = self.app.policies.current();
         let authorizer = Authorizer {
             verifier: &self.app.verifier,
@@ -124,7 +121,7 @@ impl Authorization for ExtAuthzService {
             now: unix_now(),
             decider: &self.app.decider,
             source: Source::ExtAuthz,
-            trace_id: &trace_id,
+            span: &span,
             started,
         };
         let response = match authorizer.authorize(&call) {

@@ -3,7 +3,6 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use super::convert::{
     explanation_to_pb, principal_from_input, principal_to_pb, struct_to_map, timestamp,
@@ -17,7 +16,7 @@ use crate::engine;
 use crate::error::Error;
 use crate::policy::PolicySet;
 use crate::principal::Principal;
-use crate::telemetry::context::join_trace;
+use crate::telemetry::context::RequestSpan;
 use crate::token::{IssueRequest, TokenError, unix_now};
 
 /// The most items one CheckBatch may carry.
@@ -143,12 +142,10 @@ impl Item {
     }
 }
 
-/// The request's span, joined to the caller's trace, and its trace id.
-fn span_for(name: &'static str, metadata: &MetadataMap) -> (tracing::Span, String) {
-    let span = crate::request_span!(name);
+/// The request's span, joined to the caller's trace.
+fn span_for(name: &'static str, metadata: &MetadataMap) -> RequestSpan {
     let header = |key: &str| metadata.get(key).and_then(|v| v.to_str().ok());
-    let trace_id = join_trace(&span, &header);
-    (span, trace_id)
+    RequestSpan::start(name, &header)
 }
 
 #[tonic::async_trait]
@@ -158,8 +155,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         let _in_flight = self.app.metrics().start("IssueToken");
-        let (span, _) = span_for("gatehouse.v1.Gatehouse/IssueToken", request.metadata());
-        let _entered = span.enter();
+        let _span = span_for("gatehouse.v1.Gatehouse/IssueToken", request.metadata());
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let issued = self
@@ -184,8 +180,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let _in_flight = self.app.metrics().start("Verify");
-        let (span, _) = span_for("gatehouse.v1.Gatehouse/Verify", request.metadata());
-        let _entered = span.enter();
+        let _span = span_for("gatehouse.v1.Gatehouse/Verify", request.metadata());
         let principal = self.verified(&request.get_ref().token, &self.app.policies.current())?;
         Ok(Response::new(pb::VerifyResponse {
             principal: Some(principal_to_pb(&principal)),
@@ -198,8 +193,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let in_flight = self.app.metrics().start("Check");
         let (metadata, _, request) = request.into_parts();
-        let (span, trace_id) = span_for("gatehouse.v1.Gatehouse/Check", &metadata);
-        let _entered = span.enter();
+        let span = span_for("gatehouse.v1.Gatehouse/Check", &metadata);
         let item = item(request.action, request.resource, request.context)?;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
@@ -213,7 +207,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let call = Call {
             source: Source::Check,
             route: None,
-            trace_id: &trace_id,
+            span: &span,
             started: in_flight.started(),
         };
         let result = self.decide(
@@ -239,9 +233,11 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
         let in_flight = self.app.metrics().start("CheckBatch");
         let (metadata, _, request) = request.into_parts();
-        let (span, trace_id) = span_for("gatehouse.v1.Gatehouse/CheckBatch", &metadata);
-        let _entered = span.enter();
-        span.record("items", request.items.len());
+        let span = span_for("gatehouse.v1.Gatehouse/CheckBatch", &metadata);
+        span.set(
+            "items",
+            i64::try_from(request.items.len()).unwrap_or(i64::MAX),
+        );
         if request.items.len() > MAX_BATCH_ITEMS {
             return Err(Error::InvalidRequest("a batch holds at most 1000 items").into());
         }
@@ -263,7 +259,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let call = Call {
             source: Source::Batch,
             route: None,
-            trace_id: &trace_id,
+            span: &span,
             started: in_flight.started(),
         };
         let results = items
@@ -290,8 +286,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
     ) -> Result<Response<pb::AllowedActionsResponse>, Status> {
         let _in_flight = self.app.metrics().start("AllowedActions");
         let (metadata, _, request) = request.into_parts();
-        let (span, _) = span_for("gatehouse.v1.Gatehouse/AllowedActions", &metadata);
-        let _entered = span.enter();
+        let _span = span_for("gatehouse.v1.Gatehouse/AllowedActions", &metadata);
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
         // One set decides the whole call, its revocations included.
@@ -318,9 +313,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::ReloadPoliciesRequest>,
     ) -> Result<Response<pb::ReloadPoliciesResponse>, Status> {
-        let (span, _) = span_for("gatehouse.v1.Gatehouse/ReloadPolicies", request.metadata());
+        let _span = span_for("gatehouse.v1.Gatehouse/ReloadPolicies", request.metadata());
         require_server(request.metadata(), &self.app.verifier)?;
-        let result = self.app.policies.reload().instrument(span).await;
+        let result = self.app.policies.reload().await;
         let serving = self.app.policies.current().revision().to_owned();
         Ok(Response::new(match result {
             Ok(_) => pb::ReloadPoliciesResponse {
@@ -340,8 +335,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::PolicyStatusRequest>,
     ) -> Result<Response<pb::PolicyStatusResponse>, Status> {
-        let (span, _) = span_for("gatehouse.v1.Gatehouse/PolicyStatus", request.metadata());
-        let _entered = span.enter();
+        let _span = span_for("gatehouse.v1.Gatehouse/PolicyStatus", request.metadata());
         require_server(request.metadata(), &self.app.verifier)?;
         let store = &self.app.policies;
         let policy = store.current();
@@ -372,11 +366,10 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::ExercisedPermissionsRequest>,
     ) -> Result<Response<pb::ExercisedPermissionsResponse>, Status> {
-        let (span, _) = span_for(
+        let _span = span_for(
             "gatehouse.v1.Gatehouse/ExercisedPermissions",
             request.metadata(),
         );
-        let _entered = span.enter();
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let subject = subject(request.subject)?;
@@ -407,8 +400,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::SuggestPolicyRequest>,
     ) -> Result<Response<pb::SuggestPolicyResponse>, Status> {
-        let (span, _) = span_for("gatehouse.v1.Gatehouse/SuggestPolicy", request.metadata());
-        let _entered = span.enter();
+        let _span = span_for("gatehouse.v1.Gatehouse/SuggestPolicy", request.metadata());
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let subject = subject(request.subject)?;

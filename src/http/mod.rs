@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use crate::App;
 use crate::authz::{Authorizer, CallBody, Denial, HeaderLookup, HttpCall, Outcome};
 use crate::decider::Source;
-use crate::telemetry::context::join_trace;
+use crate::telemetry::context::RequestSpan;
 use crate::token::unix_now;
 
 /// The largest request body the endpoint reads; a longer one counts as cut short.
@@ -131,7 +131,6 @@ impl HeaderLookup for Headers<'_> {
 async fn authorize(State(app): State<Arc<App>>, request: Request) -> Response {
     let in_flight = app.metrics().start("http_authz");
     let started = in_flight.started();
-    let span = crate::request_span!("gatehouse /authz");
     let (parts, body) = request.into_parts();
     let (method, target) = original_request(&parts.method, &parts.uri, &parts.headers);
     // A body that is too long, or that does not arrive in time, counts as cut short.
@@ -158,10 +157,8 @@ async fn authorize(State(app): State<Arc<App>>, request: Request) -> Response {
             headers: &Headers(&parts.headers),
             body: call_body,
         };
-        // Joined to the caller's trace before it is entered: entering starts the OpenTelemetry span.
         let header = |key: &str| parts.headers.get(key).and_then(|v| v.to_str().ok());
-        let trace_id = join_trace(&span, &header);
-        let _entered = span.enter();
+        let span = RequestSpan::start("gatehouse /authz", &header);
         let policy = app.policies.current();
         Authorizer {
             verifier: &app.verifier,
@@ -170,7 +167,7 @@ async fn authorize(State(app): State<Arc<App>>, request: Request) -> Response {
             now: unix_now(),
             decider: &app.decider,
             source: Source::Http,
-            trace_id: &trace_id,
+            span: &span,
             started,
         }
         .authorize(&call)

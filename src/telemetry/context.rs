@@ -1,32 +1,25 @@
-//! W3C trace context: a request's span joins the caller's trace when the request carries a
-//! `traceparent` (gRPC metadata or HTTP headers), and the decision log records the trace id.
+//! Request spans and W3C trace context. A request's span joins the caller's trace when the request
+//! carries a `traceparent` (gRPC metadata or HTTP headers), and the decision log records the trace id.
+//!
+//! Spans are made with the OpenTelemetry API directly rather than through `tracing`: a request span
+//! is one span with a handful of attributes, and going straight to the SDK keeps an unsampled span
+//! (the sampler decides at start) to a few hundred nanoseconds. With no OTLP export configured there
+//! is no tracer and a span is nothing at all.
 
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// The span fields every request span declares, filled in by the decider.
-#[macro_export]
-macro_rules! request_span {
-    ($name:expr) => {
-        tracing::span!(
-            target: "gatehouse::request",
-            tracing::Level::TRACE,
-            "request",
-            otel.name = $name,
-            otel.kind = "server",
-            action = tracing::field::Empty,
-            resource.kind = tracing::field::Empty,
-            decision = tracing::field::Empty,
-            rule = tracing::field::Empty,
-            revision = tracing::field::Empty,
-            principal.kind = tracing::field::Empty,
-            dry_run = tracing::field::Empty,
-            items = tracing::field::Empty,
-        )
-    };
+/// The tracer request spans are made with; set once, when OTLP export is configured.
+static TRACER: OnceLock<BoxedTracer> = OnceLock::new();
+
+/// Makes request spans go to `tracer` (the OTLP pipeline's).
+pub(super) fn set_tracer(tracer: BoxedTracer) {
+    let _ = TRACER.set(tracer);
 }
 
 /// Looks headers up by lower-case name.
@@ -45,26 +38,71 @@ impl Extractor for Lookup<'_> {
     }
 }
 
-/// Makes `span` a child of the trace in `header` (a lookup of the request's headers), and returns
-/// the trace id the request belongs to: the caller's, or the span's own when OTel is on, else empty.
-/// Call it before the span is first entered: entering starts the OpenTelemetry span, after which
-/// its parent can no longer change.
-pub fn join_trace<'a>(span: &Span, header: &'a dyn Fn(&str) -> Option<&'a str>) -> String {
-    if header("traceparent").is_some() {
-        let parent = TraceContextPropagator::new().extract(&Lookup(header));
-        let remote = parent.span().span_context().clone();
-        if remote.is_valid() {
-            let _ = span.set_parent(parent);
-            return remote.trace_id().to_string();
+/// The span of one request (a server span), ended when dropped.
+pub struct RequestSpan {
+    span: Option<Mutex<BoxedSpan>>,
+    trace_id: String,
+}
+
+impl RequestSpan {
+    /// Starts the span for `name`, as a child of the trace in `header` (a lookup of the request's
+    /// headers) when there is one.
+    pub fn start<'a>(
+        name: &'static str,
+        header: &'a dyn Fn(&str) -> Option<&'a str>,
+    ) -> RequestSpan {
+        let parent = header("traceparent")
+            .map(|_| TraceContextPropagator::new().extract(&Lookup(header)))
+            .filter(|cx| cx.span().span_context().is_valid());
+        let remote_trace_id = parent
+            .as_ref()
+            .map(|cx| cx.span().span_context().trace_id().to_string());
+        let Some(tracer) = TRACER.get() else {
+            return RequestSpan {
+                span: None,
+                trace_id: remote_trace_id.unwrap_or_default(),
+            };
+        };
+        let builder = tracer.span_builder(name).with_kind(SpanKind::Server);
+        let span = match &parent {
+            Some(cx) => builder.start_with_context(tracer, cx),
+            None => builder.start_with_context(tracer, &Context::new()),
+        };
+        let own = span.span_context();
+        let trace_id = remote_trace_id.unwrap_or_else(|| {
+            if own.is_valid() {
+                own.trace_id().to_string()
+            } else {
+                String::new()
+            }
+        });
+        RequestSpan {
+            span: Some(Mutex::new(span)),
+            trace_id,
         }
     }
-    if span.is_disabled() {
-        return String::new();
+
+    /// The W3C trace id the request belongs to; empty when it has none.
+    pub fn trace_id(&self) -> &str {
+        &self.trace_id
     }
-    let own = span.context().span().span_context().clone();
-    if own.is_valid() {
-        own.trace_id().to_string()
-    } else {
-        String::new()
+
+    /// Sets an attribute; nothing when there is no tracer or the span is not sampled.
+    pub fn set(&self, key: &'static str, value: impl Into<Value>) {
+        if let Some(span) = &self.span {
+            let mut span = span.lock().unwrap_or_else(PoisonError::into_inner);
+            if span.is_recording() {
+                span.set_attribute(KeyValue::new(key, value));
+            }
+        }
+    }
+
+    /// Whether attributes would be kept, so callers can skip building them.
+    pub fn is_recording(&self) -> bool {
+        self.span.as_ref().is_some_and(|span| {
+            span.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_recording()
+        })
     }
 }

@@ -1,7 +1,6 @@
 //! Telemetry set-up: structured `tracing` events on stderr (text or JSON, with a filter that can be
 //! changed at runtime), and, when OTLP is configured, OpenTelemetry traces and metrics exported over
-//! OTLP/gRPC. With no OTLP endpoint nothing is exported and request spans are disabled callsites, so
-//! they cost next to nothing.
+//! OTLP/gRPC. With no OTLP endpoint nothing is exported and request spans are nothing at all.
 
 pub mod context;
 pub mod metrics;
@@ -9,21 +8,15 @@ pub mod metrics;
 use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::Level;
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 use crate::config::{LogConfig, OtlpConfig};
-
-/// The target of request spans (see [`crate::request_span`]); only the OpenTelemetry layer enables it.
-pub const REQUEST_SPAN_TARGET: &str = "gatehouse::request";
 
 /// The runtime-adjustable log filter, when this process installed the subscriber.
 struct LogControl {
@@ -88,7 +81,7 @@ fn install(log: &LogConfig, otlp: Option<&OtlpConfig>) -> Result<Telemetry, Tele
     } else {
         fmt.with_filter(filter).boxed()
     };
-    let mut layers = vec![fmt];
+    let layers = vec![fmt];
     let mut telemetry = Telemetry::default();
     if let Some(otlp) = otlp {
         let resource = Resource::builder()
@@ -103,12 +96,8 @@ fn install(log: &LogConfig, otlp: Option<&OtlpConfig>) -> Result<Telemetry, Tele
             .with_batch_exporter(spans)
             .with_resource(resource.clone())
             .build();
-        let tracer = tracer_provider.tracer("gatehouse");
         opentelemetry::global::set_tracer_provider(tracer_provider.clone());
-        let otel = tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_filter(Targets::new().with_target(REQUEST_SPAN_TARGET, Level::TRACE));
-        layers.push(otel.boxed());
+        context::set_tracer(opentelemetry::global::tracer("gatehouse"));
         telemetry.tracer = Some(tracer_provider);
 
         let exporter = opentelemetry_otlp::MetricExporter::builder()

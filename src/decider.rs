@@ -168,6 +168,9 @@ impl Decider {
                 span.set("dry_run", true);
             }
         }
+        if !self.log.is_enabled() {
+            return;
+        }
         let now = SystemTime::now();
         let time_ms = now
             .duration_since(SystemTime::UNIX_EPOCH)

@@ -109,6 +109,11 @@ impl DecisionLog {
         })
     }
 
+    /// Whether any sink keeps entries; when none does, callers need not build them.
+    pub fn is_enabled(&self) -> bool {
+        self.ring.is_some() || self.file.is_some()
+    }
+
     /// Records `entry` in the ring and the file's buffer, without waiting for any I/O.
     pub fn record(&self, entry: DecisionEntry) {
         let entry = Arc::new(entry);

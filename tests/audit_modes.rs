@@ -14,11 +14,13 @@
 
 mod common;
 
+use common::{Deadline, write};
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{TestServer, check, check_request, sign, user_token, with_server_token};
 use gatehouse::grpc::pb;
@@ -27,10 +29,6 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
-/// How long any wait may take before the test fails; decisions reach the log in far less.
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(20);
-
 const FEEDS_YAML: &str = include_str!("../policies/stream-feeds/feeds.yaml");
 const ROUTES_YAML: &str = include_str!("../policies/stream-feeds/routes.yaml");
 
@@ -38,29 +36,6 @@ type Client = GatehouseClient<Channel>;
 
 // ---------------------------------------------------------------------------------------------------
 // Shared pieces
-
-struct Deadline {
-    what: &'static str,
-    until: Instant,
-}
-
-impl Deadline {
-    fn new(what: &'static str) -> Deadline {
-        Deadline {
-            what,
-            until: Instant::now() + DEADLINE,
-        }
-    }
-
-    async fn tick(&self, last_seen: &dyn Debug) {
-        assert!(
-            Instant::now() < self.until,
-            "gave up after {DEADLINE:?} waiting for {}; last seen: {last_seen:#?}",
-            self.what
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
 
 /// The binary with a clean environment: no GATEHOUSE_* variable leaks in from the caller.
 fn gatehouse() -> Command {
@@ -82,10 +57,6 @@ fn run(command: &mut Command) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
 }
 
 /// Writes a temporary file beside `path`, then renames it over `path`.

@@ -16,10 +16,11 @@
 
 mod common;
 
+use common::{Deadline, write};
+
 use std::fmt::Debug;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::{TestServer, check, check_request, now, server_token, sign, sign_with, user_token};
 use gatehouse::grpc::pb;
@@ -30,8 +31,6 @@ use tempfile::TempDir;
 use tonic::transport::Channel;
 
 const API_KEY: &str = "key123";
-const DEADLINE: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
 
 /// Stream's default Feeds permissions, as shipped.
 const FEEDS_YAML: &str = include_str!("../policies/stream-feeds/feeds.yaml");
@@ -833,34 +832,6 @@ async fn the_actor_in_the_body_must_be_the_caller() {
 
 // ---------------------------------------------------------------------------------------------------
 // 5. Hot reload of routes
-
-/// Polls a condition until a deadline; the panic names what was awaited and what was last seen.
-struct Deadline {
-    what: &'static str,
-    until: Instant,
-}
-
-impl Deadline {
-    fn new(what: &'static str) -> Deadline {
-        Deadline {
-            what,
-            until: Instant::now() + DEADLINE,
-        }
-    }
-
-    async fn tick(&self, last_seen: &dyn Debug) {
-        assert!(
-            Instant::now() < self.until,
-            "gave up after {DEADLINE:?} waiting for {}; last seen: {last_seen:#?}",
-            self.what
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-}
 
 /// Writes a temporary file beside `path`, then renames it over `path`.
 fn replace(path: &Path, text: &str) {

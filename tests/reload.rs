@@ -14,10 +14,12 @@
 
 mod common;
 
+use common::{Deadline, write};
+
 use std::fmt::Debug;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use common::{SECRET, TestServer, check, check_request, now, server_token, sign, user_token};
 use gatehouse::grpc::pb;
@@ -27,10 +29,6 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tonic::Code;
 use tonic::transport::Channel;
-
-/// How long any wait may take before the test fails; reloads normally land in well under a second.
-const DEADLINE: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
 
 /// Set A: everyone may read documents.
 const SET_A: &str = "\
@@ -66,34 +64,6 @@ fn decided(response: &pb::CheckResponse) -> Decided {
         (false, "default-deny") => Decided::Nothing,
         other => panic!("a response no set explains: {other:?} in {response:?}"),
     }
-}
-
-/// Polls a condition until a deadline; the panic names what was awaited and what was last seen.
-struct Deadline {
-    what: &'static str,
-    until: Instant,
-}
-
-impl Deadline {
-    fn new(what: &'static str) -> Deadline {
-        Deadline {
-            what,
-            until: Instant::now() + DEADLINE,
-        }
-    }
-
-    async fn tick(&self, last_seen: &dyn Debug) {
-        assert!(
-            Instant::now() < self.until,
-            "gave up after {DEADLINE:?} waiting for {}; last seen: {last_seen:#?}",
-            self.what
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
 }
 
 /// The revision gatehouse gives a directory's current content.
@@ -600,12 +570,12 @@ async fn wait_exit(child: &mut Child) -> Option<i32> {
         if let Some(status) = child.try_wait().unwrap() {
             return status.code();
         }
-        if Instant::now() >= deadline.until {
+        if deadline.expired() {
             let _ = child.kill();
             let _ = child.wait();
             return None;
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(common::POLL).await;
     }
 }
 

@@ -203,3 +203,41 @@ pub fn with_server_token<T>(message: T) -> tonic::Request<T> {
     );
     request
 }
+
+/// How long a wait for something the server does in the background (a reload, a log entry) may take
+/// before the test fails; a fair share of the time on a loaded machine, never a timing assertion.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A wait for something, polled; fails the test with what was last seen once [`DEADLINE`] passes.
+pub struct Deadline {
+    what: &'static str,
+    until: std::time::Instant,
+}
+
+impl Deadline {
+    pub fn new(what: &'static str) -> Deadline {
+        Deadline {
+            what,
+            until: std::time::Instant::now() + DEADLINE,
+        }
+    }
+
+    /// Whether the deadline has passed, for waits that end some other way than failing.
+    pub fn expired(&self) -> bool {
+        std::time::Instant::now() >= self.until
+    }
+
+    pub async fn tick(&self, last_seen: &dyn std::fmt::Debug) {
+        assert!(
+            std::time::Instant::now() < self.until,
+            "gave up after {DEADLINE:?} waiting for {}; last seen: {last_seen:#?}",
+            self.what
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+pub fn write(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}

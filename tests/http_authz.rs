@@ -16,19 +16,16 @@
 
 mod common;
 
-use common::{Deadline, write};
+use common::{Deadline, status, wait_for_failed_reload, write};
 
 use std::fmt::Debug;
 use std::path::Path;
 use std::process::Command;
 
 use common::{TestServer, check, check_request, now, server_token, sign, sign_with, user_token};
-use gatehouse::grpc::pb;
-use gatehouse::grpc::pb::gatehouse_client::GatehouseClient;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tonic::transport::Channel;
 
 const API_KEY: &str = "key123";
 
@@ -194,26 +191,6 @@ fn api(path: &str) -> String {
 
 fn alice() -> String {
     user_token("alice")
-}
-
-// ---------------------------------------------------------------------------------------------------
-// gRPC
-
-fn with_server_token<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", server_token()).parse().unwrap(),
-    );
-    request
-}
-
-async fn status(client: &mut GatehouseClient<Channel>) -> pb::PolicyStatusResponse {
-    client
-        .policy_status(with_server_token(pb::PolicyStatusRequest {}))
-        .await
-        .expect("PolicyStatus with a server token succeeds")
-        .into_inner()
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -871,20 +848,6 @@ async fn wait_for_reply(
             return reply;
         }
         deadline.tick(&reply).await;
-    }
-}
-
-async fn wait_for_failed_reload(
-    client: &mut GatehouseClient<Channel>,
-    before: u64,
-) -> pb::PolicyStatusResponse {
-    let deadline = Deadline::new("a failed reload");
-    loop {
-        let status = status(client).await;
-        if status.reloads_failed > before {
-            return status;
-        }
-        deadline.tick(&status).await;
     }
 }
 

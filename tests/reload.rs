@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{Deadline, write};
+use common::{Deadline, SET_A, SET_B, status, wait_for_failed_reload, write};
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -29,24 +29,6 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tonic::Code;
 use tonic::transport::Channel;
-
-/// Set A: everyone may read documents.
-const SET_A: &str = "\
-rules:
-  - name: docs-open
-    effect: allow
-    resource: doc
-    actions: [read]
-";
-
-/// Set B: nobody may read documents, under another rule name.
-const SET_B: &str = "\
-rules:
-  - name: docs-closed
-    effect: deny
-    resource: doc
-    actions: [read]
-";
 
 /// Which set decided a `read doc` check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,14 +108,6 @@ async fn serve_files(files: &[(&str, &str)]) -> (TempDir, TestServer, GatehouseC
     (dir, server, client)
 }
 
-async fn status(client: &mut GatehouseClient<Channel>) -> pb::PolicyStatusResponse {
-    client
-        .policy_status(with_server_token(pb::PolicyStatusRequest {}))
-        .await
-        .expect("PolicyStatus with a server token succeeds")
-        .into_inner()
-}
-
 async fn reload(client: &mut GatehouseClient<Channel>) -> pb::ReloadPoliciesResponse {
     client
         .reload_policies(with_server_token(pb::ReloadPoliciesRequest {}))
@@ -177,21 +151,6 @@ async fn wait_for_decision(
             return response;
         }
         deadline.tick(&(set, &response)).await;
-    }
-}
-
-/// Waits until a reload failed after the `before` count.
-async fn wait_for_failed_reload(
-    client: &mut GatehouseClient<Channel>,
-    before: u64,
-) -> pb::PolicyStatusResponse {
-    let deadline = Deadline::new("a failed reload");
-    loop {
-        let status = status(client).await;
-        if status.reloads_failed > before {
-            return status;
-        }
-        deadline.tick(&status).await;
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, check_request, server_token, user_token};
+use common::{SET_A, SET_B, TestServer, check_request, server_token, user_token};
 use gatehouse::grpc::pb;
 use gatehouse::grpc::pb::gatehouse_client::GatehouseClient;
 use serde_json::json;
@@ -29,24 +29,6 @@ const CLIENTS: usize = 4;
 /// How long one swap may take to be served before the test fails.
 const DEADLINE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(10);
-
-/// Set A: everyone may read documents.
-const SET_A: &str = "\
-rules:
-  - name: docs-open
-    effect: allow
-    resource: doc
-    actions: [read]
-";
-
-/// Set B: nobody may read documents, under another rule name.
-const SET_B: &str = "\
-rules:
-  - name: docs-closed
-    effect: deny
-    resource: doc
-    actions: [read]
-";
 
 /// What a set answers for jack: `read doc` and `write doc`, and the allowed actions on a doc.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -241,3 +241,45 @@ impl Deadline {
 pub fn write(path: &std::path::Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
+
+/// Set A: everyone may read documents.
+pub const SET_A: &str = "\
+rules:
+  - name: docs-open
+    effect: allow
+    resource: doc
+    actions: [read]
+";
+
+/// Set B: nobody may read documents, under another rule name.
+pub const SET_B: &str = "\
+rules:
+  - name: docs-closed
+    effect: deny
+    resource: doc
+    actions: [read]
+";
+
+/// The server's PolicyStatus, asked with a server token.
+pub async fn status(client: &mut GatehouseClient<Channel>) -> pb::PolicyStatusResponse {
+    client
+        .policy_status(with_server_token(pb::PolicyStatusRequest {}))
+        .await
+        .expect("PolicyStatus with a server token succeeds")
+        .into_inner()
+}
+
+/// Waits until a reload failed after the `before` count.
+pub async fn wait_for_failed_reload(
+    client: &mut GatehouseClient<Channel>,
+    before: u64,
+) -> pb::PolicyStatusResponse {
+    let deadline = Deadline::new("a failed reload");
+    loop {
+        let status = status(client).await;
+        if status.reloads_failed > before {
+            return status;
+        }
+        deadline.tick(&status).await;
+    }
+}

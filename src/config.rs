@@ -58,8 +58,10 @@ pub struct Config {
 /// Where OpenTelemetry data goes, from the standard `OTEL_*` variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtlpConfig {
-    pub traces_endpoint: String,
-    pub metrics_endpoint: String,
+    /// Where spans go; none exports no spans (and makes none).
+    pub traces_endpoint: Option<String>,
+    /// Where metrics go; none exports no metrics over OTLP (`/metrics` is unaffected).
+    pub metrics_endpoint: Option<String>,
     pub service_name: String,
     /// How often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL`, milliseconds).
     pub metric_interval: Duration,
@@ -616,13 +618,34 @@ fn load_decision_log(file: FileDecisionLog, loader: &mut Loader<'_>) -> Decision
 }
 
 /// OTLP export is on when an endpoint is set and the SDK is not disabled (the standard variables).
+/// Each signal goes to its own endpoint if one is set, else to the common one; `OTEL_TRACES_EXPORTER`
+/// or `OTEL_METRICS_EXPORTER` set to `none` turns that signal off.
 fn load_otlp(loader: &mut Loader<'_>) -> Option<OtlpConfig> {
     let env = loader.env;
     let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if disabled {
+        return None;
+    }
     let base = env("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.trim().is_empty());
-    let traces = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").filter(|v| !v.trim().is_empty());
-    let metrics = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").filter(|v| !v.trim().is_empty());
-    if disabled || (base.is_none() && traces.is_none() && metrics.is_none()) {
+    let mut signal = |exporter: &str, endpoint: &str| {
+        let wanted = match env(exporter).map(|v| v.trim().to_ascii_lowercase()) {
+            None => true,
+            Some(v) if v.is_empty() || v == "otlp" => true,
+            Some(v) if v == "none" => false,
+            Some(_) => {
+                loader.error(exporter, "only otlp and none are supported");
+                false
+            }
+        };
+        let endpoint = env(endpoint).filter(|v| !v.trim().is_empty());
+        wanted.then(|| endpoint.or_else(|| base.clone())).flatten()
+    };
+    let traces = signal("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    let metrics = signal(
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    );
+    if traces.is_none() && metrics.is_none() {
         return None;
     }
     if let Some(protocol) = env("OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -642,10 +665,9 @@ fn load_otlp(loader: &mut Loader<'_>) -> Option<OtlpConfig> {
             }
         })
         .unwrap_or(Duration::from_secs(60));
-    let fallback = base.clone().unwrap_or_default();
     Some(OtlpConfig {
-        traces_endpoint: traces.unwrap_or_else(|| fallback.clone()),
-        metrics_endpoint: metrics.unwrap_or(fallback),
+        traces_endpoint: traces,
+        metrics_endpoint: metrics,
         service_name: env("OTEL_SERVICE_NAME")
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| "gatehouse".to_owned()),
@@ -703,6 +725,64 @@ mod tests {
             tmp.write_all(text.as_bytes()).unwrap();
         }
         Config::load_with(file.map(|_| tmp.path()), &|name| env.get(name).cloned())
+    }
+
+    fn otlp(env: &[(&str, &str)]) -> Option<OtlpConfig> {
+        load(None, env).unwrap().otlp
+    }
+
+    #[test]
+    fn each_otlp_signal_goes_only_where_an_endpoint_says() {
+        assert_eq!(otlp(&[]), None);
+        let common = otlp(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")]).unwrap();
+        assert_eq!(common.traces_endpoint.as_deref(), Some("http://c:4317"));
+        assert_eq!(common.metrics_endpoint.as_deref(), Some("http://c:4317"));
+        // A signal-specific endpoint alone does not send the other signal anywhere.
+        let metrics = otlp(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4317")]).unwrap();
+        assert_eq!(metrics.traces_endpoint, None);
+        assert_eq!(metrics.metrics_endpoint.as_deref(), Some("http://m:4317"));
+        let traces = otlp(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4317")]).unwrap();
+        assert_eq!(traces.traces_endpoint.as_deref(), Some("http://t:4317"));
+        assert_eq!(traces.metrics_endpoint, None);
+        let both = otlp(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4317"),
+        ])
+        .unwrap();
+        assert_eq!(both.traces_endpoint.as_deref(), Some("http://t:4317"));
+        assert_eq!(both.metrics_endpoint.as_deref(), Some("http://c:4317"));
+    }
+
+    #[test]
+    fn an_otlp_signal_can_be_turned_off() {
+        let no_traces = otlp(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ])
+        .unwrap();
+        assert_eq!(no_traces.traces_endpoint, None);
+        assert_eq!(no_traces.metrics_endpoint.as_deref(), Some("http://c:4317"));
+        let nothing = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+        ];
+        assert_eq!(otlp(&nothing), None);
+        let off = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ];
+        assert_eq!(otlp(&off), None);
+        let errors = load(
+            None,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                ("OTEL_METRICS_EXPORTER", "prometheus"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.0[0].setting, "OTEL_METRICS_EXPORTER");
     }
 
     #[test]

@@ -25,6 +25,13 @@ pub enum Source {
 }
 
 impl Source {
+    pub const ALL: [Source; 4] = [Source::Check, Source::Batch, Source::ExtAuthz, Source::Http];
+
+    /// The source's place in [`Source::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Check => "check",
@@ -129,7 +136,7 @@ impl Decider {
             );
         }
         self.metrics
-            .decision(decision.allowed, decision.rule, call.source.as_str());
+            .decision(decision.allowed, decision.rule, call.source);
         let shadow = self.shadow.as_ref().map(|store| {
             let shadow_set = store.current();
             let shadow = engine::decide(&shadow_set, request);
@@ -148,7 +155,7 @@ impl Decider {
                 );
             }
             ShadowVerdict {
-                decision: verdict_name(shadow.allowed).to_owned(),
+                decision: verdict_name(shadow.allowed).into(),
                 rule: shadow.rule.to_owned(),
                 revision: shadow_set.revision().to_owned(),
             }
@@ -171,31 +178,29 @@ impl Decider {
         if !self.log.is_enabled() {
             return;
         }
-        let now = SystemTime::now();
-        let time_ms = now
+        let time_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or_default();
         self.log.record(DecisionEntry {
-            time: humantime::format_rfc3339_millis(now).to_string(),
             time_ms,
             principal_id: request.principal.user_id.clone(),
-            principal_kind: principal_kind_name(request.principal.kind).to_owned(),
+            principal_kind: principal_kind_name(request.principal.kind).into(),
             roles: request.principal.roles.clone(),
             action: request.action.to_owned(),
             resource_kind: request.resource.kind.to_owned(),
             resource_id: request.resource.id.to_owned(),
-            decision: verdict_name(decision.allowed).to_owned(),
+            decision: verdict_name(decision.allowed).into(),
             allowed: verdict.allowed,
             rule: decision.rule.to_owned(),
             rule_id_pattern: decision.rule_id_pattern().map(str::to_owned),
             revision: policy.revision().to_owned(),
-            mode: verdict.mode.as_str().to_owned(),
+            mode: verdict.mode.as_str().into(),
             dry_run: verdict.dry_run,
-            source: call.source.as_str().to_owned(),
+            source: call.source.as_str().into(),
             route: call.route.map(str::to_owned),
             shadow,
-            trace_id: call.span.trace_id().to_owned(),
+            trace_id: call.span.trace_id(),
             latency_us: u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         });
     }

@@ -18,6 +18,8 @@ use crate::telemetry::metrics::Metrics;
 
 /// How many entries may wait for the file before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
+/// Bytes gathered before a write to the file: a drain of a busy interval is a few writes.
+const WRITE_BUFFER: usize = 64 * 1024;
 /// How often the writer thread drains the pending entries.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -171,12 +173,7 @@ fn write_file(pending: &Pending, mut file: RotatingFile, mask: &[MaskedField]) {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         for entry in &batch {
-            let result = if mask.is_empty() {
-                file.write_entry(entry)
-            } else {
-                file.write_entry(&entry.masked(mask))
-            };
-            if let Err(e) = result {
+            if let Err(e) = file.write_entry(entry, mask) {
                 tracing::warn!(error = %e, "cannot write the decision log file");
             }
         }
@@ -198,6 +195,8 @@ struct RotatingFile {
     max_files: usize,
     out: BufWriter<File>,
     written: u64,
+    /// The line being encoded, reused from entry to entry.
+    line: Vec<u8>,
 }
 
 impl RotatingFile {
@@ -208,19 +207,20 @@ impl RotatingFile {
             path,
             max_bytes,
             max_files,
-            out: BufWriter::new(file),
+            out: BufWriter::with_capacity(WRITE_BUFFER, file),
             written,
+            line: Vec::with_capacity(1024),
         })
     }
 
-    fn write_entry(&mut self, entry: &DecisionEntry) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        let len = u64::try_from(line.len()).unwrap_or(u64::MAX);
+    fn write_entry(&mut self, entry: &DecisionEntry, mask: &[MaskedField]) -> std::io::Result<()> {
+        self.line.clear();
+        entry.write_line(mask, &mut self.line);
+        let len = u64::try_from(self.line.len()).unwrap_or(u64::MAX);
         if self.written > 0 && self.written.saturating_add(len) > self.max_bytes {
             self.rotate()?;
         }
-        self.out.write_all(&line)?;
+        self.out.write_all(&self.line)?;
         self.written = self.written.saturating_add(len);
         Ok(())
     }
@@ -248,7 +248,7 @@ impl RotatingFile {
             .create(true)
             .append(true)
             .open(&self.path)?;
-        self.out = BufWriter::new(file);
+        self.out = BufWriter::with_capacity(WRITE_BUFFER, file);
         self.written = 0;
         Ok(())
     }
@@ -288,7 +288,7 @@ mod tests {
         let path = dir.path().join("decisions.jsonl");
         let mut file = RotatingFile::open(path.clone(), 1000, 2).unwrap();
         for n in 0..100 {
-            file.write_entry(&entry(n)).unwrap();
+            file.write_entry(&entry(n), &[]).unwrap();
         }
         file.flush().unwrap();
         let (current, bad) = read_file(&path).unwrap();

@@ -38,10 +38,15 @@ impl Extractor for Lookup<'_> {
     }
 }
 
+/// A trace id as the number whose 32 hex digits are its W3C form.
+fn trace_id_number(id: opentelemetry::trace::TraceId) -> u128 {
+    u128::from_be_bytes(id.to_bytes())
+}
+
 /// The span of one request (a server span), ended when dropped.
 pub struct RequestSpan {
     span: Option<Mutex<BoxedSpan>>,
-    trace_id: String,
+    trace_id: Option<u128>,
 }
 
 impl RequestSpan {
@@ -56,11 +61,11 @@ impl RequestSpan {
             .filter(|cx| cx.span().span_context().is_valid());
         let remote_trace_id = parent
             .as_ref()
-            .map(|cx| cx.span().span_context().trace_id().to_string());
+            .map(|cx| trace_id_number(cx.span().span_context().trace_id()));
         let Some(tracer) = TRACER.get() else {
             return RequestSpan {
                 span: None,
-                trace_id: remote_trace_id.unwrap_or_default(),
+                trace_id: remote_trace_id,
             };
         };
         let builder = tracer.span_builder(name).with_kind(SpanKind::Server);
@@ -69,22 +74,17 @@ impl RequestSpan {
             None => builder.start_with_context(tracer, &Context::new()),
         };
         let own = span.span_context();
-        let trace_id = remote_trace_id.unwrap_or_else(|| {
-            if own.is_valid() {
-                own.trace_id().to_string()
-            } else {
-                String::new()
-            }
-        });
+        let trace_id =
+            remote_trace_id.or_else(|| own.is_valid().then(|| trace_id_number(own.trace_id())));
         RequestSpan {
             span: Some(Mutex::new(span)),
             trace_id,
         }
     }
 
-    /// The W3C trace id the request belongs to; empty when it has none.
-    pub fn trace_id(&self) -> &str {
-        &self.trace_id
+    /// The W3C trace id the request belongs to, when it has one.
+    pub fn trace_id(&self) -> Option<u128> {
+        self.trace_id
     }
 
     /// Sets an attribute; nothing when there is no tracer or the span is not sampled.

@@ -4,9 +4,13 @@
 //!
 //! Label values are bounded: results, rule names of the loaded sets, RPC names and token error reasons.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter as OtelCounter, Histogram as OtelHistogram, Meter};
@@ -19,6 +23,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::decider::Source;
 use crate::store::PolicyStore;
 
 /// Latency buckets, in seconds: decisions take microseconds, RPCs on loopback tens of microseconds.
@@ -26,13 +31,6 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
     0.05, 0.1, 1.0,
 ];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DecisionLabels {
-    result: &'static str,
-    rule: String,
-    source: &'static str,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
@@ -57,7 +55,6 @@ struct ShadowLabels {
 
 /// The OpenTelemetry side, present when OTLP export is configured.
 struct Otel {
-    decisions: OtelCounter<u64>,
     latency: OtelHistogram<f64>,
     token_rejections: OtelCounter<u64>,
     shadow_differences: OtelCounter<u64>,
@@ -67,7 +64,7 @@ struct Otel {
 /// Every metric the service records.
 pub struct Metrics {
     registry: Registry,
-    decisions: Family<DecisionLabels, Counter>,
+    decisions: Arc<DecisionCounts>,
     latency: Family<RpcLabels, Histogram>,
     token_rejections: Family<ReasonLabels, Counter>,
     in_flight: Gauge,
@@ -92,12 +89,10 @@ impl Metrics {
     /// Metrics for a server whose live set is `store` (read at scrape time for reloads and revision).
     pub fn new(store: Arc<PolicyStore>, meter: Option<&Meter>, enabled: bool) -> Metrics {
         let mut registry = Registry::with_prefix("gatehouse");
-        let decisions = Family::<DecisionLabels, Counter>::default();
-        registry.register(
-            "decisions",
-            "Decisions by result, deciding rule and where the request came from",
-            decisions.clone(),
-        );
+        let decisions = Arc::new(DecisionCounts::default());
+        registry.register_collector(Box::new(DecisionCollector {
+            counts: Arc::clone(&decisions),
+        }));
         let latency = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(LATENCY_BUCKETS)
         });
@@ -133,7 +128,8 @@ impl Metrics {
         registry.register_collector(Box::new(StoreCollector {
             store: Arc::clone(&store),
         }));
-        let otel = meter.map(|meter| Otel::new(meter, store, in_flight.clone()));
+        let otel =
+            meter.map(|meter| Otel::new(meter, store, in_flight.clone(), Arc::clone(&decisions)));
         Metrics {
             registry,
             decisions,
@@ -154,27 +150,9 @@ impl Metrics {
         Ok(text)
     }
 
-    pub fn decision(&self, allowed: bool, rule: &str, source: &'static str) {
-        if !self.enabled {
-            return;
-        }
-        let result = result_name(allowed);
-        self.decisions
-            .get_or_create(&DecisionLabels {
-                result,
-                rule: rule.to_owned(),
-                source,
-            })
-            .inc();
-        if let Some(otel) = &self.otel {
-            otel.decisions.add(
-                1,
-                &[
-                    KeyValue::new("result", result),
-                    KeyValue::new("rule", rule.to_owned()),
-                    KeyValue::new("source", source),
-                ],
-            );
+    pub fn decision(&self, allowed: bool, rule: &str, source: Source) {
+        if self.enabled {
+            self.decisions.count(allowed, rule, source);
         }
     }
 
@@ -273,8 +251,30 @@ impl Drop for InFlight<'_> {
 }
 
 impl Otel {
-    /// `in_flight` is read at export time rather than updated twice per request.
-    fn new(meter: &Meter, store: Arc<PolicyStore>, in_flight: Gauge) -> Otel {
+    /// `in_flight` and the decision counts are read at export time rather than recorded twice per
+    /// request.
+    fn new(
+        meter: &Meter,
+        store: Arc<PolicyStore>,
+        in_flight: Gauge,
+        decisions: Arc<DecisionCounts>,
+    ) -> Otel {
+        let _decisions = meter
+            .u64_observable_counter("gatehouse.decisions")
+            .with_description("Decisions by result, deciding rule and source")
+            .with_callback(move |observer| {
+                decisions.for_each(|result, rule, source, count| {
+                    observer.observe(
+                        count,
+                        &[
+                            KeyValue::new("result", result),
+                            KeyValue::new("rule", rule.to_owned()),
+                            KeyValue::new("source", source),
+                        ],
+                    );
+                });
+            })
+            .build();
         let _in_flight = meter
             .i64_observable_up_down_counter("gatehouse.in_flight_requests")
             .with_description("Requests being answered")
@@ -299,10 +299,6 @@ impl Otel {
             })
             .build();
         Otel {
-            decisions: meter
-                .u64_counter("gatehouse.decisions")
-                .with_description("Decisions by result, deciding rule and source")
-                .build(),
             latency: meter
                 .f64_histogram("gatehouse.request.duration")
                 .with_unit("s")
@@ -322,6 +318,100 @@ impl Otel {
                 .with_description("Decision log entries dropped because a sink fell behind")
                 .build(),
         }
+    }
+}
+
+/// One counter per (result, source) of a rule.
+type RuleCounts = [AtomicU64; 2 * Source::ALL.len()];
+
+/// Decisions counted by result, deciding rule and source. Counting is a lookup in a map that is only
+/// ever replaced, never locked: a rule's counters are created the first time it decides, which
+/// copies the map; every later decision by that rule is an atomic add.
+#[derive(Default)]
+struct DecisionCounts {
+    rules: ArcSwap<HashMap<Box<str>, Arc<RuleCounts>>>,
+    /// Serializes the copies that add a rule, so none is lost.
+    adding: Mutex<()>,
+}
+
+impl DecisionCounts {
+    fn slot(allowed: bool, source: Source) -> usize {
+        source.index() * 2 + usize::from(allowed)
+    }
+
+    fn add(counts: &RuleCounts, slot: usize) {
+        if let Some(count) = counts.get(slot) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count(&self, allowed: bool, rule: &str, source: Source) {
+        let slot = Self::slot(allowed, source);
+        if let Some(counts) = self.rules.load().get(rule) {
+            Self::add(counts, slot);
+            return;
+        }
+        let _adding = self.adding.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rules = HashMap::clone(&self.rules.load());
+        let counts = rules
+            .entry(Box::from(rule))
+            .or_insert_with(|| Arc::new(Default::default()));
+        Self::add(counts, slot);
+        self.rules.store(Arc::new(rules));
+    }
+
+    /// Every non-zero count as (result, rule, source, count), ordered by rule.
+    fn for_each(&self, mut visit: impl FnMut(&'static str, &str, &'static str, u64)) {
+        let rules = self.rules.load();
+        let mut names: Vec<&Box<str>> = rules.keys().collect();
+        names.sort();
+        for name in names {
+            let Some(counts) = rules.get(name) else {
+                continue;
+            };
+            for source in Source::ALL {
+                for allowed in [true, false] {
+                    let count = counts
+                        .get(Self::slot(allowed, source))
+                        .map_or(0, |count| count.load(Ordering::Relaxed));
+                    if count > 0 {
+                        visit(result_name(allowed), name, source.as_str(), count);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Renders [`DecisionCounts`] as the `gatehouse_decisions` counter family.
+struct DecisionCollector {
+    counts: Arc<DecisionCounts>,
+}
+
+impl fmt::Debug for DecisionCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecisionCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for DecisionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "decisions",
+            "Decisions by result, deciding rule and where the request came from",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        let mut result = Ok(());
+        self.counts.for_each(|outcome, rule, source, count| {
+            if result.is_ok() {
+                let labels = [("result", outcome), ("rule", rule), ("source", source)];
+                result = family
+                    .encode_family(&labels)
+                    .and_then(|metric| ConstCounter::new(count).encode(metric));
+            }
+        });
+        result
     }
 }
 
@@ -371,5 +461,47 @@ impl Collector for StoreCollector {
         )?;
         ConstGauge::new(loaded).encode(metric)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_distinct_for_every_result_and_source() {
+        let mut slots: Vec<usize> = Source::ALL
+            .iter()
+            .flat_map(|&s| [true, false].map(|a| DecisionCounts::slot(a, s)))
+            .collect();
+        slots.sort_unstable();
+        assert_eq!(slots, (0..2 * Source::ALL.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn no_count_is_lost_while_rules_are_added_concurrently() {
+        let counts = Arc::new(DecisionCounts::default());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let counts = Arc::clone(&counts);
+                std::thread::spawn(move || {
+                    for n in 0..2_000 {
+                        let rule = format!("rule-{}", (n + t) % 50);
+                        counts.count(n % 3 == 0, &rule, Source::ALL[n % 4]);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let mut total = 0;
+        let mut rules = std::collections::BTreeSet::new();
+        counts.for_each(|_, rule, _, count| {
+            total += count;
+            rules.insert(rule.to_owned());
+        });
+        assert_eq!(total, 8_000);
+        assert_eq!(rules.len(), 50);
     }
 }

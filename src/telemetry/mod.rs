@@ -87,33 +87,36 @@ fn install(log: &LogConfig, otlp: Option<&OtlpConfig>) -> Result<Telemetry, Tele
         let resource = Resource::builder()
             .with_service_name(otlp.service_name.clone())
             .build();
-        let spans = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(otlp.traces_endpoint.clone())
-            .build()
-            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_batch_exporter(spans)
-            .with_resource(resource.clone())
-            .build();
-        opentelemetry::global::set_tracer_provider(tracer_provider.clone());
-        context::set_tracer(opentelemetry::global::tracer("gatehouse"));
-        telemetry.tracer = Some(tracer_provider);
-
-        let exporter = opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(otlp.metrics_endpoint.clone())
-            .build()
-            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-        let reader = PeriodicReader::builder(exporter)
-            .with_interval(otlp.metric_interval)
-            .build();
-        let meter_provider = SdkMeterProvider::builder()
-            .with_reader(reader)
-            .with_resource(resource)
-            .build();
-        opentelemetry::global::set_meter_provider(meter_provider.clone());
-        telemetry.meter = Some(meter_provider);
+        if let Some(endpoint) = &otlp.traces_endpoint {
+            let spans = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+            let tracer_provider = SdkTracerProvider::builder()
+                .with_batch_exporter(spans)
+                .with_resource(resource.clone())
+                .build();
+            opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+            context::set_tracer(opentelemetry::global::tracer("gatehouse"));
+            telemetry.tracer = Some(tracer_provider);
+        }
+        if let Some(endpoint) = &otlp.metrics_endpoint {
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+            let reader = PeriodicReader::builder(exporter)
+                .with_interval(otlp.metric_interval)
+                .build();
+            let meter_provider = SdkMeterProvider::builder()
+                .with_reader(reader)
+                .with_resource(resource)
+                .build();
+            opentelemetry::global::set_meter_provider(meter_provider.clone());
+            telemetry.meter = Some(meter_provider);
+        }
     }
     if tracing_subscriber::registry()
         .with(layers)

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::audit::{DecisionEntry, DecisionLog, ShadowVerdict};
+use crate::audit::{Decided, DecisionLog, ShadowDecided};
 use crate::authz::principal_kind_name;
 use crate::engine::{self, Decision, Explanation, Request};
 use crate::policy::{Mode, PolicySet};
@@ -137,29 +137,10 @@ impl Decider {
         }
         self.metrics
             .decision(decision.allowed, decision.rule, call.source);
-        let shadow = self.shadow.as_ref().map(|store| {
-            let shadow_set = store.current();
-            let shadow = engine::decide(&shadow_set, request);
-            if shadow.allowed != decision.allowed {
-                self.metrics
-                    .shadow_difference(decision.allowed, shadow.allowed);
-                tracing::info!(
-                    live = verdict_name(decision.allowed),
-                    live_rule = decision.rule,
-                    shadow = verdict_name(shadow.allowed),
-                    shadow_rule = shadow.rule,
-                    shadow_revision = shadow_set.revision(),
-                    action = request.action,
-                    kind = request.resource.kind,
-                    "the shadow policy set decides differently"
-                );
-            }
-            ShadowVerdict {
-                decision: verdict_name(shadow.allowed).into(),
-                rule: shadow.rule.to_owned(),
-                revision: shadow_set.revision().to_owned(),
-            }
-        });
+        let shadow_set = self.shadow.as_ref().map(|store| store.current());
+        let shadow = shadow_set
+            .as_deref()
+            .map(|set| (set, self.shadow_decide(set, request, decision)));
         let span = call.span;
         if span.is_recording() {
             span.set("decision", verdict_name(decision.allowed));
@@ -182,27 +163,55 @@ impl Decider {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or_default();
-        self.log.record(DecisionEntry {
+        self.log.record(&Decided {
             time_ms,
-            principal_id: request.principal.user_id.clone(),
-            principal_kind: principal_kind_name(request.principal.kind).into(),
-            roles: request.principal.roles.clone(),
-            action: request.action.to_owned(),
-            resource_kind: request.resource.kind.to_owned(),
-            resource_id: request.resource.id.to_owned(),
-            decision: verdict_name(decision.allowed).into(),
+            principal_id: &request.principal.user_id,
+            principal_kind: principal_kind_name(request.principal.kind),
+            roles: &request.principal.roles,
+            action: request.action,
+            resource_kind: request.resource.kind,
+            resource_id: request.resource.id,
+            decision: verdict_name(decision.allowed),
             allowed: verdict.allowed,
-            rule: decision.rule.to_owned(),
-            rule_id_pattern: decision.rule_id_pattern().map(str::to_owned),
-            revision: policy.revision().to_owned(),
-            mode: verdict.mode.as_str().into(),
+            rule: decision.rule,
+            rule_id_pattern: decision.rule_id_pattern(),
+            revision: policy.revision(),
+            mode: verdict.mode.as_str(),
             dry_run: verdict.dry_run,
-            source: call.source.as_str().into(),
-            route: call.route.map(str::to_owned),
-            shadow,
+            source: call.source.as_str(),
+            route: call.route,
+            shadow: shadow.as_ref().map(|(set, shadow)| ShadowDecided {
+                decision: verdict_name(shadow.allowed),
+                rule: shadow.rule,
+                revision: set.revision(),
+            }),
             trace_id: call.span.trace_id(),
             latency_us: u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         });
+    }
+
+    /// Decides `request` with the shadow set too, counting and logging a difference from `live`.
+    fn shadow_decide<'s>(
+        &self,
+        shadow_set: &'s PolicySet,
+        request: &Request<'_>,
+        live: &Decision<'_>,
+    ) -> Decision<'s> {
+        let shadow = engine::decide(shadow_set, request);
+        if shadow.allowed != live.allowed {
+            self.metrics.shadow_difference(live.allowed, shadow.allowed);
+            tracing::info!(
+                live = verdict_name(live.allowed),
+                live_rule = live.rule,
+                shadow = verdict_name(shadow.allowed),
+                shadow_rule = shadow.rule,
+                shadow_revision = shadow_set.revision(),
+                action = request.action,
+                kind = request.resource.kind,
+                "the shadow policy set decides differently"
+            );
+        }
+        shadow
     }
 }
 

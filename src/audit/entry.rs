@@ -1,33 +1,32 @@
 //! One decision as the decision log keeps it. Never a token, a secret or a request body: who, what, on
 //! what, the answer, the rule and revision that gave it, and how long it took.
 //!
-//! An entry is built on the request's path, so it holds what is cheap to take there: names that can
-//! only be one of a few values are `&'static str`, the time is a number and the trace id sixteen
-//! bytes. Turning those into text is left to [`DecisionEntry::write_line`], which runs on the log's
-//! writer thread.
+//! On the request's path a decision is a [`Decided`]: borrowed fields, written straight into one JSON
+//! line, which is all the log keeps. Nothing is copied field by field and one allocation holds the
+//! whole entry. Readers (ExercisedPermissions, SuggestPolicy, the CLI) parse lines back into
+//! [`DecisionEntry`] values when they ask, which is rare next to recording.
 
-use std::borrow::Cow;
-use std::io::Write as _;
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
-/// A logged decision.
+/// A logged decision, as read back from a line.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct DecisionEntry {
     /// Milliseconds since the Unix epoch; written as `time_ms`, and as `time` in RFC 3339 (UTC).
     pub time_ms: i64,
     pub principal_id: String,
     /// `user`, `server`, `scoped` or `anonymous`.
-    pub principal_kind: Cow<'static, str>,
+    pub principal_kind: String,
     #[serde(default)]
     pub roles: Vec<String>,
     pub action: String,
     pub resource_kind: String,
     pub resource_id: String,
     /// The policy's verdict: `allow` or `deny`.
-    pub decision: Cow<'static, str>,
+    pub decision: String,
     /// What the caller was told; differs from `decision` only in a dry run.
     pub allowed: bool,
     pub rule: String,
@@ -36,11 +35,11 @@ pub struct DecisionEntry {
     pub rule_id_pattern: Option<String>,
     pub revision: String,
     /// `enforcing`, `permissive` or `disabled`.
-    pub mode: Cow<'static, str>,
+    pub mode: String,
     #[serde(default)]
     pub dry_run: bool,
     /// `check`, `batch`, `ext_authz` or `http`.
-    pub source: Cow<'static, str>,
+    pub source: String,
     #[serde(default)]
     pub route: Option<String>,
     #[serde(default)]
@@ -54,9 +53,44 @@ pub struct DecisionEntry {
 /// What the shadow set would have answered.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ShadowVerdict {
-    pub decision: Cow<'static, str>,
+    pub decision: String,
     pub rule: String,
     pub revision: String,
+}
+
+/// A decision being recorded, borrowing everything from the request and the policy set.
+#[derive(Debug, Clone, Copy)]
+pub struct Decided<'a> {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    pub principal_id: &'a str,
+    pub principal_kind: &'a str,
+    pub roles: &'a [String],
+    pub action: &'a str,
+    pub resource_kind: &'a str,
+    pub resource_id: &'a str,
+    /// The policy's verdict: `allow` or `deny`.
+    pub decision: &'a str,
+    /// What the caller was told.
+    pub allowed: bool,
+    pub rule: &'a str,
+    pub rule_id_pattern: Option<&'a str>,
+    pub revision: &'a str,
+    pub mode: &'a str,
+    pub dry_run: bool,
+    pub source: &'a str,
+    pub route: Option<&'a str>,
+    pub shadow: Option<ShadowDecided<'a>>,
+    pub trace_id: Option<u128>,
+    pub latency_us: u64,
+}
+
+/// What the shadow set decided, while recording.
+#[derive(Debug, Clone, Copy)]
+pub struct ShadowDecided<'a> {
+    pub decision: &'a str,
+    pub rule: &'a str,
+    pub revision: &'a str,
 }
 
 /// Fields that can be masked in the decision log file.
@@ -80,29 +114,29 @@ impl MaskedField {
     }
 }
 
-impl DecisionEntry {
+impl Decided<'_> {
     /// Appends the entry to `out` as one JSON line, newline included, with the `mask`ed fields
     /// replaced by their [`pseudonym`].
     ///
-    /// Written by hand rather than through serde: the entry is flat, and this runs once per decision;
-    /// the generic path cost several times as much, most of it escaping strings that need none. The
-    /// unit tests read every line back with serde_json.
-    pub fn write_line(&self, mask: &[MaskedField], out: &mut Vec<u8>) {
+    /// Written by hand rather than through serde: the entry is flat, this runs once per decision,
+    /// and the generic path cost several times as much, most of it escaping strings that need none.
+    /// The unit tests read lines back with serde_json.
+    pub fn write_line(&self, mask: &[MaskedField], out: &mut String) {
         let masked = |field| mask.contains(&field);
         let mut json = JsonObject::open(out);
         json.time("time", self.time_ms);
         json.number("time_ms", self.time_ms);
         json.maybe_masked(
             "principal_id",
-            &self.principal_id,
+            self.principal_id,
             masked(MaskedField::PrincipalId),
         );
-        json.string("principal_kind", &self.principal_kind);
+        json.string("principal_kind", self.principal_kind);
         json.key("roles");
-        json.out.push(b'[');
+        json.out.push('[');
         for (n, role) in self.roles.iter().enumerate() {
             if n > 0 {
-                json.out.push(b',');
+                json.out.push(',');
             }
             if masked(MaskedField::Roles) {
                 escaped(json.out, &pseudonym(role));
@@ -110,70 +144,75 @@ impl DecisionEntry {
                 escaped(json.out, role);
             }
         }
-        json.out.push(b']');
-        json.string("action", &self.action);
-        json.string("resource_kind", &self.resource_kind);
+        json.out.push(']');
+        json.string("action", self.action);
+        json.string("resource_kind", self.resource_kind);
         json.maybe_masked(
             "resource_id",
-            &self.resource_id,
+            self.resource_id,
             masked(MaskedField::ResourceId),
         );
-        json.string("decision", &self.decision);
+        json.string("decision", self.decision);
         json.boolean("allowed", self.allowed);
-        json.string("rule", &self.rule);
-        if let Some(pattern) = &self.rule_id_pattern {
+        json.string("rule", self.rule);
+        if let Some(pattern) = self.rule_id_pattern {
             json.string("rule_id_pattern", pattern);
         }
-        json.string("revision", &self.revision);
-        json.string("mode", &self.mode);
+        json.string("revision", self.revision);
+        json.string("mode", self.mode);
         json.boolean("dry_run", self.dry_run);
-        json.string("source", &self.source);
-        if let Some(route) = &self.route {
+        json.string("source", self.source);
+        if let Some(route) = self.route {
             json.string("route", route);
         }
         if let Some(shadow) = &self.shadow {
             json.key("shadow");
             let mut inner = JsonObject::open(json.out);
-            inner.string("decision", &shadow.decision);
-            inner.string("rule", &shadow.rule);
-            inner.string("revision", &shadow.revision);
+            inner.string("decision", shadow.decision);
+            inner.string("rule", shadow.rule);
+            inner.string("revision", shadow.revision);
             inner.close();
         }
         if let Some(trace_id) = self.trace_id {
-            let hex = format!("{trace_id:032x}");
-            json.maybe_masked("trace_id", &hex, masked(MaskedField::TraceId));
+            json.key("trace_id");
+            if masked(MaskedField::TraceId) {
+                escaped(json.out, &pseudonym(&format!("{trace_id:032x}")));
+            } else {
+                // Hex digits need no escaping; writing to a String cannot fail.
+                let _ = write!(json.out, "\"{trace_id:032x}\"");
+            }
         }
         json.number("latency_us", self.latency_us);
         json.close();
-        out.push(b'\n');
+        out.push('\n');
     }
 }
 
 /// Writes one JSON object's members in order.
 struct JsonObject<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut String,
     first: bool,
 }
 
 impl<'a> JsonObject<'a> {
-    fn open(out: &'a mut Vec<u8>) -> JsonObject<'a> {
-        out.push(b'{');
+    fn open(out: &'a mut String) -> JsonObject<'a> {
+        out.push('{');
         JsonObject { out, first: true }
     }
 
     fn close(self) {
-        self.out.push(b'}');
+        self.out.push('}');
     }
 
     /// Keys are this module's own literals, which need no escaping.
     fn key(&mut self, key: &str) {
         if !self.first {
-            self.out.push(b',');
+            self.out.push(',');
         }
         self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
     }
 
     fn string(&mut self, key: &str, value: &str) {
@@ -191,14 +230,13 @@ impl<'a> JsonObject<'a> {
 
     fn number(&mut self, key: &str, value: impl std::fmt::Display) {
         self.key(key);
-        // Writing to a Vec cannot fail.
+        // Writing to a String cannot fail.
         let _ = write!(self.out, "{value}");
     }
 
     fn boolean(&mut self, key: &str, value: bool) {
         self.key(key);
-        self.out
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        self.out.push_str(if value { "true" } else { "false" });
     }
 
     /// RFC 3339 with milliseconds, UTC.
@@ -206,39 +244,38 @@ impl<'a> JsonObject<'a> {
         self.key(key);
         let since_epoch = Duration::from_millis(u64::try_from(time_ms).unwrap_or(0));
         let time = SystemTime::UNIX_EPOCH + since_epoch;
-        // Writing to a Vec cannot fail.
+        // Writing to a String cannot fail.
         let _ = write!(self.out, "\"{}\"", humantime::format_rfc3339_millis(time));
     }
 }
 
 /// `value` as a JSON string: copied whole when it needs no escape, as almost every value.
-fn escaped(out: &mut Vec<u8>, value: &str) {
-    out.push(b'"');
-    let bytes = value.as_bytes();
+fn escaped(out: &mut String, value: &str) {
+    out.push('"');
     // Almost every value needs no escape; this test has no early exit, so it runs on whole words.
-    let plain = bytes.iter().fold(true, |plain, &b| {
+    let plain = value.bytes().fold(true, |plain, b| {
         plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
     });
     if plain {
-        out.extend_from_slice(bytes);
-        out.push(b'"');
+        out.push_str(value);
+        out.push('"');
         return;
     }
     for c in value.chars() {
         match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
             c if u32::from(c) < 0x20 => {
-                // Writing to a Vec cannot fail.
+                // Writing to a String cannot fail.
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
-            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            c => out.push(c),
         }
     }
-    out.push(b'"');
+    out.push('"');
 }
 
 /// Reads `trace_id` back: 32 hex digits, or none (absent, or masked into a pseudonym).
@@ -255,6 +292,38 @@ pub fn pseudonym(value: &str) -> String {
     let digest = Sha256::digest(value.as_bytes());
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
+}
+
+/// The entry as it was being recorded, so tests can write it again.
+#[cfg(test)]
+impl DecisionEntry {
+    pub(super) fn decided(&self) -> Decided<'_> {
+        Decided {
+            time_ms: self.time_ms,
+            principal_id: &self.principal_id,
+            principal_kind: &self.principal_kind,
+            roles: &self.roles,
+            action: &self.action,
+            resource_kind: &self.resource_kind,
+            resource_id: &self.resource_id,
+            decision: &self.decision,
+            allowed: self.allowed,
+            rule: &self.rule,
+            rule_id_pattern: self.rule_id_pattern.as_deref(),
+            revision: &self.revision,
+            mode: &self.mode,
+            dry_run: self.dry_run,
+            source: &self.source,
+            route: self.route.as_deref(),
+            shadow: self.shadow.as_ref().map(|s| ShadowDecided {
+                decision: &s.decision,
+                rule: &s.rule,
+                revision: &s.revision,
+            }),
+            trace_id: self.trace_id,
+            latency_us: self.latency_us,
+        }
+    }
 }
 
 /// An entry for unit tests: user `user<n>` read `feed user:bob` at `time_ms` n.
@@ -288,11 +357,11 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn line(entry: &DecisionEntry, mask: &[MaskedField]) -> Vec<u8> {
-        let mut out = Vec::new();
-        entry.write_line(mask, &mut out);
-        assert_eq!(out.last(), Some(&b'\n'));
-        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+    fn line(entry: &DecisionEntry, mask: &[MaskedField]) -> String {
+        let mut out = String::new();
+        entry.decided().write_line(mask, &mut out);
+        assert!(out.ends_with('\n'));
+        assert_eq!(out.matches('\n').count(), 1);
         out
     }
 
@@ -316,21 +385,21 @@ mod tests {
         full.roles.push(String::new());
         for entry in [plain, full] {
             let line = line(&entry, &[]);
-            let read: DecisionEntry = serde_json::from_slice(&line).unwrap();
+            let read: DecisionEntry = serde_json::from_str(&line).unwrap();
             assert_eq!(read, entry);
         }
     }
 
     #[test]
     fn time_is_rfc3339_milliseconds_of_time_ms() {
-        let value: Value = serde_json::from_slice(&line(&sample(1_700_000_000_123), &[])).unwrap();
+        let value: Value = serde_json::from_str(&line(&sample(1_700_000_000_123), &[])).unwrap();
         assert_eq!(value["time"], "2023-11-14T22:13:20.123Z");
         assert_eq!(value["time_ms"], 1_700_000_000_123_i64);
     }
 
     #[test]
     fn optional_fields_are_left_out_when_absent() {
-        let value: Value = serde_json::from_slice(&line(&sample(0), &[])).unwrap();
+        let value: Value = serde_json::from_str(&line(&sample(0), &[])).unwrap();
         for absent in ["rule_id_pattern", "route", "shadow", "trace_id"] {
             assert!(value.get(absent).is_none(), "{absent} in {value}");
         }
@@ -340,7 +409,7 @@ mod tests {
     fn masking_pseudonymizes_only_the_named_fields() {
         let mut entry = sample(0);
         entry.trace_id = Some(7);
-        let value: Value = serde_json::from_slice(&line(
+        let value: Value = serde_json::from_str(&line(
             &entry,
             &[MaskedField::PrincipalId, MaskedField::TraceId],
         ))
@@ -349,7 +418,7 @@ mod tests {
         assert_eq!(value["trace_id"], pseudonym(&format!("{:032x}", 7)));
         assert_eq!(value["resource_id"], "user:bob");
         assert_eq!(value["roles"][0], "admin");
-        let value: Value = serde_json::from_slice(&line(
+        let value: Value = serde_json::from_str(&line(
             &entry,
             &[MaskedField::Roles, MaskedField::ResourceId],
         ))
@@ -358,7 +427,7 @@ mod tests {
         assert_eq!(value["resource_id"], pseudonym("user:bob"));
         assert_eq!(value["principal_id"], "user0");
         let read: DecisionEntry =
-            serde_json::from_slice(&line(&entry, &[MaskedField::TraceId])).unwrap();
+            serde_json::from_str(&line(&entry, &[MaskedField::TraceId])).unwrap();
         assert_eq!(read.trace_id, None, "a masked trace id is not a trace id");
     }
 

@@ -1,7 +1,7 @@
 //! The decision log: a bounded in-memory ring and, when configured, a JSON-lines file with size-based
-//! rotation. Recording never blocks a request on I/O: an entry is pushed into the ring and into the
-//! file's pending buffer, each under a lock held only for the push, and a writer thread drains the
-//! buffer on a short interval. When the file falls behind (a slow disk, a pipe nobody reads) and its
+//! rotation. Both hold the entry's JSON line, written once on the request's path. Recording never
+//! blocks a request on I/O: the line is pushed into the ring and into the file's pending buffer, each
+//! under a lock held only for the push, and a writer thread drains the buffer on a short interval. When the file falls behind (a slow disk, a pipe nobody reads) and its
 //! buffer is full, entries are dropped and counted. No thread is woken per entry: at tens of thousands
 //! of decisions a second, a wake-up per entry would cost more than the decision.
 
@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::entry::{DecisionEntry, MaskedField};
+use std::cell::RefCell;
+
+use super::entry::{Decided, DecisionEntry, MaskedField};
 use crate::telemetry::metrics::Metrics;
 
 /// How many entries may wait for the file before new ones are dropped.
@@ -49,16 +51,19 @@ impl Default for DecisionLogConfig {
     }
 }
 
+/// One entry's JSON line, shared by the ring and the file's buffer.
+type Line = Arc<str>;
+
 /// The newest entries, oldest first.
 struct Ring {
-    entries: VecDeque<Arc<DecisionEntry>>,
+    lines: VecDeque<Line>,
     capacity: usize,
 }
 
-/// Entries waiting for the file's writer thread.
+/// Lines waiting for the file's writer thread.
 #[derive(Default)]
 struct Pending {
-    entries: Mutex<Vec<Arc<DecisionEntry>>>,
+    lines: Mutex<Vec<Line>>,
     /// Set when the log is dropped: the writer drains what is left and stops.
     closed: AtomicBool,
 }
@@ -67,7 +72,31 @@ struct Pending {
 pub struct DecisionLog {
     ring: Option<Mutex<Ring>>,
     file: Option<Arc<Pending>>,
+    /// Fields pseudonymized in the file (the ring keeps them, for the server-token RPCs).
+    mask: Vec<MaskedField>,
     metrics: Arc<Metrics>,
+}
+
+thread_local! {
+    /// Where a line is written before it is copied into its one allocation.
+    static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(1024));
+}
+
+/// `entry` as a shared line, with `mask`ed fields pseudonymized.
+fn line(entry: &Decided<'_>, mask: &[MaskedField]) -> Line {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.clear();
+            entry.write_line(mask, &mut scratch);
+            Line::from(scratch.as_str())
+        }
+        // Only reachable if writing a line recorded another; stay correct without the scratch.
+        Err(_) => {
+            let mut own = String::new();
+            entry.write_line(mask, &mut own);
+            Line::from(own)
+        }
+    })
 }
 
 impl DecisionLog {
@@ -80,7 +109,7 @@ impl DecisionLog {
     ) -> std::io::Result<DecisionLog> {
         let ring = (config.ring_entries > 0).then(|| {
             Mutex::new(Ring {
-                entries: VecDeque::with_capacity(config.ring_entries.min(QUEUE)),
+                lines: VecDeque::with_capacity(config.ring_entries.min(QUEUE)),
                 capacity: config.ring_entries,
             })
         });
@@ -94,7 +123,7 @@ impl DecisionLog {
                     .name("decision-file".to_owned())
                     .spawn(move || {
                         match RotatingFile::open(path, config.max_file_bytes, config.max_files) {
-                            Ok(writer) => write_file(&queue, writer, &config.mask),
+                            Ok(writer) => write_file(&queue, writer),
                             Err(e) => {
                                 tracing::error!(error = %e, "cannot open the decision log file; its entries are dropped");
                             }
@@ -107,6 +136,7 @@ impl DecisionLog {
         Ok(DecisionLog {
             ring,
             file,
+            mask: config.mask.clone(),
             metrics,
         })
     }
@@ -117,12 +147,17 @@ impl DecisionLog {
     }
 
     /// Records `entry` in the ring and the file's buffer, without waiting for any I/O.
-    pub fn record(&self, entry: DecisionEntry) {
-        let entry = Arc::new(entry);
+    pub fn record(&self, entry: &Decided<'_>) {
+        let plain = line(entry, &[]);
         if let Some(file) = &self.file {
-            let mut pending = file.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            let for_file = if self.mask.is_empty() {
+                Arc::clone(&plain)
+            } else {
+                line(entry, &self.mask)
+            };
+            let mut pending = file.lines.lock().unwrap_or_else(PoisonError::into_inner);
             if pending.len() < QUEUE {
-                pending.push(Arc::clone(&entry));
+                pending.push(for_file);
             } else {
                 drop(pending);
                 self.metrics.decision_log_dropped("file");
@@ -130,24 +165,34 @@ impl DecisionLog {
         }
         if let Some(ring) = &self.ring {
             let mut ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
-            if ring.entries.len() == ring.capacity {
-                ring.entries.pop_front();
-            }
-            ring.entries.push_back(entry);
+            let evicted = if ring.lines.len() == ring.capacity {
+                ring.lines.pop_front()
+            } else {
+                None
+            };
+            ring.lines.push_back(plain);
+            drop(ring);
+            // The evicted line is freed after the lock is released.
+            drop(evicted);
         }
     }
 
-    /// A copy of the entries in memory, oldest first.
+    /// The entries in memory, oldest first.
     pub fn snapshot(&self) -> Vec<DecisionEntry> {
-        let shared: Vec<Arc<DecisionEntry>> = match &self.ring {
+        let lines: Vec<Line> = match &self.ring {
             Some(ring) => {
                 let ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
-                ring.entries.iter().cloned().collect()
+                ring.lines.iter().cloned().collect()
             }
             None => Vec::new(),
         };
-        shared.iter().map(|e| DecisionEntry::clone(e)).collect()
+        lines.iter().filter_map(|line| parse_line(line)).collect()
     }
+}
+
+/// One line read back; none for a line that is not an entry.
+fn parse_line(line: &str) -> Option<DecisionEntry> {
+    serde_json::from_str(line).ok()
 }
 
 impl Drop for DecisionLog {
@@ -158,22 +203,18 @@ impl Drop for DecisionLog {
     }
 }
 
-/// Drains the pending entries into the file every interval; once the log is dropped, writes what is
+/// Drains the pending lines into the file every interval; once the log is dropped, writes what is
 /// left and stops.
-fn write_file(pending: &Pending, mut file: RotatingFile, mask: &[MaskedField]) {
+fn write_file(pending: &Pending, mut file: RotatingFile) {
     loop {
         let closed = pending.closed.load(Ordering::Acquire);
         if !closed {
             std::thread::sleep(DRAIN_INTERVAL);
         }
-        let batch = std::mem::take(
-            &mut *pending
-                .entries
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        for entry in &batch {
-            if let Err(e) = file.write_entry(entry, mask) {
+        let batch =
+            std::mem::take(&mut *pending.lines.lock().unwrap_or_else(PoisonError::into_inner));
+        for line in &batch {
+            if let Err(e) = file.write_line(line) {
                 tracing::warn!(error = %e, "cannot write the decision log file");
             }
         }
@@ -195,8 +236,6 @@ struct RotatingFile {
     max_files: usize,
     out: BufWriter<File>,
     written: u64,
-    /// The line being encoded, reused from entry to entry.
-    line: Vec<u8>,
 }
 
 impl RotatingFile {
@@ -209,18 +248,16 @@ impl RotatingFile {
             max_files,
             out: BufWriter::with_capacity(WRITE_BUFFER, file),
             written,
-            line: Vec::with_capacity(1024),
         })
     }
 
-    fn write_entry(&mut self, entry: &DecisionEntry, mask: &[MaskedField]) -> std::io::Result<()> {
-        self.line.clear();
-        entry.write_line(mask, &mut self.line);
-        let len = u64::try_from(self.line.len()).unwrap_or(u64::MAX);
+    /// Appends `line` (newline included), rotating first if it would not fit.
+    fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+        let len = u64::try_from(line.len()).unwrap_or(u64::MAX);
         if self.written > 0 && self.written.saturating_add(len) > self.max_bytes {
             self.rotate()?;
         }
-        self.out.write_all(&self.line)?;
+        self.out.write_all(line.as_bytes())?;
         self.written = self.written.saturating_add(len);
         Ok(())
     }
@@ -266,9 +303,9 @@ pub fn read_file(path: &Path) -> std::io::Result<(Vec<DecisionEntry>, usize)> {
     let mut entries = Vec::new();
     let mut bad = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str::<DecisionEntry>(line) {
-            Ok(entry) => entries.push(entry),
-            Err(_) => bad += 1,
+        match parse_line(line) {
+            Some(entry) => entries.push(entry),
+            None => bad += 1,
         }
     }
     Ok((entries, bad))
@@ -278,8 +315,12 @@ pub fn read_file(path: &Path) -> std::io::Result<(Vec<DecisionEntry>, usize)> {
 mod tests {
     use super::*;
 
-    fn entry(n: i64) -> DecisionEntry {
+    fn line(n: i64) -> String {
+        let mut line = String::new();
         super::super::entry::sample(n)
+            .decided()
+            .write_line(&[], &mut line);
+        line
     }
 
     #[test]
@@ -288,7 +329,7 @@ mod tests {
         let path = dir.path().join("decisions.jsonl");
         let mut file = RotatingFile::open(path.clone(), 1000, 2).unwrap();
         for n in 0..100 {
-            file.write_entry(&entry(n), &[]).unwrap();
+            file.write_line(&line(n)).unwrap();
         }
         file.flush().unwrap();
         let (current, bad) = read_file(&path).unwrap();

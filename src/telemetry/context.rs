@@ -8,17 +8,18 @@
 
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracer, Span};
 
 /// The tracer request spans are made with; set once, when OTLP export is configured.
-static TRACER: OnceLock<BoxedTracer> = OnceLock::new();
+/// The SDK's own tracer rather than the global boxed one: no allocation for a span that is not sampled.
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 /// Makes request spans go to `tracer` (the OTLP pipeline's).
-pub(super) fn set_tracer(tracer: BoxedTracer) {
+pub(super) fn set_tracer(tracer: SdkTracer) {
     let _ = TRACER.set(tracer);
 }
 
@@ -45,7 +46,7 @@ fn trace_id_number(id: opentelemetry::trace::TraceId) -> u128 {
 
 /// The span of one request (a server span), ended when dropped.
 pub struct RequestSpan {
-    span: Option<Mutex<BoxedSpan>>,
+    span: Option<Mutex<Span>>,
     trace_id: Option<u128>,
 }
 

@@ -8,6 +8,7 @@ pub mod metrics;
 use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
@@ -98,7 +99,7 @@ fn install(log: &LogConfig, otlp: Option<&OtlpConfig>) -> Result<Telemetry, Tele
                 .with_resource(resource.clone())
                 .build();
             opentelemetry::global::set_tracer_provider(tracer_provider.clone());
-            context::set_tracer(opentelemetry::global::tracer("gatehouse"));
+            context::set_tracer(tracer_provider.tracer("gatehouse"));
             telemetry.tracer = Some(tracer_provider);
         }
         if let Some(endpoint) = &otlp.metrics_endpoint {

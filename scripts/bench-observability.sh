@@ -4,7 +4,9 @@
 #   off      no metrics, no decision log, no OpenTelemetry (GATEHOUSE_METRICS=false, ring 0)
 #   on       metrics, the decision log (ring and a JSON-lines file), OpenTelemetry spans for every
 #            request and metrics exported over OTLP/gRPC to examples/otlp_sink.rs on the same machine
-#   sampled  as `on`, with the standard parent-based 1% trace sampler (OTEL_TRACES_SAMPLER)
+#   sampled  as `on`, with the standard parent-based 1% trace sampler (OTEL_TRACES_SAMPLER): a span
+#            is still started for every request and joins a caller's sampled trace; 1% of the others
+#            are exported
 # Rounds alternate off/on/sampled so drift on a shared machine hits all alike; prints per-round
 # figures, medians and the ratios to `off`. CPU per request is the server process's user+system time
 # over the round divided by the requests answered (the load tool and the sink are not counted).
@@ -32,6 +34,11 @@ cargo build --release --quiet --example load --example otlp_sink
 
 target/release/examples/otlp_sink "127.0.0.1:$sink_port" 2>"$work/sink.log" &
 pids+=($!)
+for _ in $(seq 50); do
+    grep -q listening "$work/sink.log" && break
+    sleep 0.1
+done
+grep -q listening "$work/sink.log" || { echo "the OTLP sink did not start:" >&2; cat "$work/sink.log" >&2; exit 1; }
 common=(GATEHOUSE_API_SECRET="$secret" GATEHOUSE_API_KEY="$key")
 otel=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port" OTEL_METRIC_EXPORT_INTERVAL=5000)
 declare -A port pid

@@ -1130,3 +1130,99 @@ async fn the_log_level_changes_at_runtime_from_loopback_only() {
     assert_eq!(status, 200, "loopback may still change it: {body}");
     assert_eq!(get_level(&http, &public).await, "warn");
 }
+
+/// Waits until `ready` holds of what the collector received, or fails with `what`.
+async fn wait_for(
+    collector: &RunningCollector,
+    what: &str,
+    ready: impl Fn(&RunningCollector) -> bool,
+) {
+    let started = Instant::now();
+    while !ready(collector) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no {what} within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn export_errors(server: &Gatehouse) -> Vec<String> {
+    server
+        .log()
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_signal_goes_only_where_its_endpoint_says() {
+    let collector =
+        RunningCollector::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let endpoint = format!("http://{}", collector.addr);
+    let alice = user_token("alice");
+    // Fast exports, so that anything sent would arrive within the pause below.
+    let fast = [
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let pause = Duration::from_millis(800);
+
+    // A metrics endpoint alone: metrics arrive, no span is exported anywhere (not to a default
+    // endpoint either, which would log export errors).
+    let mut env = fast.to_vec();
+    env.push(("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint.as_str()));
+    let server = Gatehouse::start(&env, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let mut client = GatehouseClient::new(server.channel().await);
+    let parent = Parent::new();
+    client
+        .check(traced(
+            check_request(&alice, "read", "feed", "user:bob"),
+            &parent,
+        ))
+        .await
+        .unwrap();
+    wait_for(&collector, "metrics export", |c| {
+        rpc_count("Check")(&points(&c.metrics()))
+    })
+    .await;
+    tokio::time::sleep(pause).await;
+    assert!(collector.traces().is_empty(), "{:?}", collector.traces());
+    assert_eq!(export_errors(&server), Vec::<String>::new());
+    drop(server);
+
+    // A traces endpoint alone, with the parent-based ratio sampler at 0: the span of a request whose
+    // caller sampled its trace is exported, the spans of requests without a trace are not, and no
+    // metrics are exported.
+    let metrics_before = collector.metrics().len();
+    let mut env = fast.to_vec();
+    env.extend([
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint.as_str()),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0"),
+    ]);
+    let server = Gatehouse::start(&env, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let mut client = GatehouseClient::new(server.channel().await);
+    for _ in 0..20 {
+        let request = tonic::Request::new(check_request(&alice, "read", "feed", "user:bob"));
+        assert!(client.check(request).await.unwrap().into_inner().allowed);
+    }
+    let parent = Parent::new();
+    client
+        .check(traced(
+            check_request(&alice, "read", "feed", "user:carol"),
+            &parent,
+        ))
+        .await
+        .unwrap();
+    wait_for(&collector, "span of the sampled trace", |c| {
+        !children(&spans(&c.traces()), &parent).is_empty()
+    })
+    .await;
+    tokio::time::sleep(pause).await;
+    let received = spans(&collector.traces());
+    assert_eq!(received.len(), 1, "{}", span_summary(&received));
+    assert_eq!(collector.metrics().len(), metrics_before);
+    assert_eq!(export_errors(&server), Vec::<String>::new());
+}

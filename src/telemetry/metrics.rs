@@ -66,6 +66,8 @@ pub struct Metrics {
     registry: Registry,
     decisions: Arc<DecisionCounts>,
     latency: Family<RpcLabels, Histogram>,
+    /// The histograms of `latency` by RPC name, found without hashing or locking the family.
+    latency_by_rpc: ArcSwap<Vec<(&'static str, Histogram)>>,
     token_rejections: Family<ReasonLabels, Counter>,
     in_flight: Gauge,
     shadow_differences: Family<ShadowLabels, Counter>,
@@ -134,6 +136,7 @@ impl Metrics {
             registry,
             decisions,
             latency,
+            latency_by_rpc: ArcSwap::default(),
             token_rejections,
             in_flight,
             shadow_differences,
@@ -161,12 +164,30 @@ impl Metrics {
             return;
         }
         let seconds = elapsed.as_secs_f64();
-        self.latency
-            .get_or_create(&RpcLabels { rpc })
-            .observe(seconds);
+        self.observe_latency(rpc, seconds);
         if let Some(otel) = &self.otel {
             otel.latency.record(seconds, &[KeyValue::new("rpc", rpc)]);
         }
+    }
+
+    /// Observes `seconds` in the Prometheus histogram of `rpc`. Names are `'static`, so the address
+    /// finds the histogram without hashing the name or locking the family.
+    fn observe_latency(&self, rpc: &'static str, seconds: f64) {
+        let known = self.latency_by_rpc.load();
+        if let Some((_, histogram)) = known.iter().find(|(name, _)| std::ptr::eq(*name, rpc)) {
+            histogram.observe(seconds);
+            return;
+        }
+        drop(known);
+        let histogram = self.latency.get_or_create(&RpcLabels { rpc }).clone();
+        histogram.observe(seconds);
+        self.latency_by_rpc.rcu(|known| {
+            let mut known = Vec::clone(known);
+            if !known.iter().any(|(name, _)| std::ptr::eq(*name, rpc)) {
+                known.push((rpc, histogram.clone()));
+            }
+            known
+        });
     }
 
     pub fn token_rejected(&self, reason: &'static str) {

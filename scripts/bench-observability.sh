@@ -8,7 +8,8 @@
 #            is still started for every request and joins a caller's sampled trace; 1% of the others
 #            are exported
 # Rounds alternate off/on/sampled so drift on a shared machine hits all alike; prints per-round
-# figures, medians and the ratios to `off`. CPU per request is the server process's user+system time
+# figures, medians, the ratios of the medians to `off`, and the median of each round's ratio to the
+# `off` round before it. CPU per request is the server process's user+system time
 # over the round divided by the requests answered (the load tool and the sink are not counted).
 #   scripts/bench-observability.sh [ROUNDS] [DURATION]      e.g. 5 10s
 #   SETUPS="off sampled" scripts/bench-observability.sh     only some of the servers (off is needed)
@@ -75,6 +76,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 for round in $(seq "$rounds"); do
     for setup in "${setups[@]}"; do
+        # Let the previous server's exporters and log writer finish before measuring this one.
+        sleep 1
         before=$(cpu_ticks "${pid[$setup]}")
         target/release/examples/load --addr "127.0.0.1:${port[$setup]}" --secret "$secret" \
             --api-key "$key" --rpc check --rounds 1 --duration "$duration" --warmup 10ms --json \
@@ -108,8 +111,19 @@ for s in setups:
           f"p99 {m['p99_us']:8.1f} µs  server CPU {m['cpu_us_per_request']:6.1f} µs/req")
 for s in setups[1:]:
     a, b = med[s], med["off"]
-    print(f"{s}/off: throughput {a['throughput_rps']/b['throughput_rps']:.3f}  p50 {a['p50_us']/b['p50_us']:.3f}  "
-          f"p99 {a['p99_us']/b['p99_us']:.3f}  server CPU {a['cpu_us_per_request']/b['cpu_us_per_request']:.3f}")
+    print(f"{s}/off, ratio of medians: throughput {a['throughput_rps']/b['throughput_rps']:.3f}  "
+          f"p50 {a['p50_us']/b['p50_us']:.3f}  p99 {a['p99_us']/b['p99_us']:.3f}  "
+          f"server CPU {a['cpu_us_per_request']/b['cpu_us_per_request']:.3f}")
+# The machine's speed drifts between rounds more than the setups differ; a setup's round against the
+# `off` round just before it cancels most of that drift.
+for s in setups[1:]:
+    ratios = {k: sorted(x[k] / o[k] for x, o in zip(rows[s], rows["off"])) for k in keys}
+    def spread(k):
+        r = ratios[k]
+        q = statistics.quantiles(r, n=4) if len(r) > 1 else [r[0], r[0], r[0]]
+        return f"{statistics.median(r):.3f} [{q[0]:.3f}-{q[2]:.3f}]"
+    print(f"{s}/off, median of paired rounds [quartiles]: throughput {spread('throughput_rps')}  "
+          f"p99 {spread('p99_us')}  server CPU {spread('cpu_us_per_request')}")
 PY
 for setup in "${setups[@]}"; do
     [[ -f "$work/$setup.jsonl" ]] && echo "$setup: $(wc -l <"$work/$setup.jsonl") decision log entries in the current file"

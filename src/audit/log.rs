@@ -1,10 +1,14 @@
 //! The decision log: a bounded in-memory ring and, when configured, a JSON-lines file with size-based
-//! rotation. Both hold the entry's JSON line, written once on the request's path. Recording never
-//! blocks a request on I/O: the line is pushed into the ring and into the file's pending buffer, each
-//! under a lock held only for the push, and a writer thread drains the buffer on a short interval. When the file falls behind (a slow disk, a pipe nobody reads) and its
-//! buffer is full, entries are dropped and counted. No thread is woken per entry: at tens of thousands
-//! of decisions a second, a wake-up per entry would cost more than the decision.
+//! rotation. Both hold the entry's JSON line, written once on the request's path.
+//!
+//! Recording never blocks a request on I/O and, once warm, allocates nothing: the line is written
+//! into a per-thread scratch buffer and then, under one short lock, copied into the ring slot it
+//! evicts and appended to the file's pending text. A writer thread swaps the pending text out on a
+//! short interval and writes it. When the file falls behind (a slow disk, a pipe nobody reads) and
+//! its pending text is full, entries are dropped and counted. No thread is woken per entry: at tens
+//! of thousands of decisions a second, a wake-up per entry would cost more than the decision.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -12,8 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use std::cell::RefCell;
 
 use super::entry::{Decided, DecisionEntry, MaskedField};
 use crate::telemetry::metrics::Metrics;
@@ -24,6 +26,8 @@ const QUEUE: usize = 16 * 1024;
 const WRITE_BUFFER: usize = 64 * 1024;
 /// How often the writer thread drains the pending entries.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+/// Pending text kept allocated between drains, at most; a burst beyond it is freed after writing.
+const KEPT_CAPACITY: usize = 4 * 1024 * 1024;
 
 /// Where decisions are written, and how much is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,52 +55,50 @@ impl Default for DecisionLogConfig {
     }
 }
 
-/// One entry's JSON line, shared by the ring and the file's buffer.
-type Line = Arc<str>;
-
-/// The newest entries, oldest first.
-struct Ring {
-    lines: VecDeque<Line>,
-    capacity: usize,
+/// What recording writes to, under one lock.
+#[derive(Default)]
+struct Buffers {
+    /// The newest lines, oldest first; a full ring's oldest slot is reused for the next line.
+    ring: VecDeque<String>,
+    ring_capacity: usize,
+    /// Lines waiting for the file's writer thread, one after the other.
+    pending: String,
+    pending_lines: usize,
 }
 
-/// Lines waiting for the file's writer thread.
+/// The buffers and the writer thread's stop flag, shared with that thread.
 #[derive(Default)]
-struct Pending {
-    lines: Mutex<Vec<Line>>,
+struct Shared {
+    buffers: Mutex<Buffers>,
     /// Set when the log is dropped: the writer drains what is left and stops.
     closed: AtomicBool,
 }
 
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffers> {
+        self.buffers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The log's writing end, shared by every service.
 pub struct DecisionLog {
-    ring: Option<Mutex<Ring>>,
-    file: Option<Arc<Pending>>,
+    shared: Arc<Shared>,
+    keeps_ring: bool,
+    keeps_file: bool,
     /// Fields pseudonymized in the file (the ring keeps them, for the server-token RPCs).
     mask: Vec<MaskedField>,
     metrics: Arc<Metrics>,
 }
 
-thread_local! {
-    /// Where a line is written before it is copied into its one allocation.
-    static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(1024));
+/// A thread's buffers for the lines it is about to record.
+#[derive(Default)]
+struct Scratch {
+    line: String,
+    masked: String,
 }
 
-/// `entry` as a shared line, with `mask`ed fields pseudonymized.
-fn line(entry: &Decided<'_>, mask: &[MaskedField]) -> Line {
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => {
-            scratch.clear();
-            entry.write_line(mask, &mut scratch);
-            Line::from(scratch.as_str())
-        }
-        // Only reachable if writing a line recorded another; stay correct without the scratch.
-        Err(_) => {
-            let mut own = String::new();
-            entry.write_line(mask, &mut own);
-            Line::from(own)
-        }
-    })
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 impl DecisionLog {
@@ -107,35 +109,31 @@ impl DecisionLog {
         config: &DecisionLogConfig,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<DecisionLog> {
-        let ring = (config.ring_entries > 0).then(|| {
-            Mutex::new(Ring {
-                lines: VecDeque::with_capacity(config.ring_entries.min(QUEUE)),
-                capacity: config.ring_entries,
-            })
-        });
-        let file = match &config.file {
-            Some(path) => {
-                let pending = Arc::new(Pending::default());
-                let queue = Arc::clone(&pending);
-                let config = config.clone();
-                let path = path.clone();
-                std::thread::Builder::new()
-                    .name("decision-file".to_owned())
-                    .spawn(move || {
-                        match RotatingFile::open(path, config.max_file_bytes, config.max_files) {
-                            Ok(writer) => write_file(&queue, writer),
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot open the decision log file; its entries are dropped");
-                            }
+        let shared = Arc::new(Shared::default());
+        {
+            let mut buffers = shared.lock();
+            buffers.ring_capacity = config.ring_entries;
+            buffers.ring = VecDeque::with_capacity(config.ring_entries.min(QUEUE));
+        }
+        if let Some(path) = &config.file {
+            let queue = Arc::clone(&shared);
+            let config = config.clone();
+            let path = path.clone();
+            std::thread::Builder::new()
+                .name("decision-file".to_owned())
+                .spawn(move || {
+                    match RotatingFile::open(path, config.max_file_bytes, config.max_files) {
+                        Ok(writer) => write_file(&queue, writer),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot open the decision log file; its entries are dropped");
                         }
-                    })?;
-                Some(pending)
-            }
-            None => None,
-        };
+                    }
+                })?;
+        }
         Ok(DecisionLog {
-            ring,
-            file,
+            shared,
+            keeps_ring: config.ring_entries > 0,
+            keeps_file: config.file.is_some(),
             mask: config.mask.clone(),
             metrics,
         })
@@ -143,49 +141,57 @@ impl DecisionLog {
 
     /// Whether any sink keeps entries; when none does, callers need not build them.
     pub fn is_enabled(&self) -> bool {
-        self.ring.is_some() || self.file.is_some()
+        self.keeps_ring || self.keeps_file
     }
 
     /// Records `entry` in the ring and the file's buffer, without waiting for any I/O.
     pub fn record(&self, entry: &Decided<'_>) {
-        let plain = line(entry, &[]);
-        if let Some(file) = &self.file {
-            let for_file = if self.mask.is_empty() {
-                Arc::clone(&plain)
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => self.record_with(entry, &mut scratch),
+            // Only reachable if recording recorded another entry on the same thread.
+            Err(_) => self.record_with(entry, &mut Scratch::default()),
+        });
+    }
+
+    fn record_with(&self, entry: &Decided<'_>, scratch: &mut Scratch) {
+        scratch.line.clear();
+        entry.write_line(&[], &mut scratch.line);
+        let for_file = if self.keeps_file && !self.mask.is_empty() {
+            scratch.masked.clear();
+            entry.write_line(&self.mask, &mut scratch.masked);
+            &scratch.masked
+        } else {
+            &scratch.line
+        };
+        let mut buffers = self.shared.lock();
+        let mut dropped = false;
+        if self.keeps_file {
+            if buffers.pending_lines < QUEUE {
+                buffers.pending.push_str(for_file);
+                buffers.pending_lines += 1;
             } else {
-                line(entry, &self.mask)
-            };
-            let mut pending = file.lines.lock().unwrap_or_else(PoisonError::into_inner);
-            if pending.len() < QUEUE {
-                pending.push(for_file);
-            } else {
-                drop(pending);
-                self.metrics.decision_log_dropped("file");
+                dropped = true;
             }
         }
-        if let Some(ring) = &self.ring {
-            let mut ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
-            let evicted = if ring.lines.len() == ring.capacity {
-                ring.lines.pop_front()
+        if self.keeps_ring {
+            let mut slot = if buffers.ring.len() >= buffers.ring_capacity {
+                buffers.ring.pop_front().unwrap_or_default()
             } else {
-                None
+                String::new()
             };
-            ring.lines.push_back(plain);
-            drop(ring);
-            // The evicted line is freed after the lock is released.
-            drop(evicted);
+            slot.clear();
+            slot.push_str(&scratch.line);
+            buffers.ring.push_back(slot);
+        }
+        drop(buffers);
+        if dropped {
+            self.metrics.decision_log_dropped("file");
         }
     }
 
     /// The entries in memory, oldest first.
     pub fn snapshot(&self) -> Vec<DecisionEntry> {
-        let lines: Vec<Line> = match &self.ring {
-            Some(ring) => {
-                let ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
-                ring.lines.iter().cloned().collect()
-            }
-            None => Vec::new(),
-        };
+        let lines: Vec<String> = self.shared.lock().ring.iter().cloned().collect();
         lines.iter().filter_map(|line| parse_line(line)).collect()
     }
 }
@@ -197,23 +203,25 @@ fn parse_line(line: &str) -> Option<DecisionEntry> {
 
 impl Drop for DecisionLog {
     fn drop(&mut self) {
-        if let Some(file) = &self.file {
-            file.closed.store(true, Ordering::Release);
-        }
+        self.shared.closed.store(true, Ordering::Release);
     }
 }
 
-/// Drains the pending lines into the file every interval; once the log is dropped, writes what is
-/// left and stops.
-fn write_file(pending: &Pending, mut file: RotatingFile) {
+/// Takes the pending text every interval and writes it; once the log is dropped, writes what is left
+/// and stops. The text taken is swapped for the one written last time, so both keep their capacity.
+fn write_file(shared: &Shared, mut file: RotatingFile) {
+    let mut batch = String::new();
     loop {
-        let closed = pending.closed.load(Ordering::Acquire);
+        let closed = shared.closed.load(Ordering::Acquire);
         if !closed {
             std::thread::sleep(DRAIN_INTERVAL);
         }
-        let batch =
-            std::mem::take(&mut *pending.lines.lock().unwrap_or_else(PoisonError::into_inner));
-        for line in &batch {
+        {
+            let mut buffers = shared.lock();
+            std::mem::swap(&mut buffers.pending, &mut batch);
+            buffers.pending_lines = 0;
+        }
+        for line in batch.split_inclusive('\n') {
             if let Err(e) = file.write_line(line) {
                 tracing::warn!(error = %e, "cannot write the decision log file");
             }
@@ -222,6 +230,10 @@ fn write_file(pending: &Pending, mut file: RotatingFile) {
             && let Err(e) = file.flush()
         {
             tracing::warn!(error = %e, "cannot flush the decision log file");
+        }
+        batch.clear();
+        if batch.capacity() > KEPT_CAPACITY {
+            batch.shrink_to(KEPT_CAPACITY);
         }
         if closed {
             break;
@@ -321,6 +333,68 @@ mod tests {
             .decided()
             .write_line(&[], &mut line);
         line
+    }
+
+    fn log(ring_entries: usize, file: Option<PathBuf>, mask: Vec<MaskedField>) -> DecisionLog {
+        let set = crate::policy::FeedsPreset::default().compile().unwrap();
+        let store = Arc::new(crate::store::PolicyStore::new(set, None));
+        let metrics = Arc::new(Metrics::new(store, None, true));
+        let config = DecisionLogConfig {
+            ring_entries,
+            file,
+            mask,
+            ..DecisionLogConfig::default()
+        };
+        DecisionLog::start(&config, metrics).unwrap()
+    }
+
+    fn record(log: &DecisionLog, n: i64) {
+        let mut entry = super::super::entry::sample(n);
+        // Lines of different lengths, so that reused ring slots must be cleared and grown.
+        entry.resource_id = format!("user:{}", "x".repeat(usize::try_from(n % 7).unwrap()));
+        log.record(&entry.decided());
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_entries_in_order() {
+        let log = log(5, None, Vec::new());
+        for n in 0..23 {
+            record(&log, n);
+        }
+        let kept = log.snapshot();
+        let times: Vec<i64> = kept.iter().map(|e| e.time_ms).collect();
+        assert_eq!(times, [18, 19, 20, 21, 22]);
+        for entry in &kept {
+            let x = usize::try_from(entry.time_ms % 7).unwrap();
+            assert_eq!(entry.resource_id, format!("user:{}", "x".repeat(x)));
+        }
+    }
+
+    #[test]
+    fn the_file_gets_masked_lines_and_the_ring_plain_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let log = log(10, Some(path.clone()), vec![MaskedField::PrincipalId]);
+        for n in 0..3 {
+            record(&log, n);
+        }
+        let plain: Vec<String> = log.snapshot().into_iter().map(|e| e.principal_id).collect();
+        assert_eq!(plain, ["user0", "user1", "user2"]);
+        drop(log);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let written = loop {
+            let (written, bad) = read_file(&path).unwrap_or_default();
+            assert_eq!(bad, 0);
+            if written.len() == 3 || std::time::Instant::now() > deadline {
+                break written;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let masked: Vec<String> = written.into_iter().map(|e| e.principal_id).collect();
+        assert_eq!(
+            masked,
+            ["user0", "user1", "user2"].map(super::super::entry::pseudonym)
+        );
     }
 
     #[test]

@@ -14,13 +14,13 @@
 
 mod common;
 
-use common::{Deadline, write};
+use common::{Deadline, now_ms, write};
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use common::{TestServer, check, check_request, sign, user_token, with_server_token};
 use gatehouse::grpc::pb;
@@ -64,16 +64,6 @@ fn replace(path: &Path, text: &str) {
     let temporary = path.with_extension("tmp");
     write(&temporary, text);
     std::fs::rename(&temporary, path).unwrap();
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 fn ms(timestamp: Option<prost_types::Timestamp>) -> i64 {

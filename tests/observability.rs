@@ -18,11 +18,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use common::{
-    SECRET, TestServer, check, check_request, check_status, now, server_token, sign, sign_with,
-    user_token, with_server_token,
+    SECRET, TestServer, check, check_request, check_status, now, now_ms, server_token, sign,
+    sign_with, user_token, with_server_token,
 };
 use envoy_types::ext_authz::v3::pb::{CheckRequest as EnvoyCheckRequest, HttpResponse};
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
@@ -162,16 +162,6 @@ where
         assert!(started.elapsed() < DEADLINE, "gave up waiting for {what}");
         tokio::time::sleep(POLL).await;
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------------

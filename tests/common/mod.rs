@@ -99,6 +99,14 @@ pub fn now() -> i64 {
     gatehouse::token::unix_now()
 }
 
+/// Milliseconds since the Unix epoch, as decision log entries record time.
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since_epoch.as_millis()).unwrap()
+}
+
 /// Signs claims with HS256 and the test secret, as Stream's SDKs do.
 pub fn sign(claims: Value) -> String {
     sign_with(claims, SECRET.as_bytes())

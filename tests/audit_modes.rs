@@ -37,15 +37,9 @@ type Client = GatehouseClient<Channel>;
 // ---------------------------------------------------------------------------------------------------
 // Shared pieces
 
-/// The binary with a clean environment: no GATEHOUSE_* variable leaks in from the caller.
+/// The binary with a clean environment.
 fn gatehouse() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("GATEHOUSE_") || name.starts_with("OTEL_") {
-            command.env_remove(name);
-        }
-    }
-    command
+    common::gatehouse_command()
 }
 
 fn run(command: &mut Command) -> Output {

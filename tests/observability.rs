@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,9 +24,7 @@ use common::{
     SECRET, TestServer, check, check_request, check_status, now, now_ms, server_token, sign,
     sign_with, user_token, with_server_token,
 };
-use envoy_types::ext_authz::v3::pb::{CheckRequest as EnvoyCheckRequest, HttpResponse};
-use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+use envoy_types::ext_authz::v3::pb::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use gatehouse::grpc::pb;
 use gatehouse::grpc::pb::gatehouse_client::GatehouseClient;
@@ -81,30 +79,8 @@ async fn http_authz(server: &TestServer, token: &str, feed_path: &str) -> u16 {
 
 /// A read of a feed, as Envoy's gRPC ext_authz filter asks; true when allowed.
 async fn ext_authz(server: &TestServer, token: &str, feed_path: &str) -> bool {
-    let headers = HashMap::from([
-        ("authorization".to_owned(), token.to_owned()),
-        ("stream-auth-type".to_owned(), "jwt".to_owned()),
-        ("host".to_owned(), "api.stream-io-api.com".to_owned()),
-    ]);
-    let request = EnvoyCheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                http: Some(HttpRequest {
-                    id: "7361".to_owned(),
-                    method: "GET".to_owned(),
-                    headers,
-                    path: format!("/api/v1.0/feed/{feed_path}/?api_key={API_KEY}"),
-                    host: "api.stream-io-api.com".to_owned(),
-                    scheme: "https".to_owned(),
-                    protocol: "HTTP/1.1".to_owned(),
-                    size: -1,
-                    ..HttpRequest::default()
-                }),
-                ..Request::default()
-            }),
-            ..AttributeContext::default()
-        }),
-    };
+    let path = format!("/api/v1.0/feed/{feed_path}/?api_key={API_KEY}");
+    let request = common::envoy_check("GET", &path, token, &[]);
     let response = AuthorizationClient::new(server.channel().await)
         .check(request)
         .await

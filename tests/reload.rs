@@ -495,15 +495,9 @@ fn has_line_number(text: &str, prefix: &str) -> bool {
 // ---------------------------------------------------------------------------------------------------
 // SIGHUP and ReloadPolicies
 
-/// The binary with a clean environment: no GATEHOUSE_* variable leaks in from the caller.
+/// The binary with a clean environment.
 fn gatehouse() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("GATEHOUSE_") || name.starts_with("OTEL_") {
-            command.env_remove(name);
-        }
-    }
-    command
+    common::gatehouse_command()
 }
 
 fn free_port() -> u16 {

@@ -20,8 +20,6 @@ use std::time::{Duration, Instant};
 
 use common::{SECRET, sign, user_token};
 use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse, HttpResponse};
-use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use gatehouse::grpc::pb;
 use gatehouse::grpc::pb::gatehouse_client::GatehouseClient;
@@ -297,33 +295,7 @@ fn item(action: &str, kind: &str, id: &str) -> pb::CheckItem {
 
 /// An Envoy ext_authz CheckRequest for a Stream Feeds API call with a user's credentials.
 fn envoy_request(method: &str, path: &str, token: &str, extra: &[(&str, String)]) -> CheckRequest {
-    let mut headers: HashMap<String, String> = HashMap::from([
-        ("host".to_owned(), "api.stream-io-api.com".to_owned()),
-        ("authorization".to_owned(), token.to_owned()),
-        ("stream-auth-type".to_owned(), "jwt".to_owned()),
-    ]);
-    for (name, value) in extra {
-        headers.insert((*name).to_owned(), value.clone());
-    }
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                http: Some(HttpRequest {
-                    id: "7361".to_owned(),
-                    method: method.to_owned(),
-                    headers,
-                    path: format!("{path}?api_key={API_KEY}"),
-                    host: "api.stream-io-api.com".to_owned(),
-                    scheme: "https".to_owned(),
-                    protocol: "HTTP/1.1".to_owned(),
-                    size: -1,
-                    ..HttpRequest::default()
-                }),
-                ..Request::default()
-            }),
-            ..AttributeContext::default()
-        }),
-    }
+    common::envoy_check(method, &format!("{path}?api_key={API_KEY}"), token, extra)
 }
 
 /// Whether ext_authz allowed, and the response headers.

@@ -99,6 +99,56 @@ pub fn now() -> i64 {
     gatehouse::token::unix_now()
 }
 
+/// The binary with a clean environment: no GATEHOUSE_* or OTEL_* variable leaks in from the caller.
+pub fn gatehouse_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("GATEHOUSE_") || name.starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// An Envoy ext_authz CheckRequest for a Stream API call (`path` with its query string), carrying a
+/// user's JWT as Stream's clients send it, plus `extra` headers.
+pub fn envoy_check(
+    method: &str,
+    path: &str,
+    token: &str,
+    extra: &[(&str, String)],
+) -> envoy_types::ext_authz::v3::pb::CheckRequest {
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    let mut headers: HashMap<String, String> = HashMap::from([
+        ("host".to_owned(), "api.stream-io-api.com".to_owned()),
+        ("authorization".to_owned(), token.to_owned()),
+        ("stream-auth-type".to_owned(), "jwt".to_owned()),
+    ]);
+    for (name, value) in extra {
+        headers.insert((*name).to_owned(), value.clone());
+    }
+    envoy_types::ext_authz::v3::pb::CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    id: "7361".to_owned(),
+                    method: method.to_owned(),
+                    headers,
+                    path: path.to_owned(),
+                    host: "api.stream-io-api.com".to_owned(),
+                    scheme: "https".to_owned(),
+                    protocol: "HTTP/1.1".to_owned(),
+                    size: -1,
+                    ..HttpRequest::default()
+                }),
+                ..Request::default()
+            }),
+            ..AttributeContext::default()
+        }),
+    }
+}
+
 /// Milliseconds since the Unix epoch, as decision log entries record time.
 pub fn now_ms() -> i64 {
     let since_epoch = std::time::SystemTime::now()

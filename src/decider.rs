@@ -215,6 +215,7 @@ impl Decider {
     }
 }
 
-fn verdict_name(allowed: bool) -> &'static str {
+/// How a decision is named in spans, metrics and the decision log.
+pub(crate) fn verdict_name(allowed: bool) -> &'static str {
     if allowed { "allow" } else { "deny" }
 }

@@ -946,3 +946,34 @@ lists:
     assert_eq!(write.rule, "default-deny");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_route_error_points_at_the_route_not_a_rule_of_the_same_name() {
+    // Routes have their own namespace: a rule may share a route's name, and the route's error must
+    // name the route's line, in either order in the file.
+    let rule = r#"rules:
+  - name: read-feed
+    effect: allow
+    resource: feed
+    actions: [read]
+"#;
+    let route = r#"routes:
+  - name: read-feed
+    methods: [GET]
+    path: /api/v1.0/feed/{group}/{user_id}/
+    resource: nowhere
+    id: "{group}:{user_id}"
+    action: read
+"#;
+    let unknown = "resource kind 'nowhere' is neither declared";
+    assert_invalid_exactly(
+        &[("both.yaml", &format!("{rule}{route}"))],
+        &[expect("both.yaml", &[7], unknown)],
+    )
+    .await;
+    assert_invalid_exactly(
+        &[("both.yaml", &format!("{route}{rule}"))],
+        &[expect("both.yaml", &[2], unknown)],
+    )
+    .await;
+}

@@ -109,6 +109,9 @@ struct At {
     occurrence: usize,
     /// A field of the item to point at instead of the item itself.
     field: Option<&'static str>,
+    /// The top-level key (e.g. `routes`) whose block holds the item, when its names have their own
+    /// namespace: a rule of the same name elsewhere in the file is then not mistaken for it.
+    section: Option<&'static str>,
 }
 
 impl At {
@@ -119,6 +122,7 @@ impl At {
             value: value.to_owned(),
             occurrence: 0,
             field: None,
+            section: None,
         }
     }
 
@@ -129,6 +133,7 @@ impl At {
             value: self.value.clone(),
             occurrence: self.occurrence,
             field: Some(field),
+            section: self.section,
         }
     }
 
@@ -443,6 +448,7 @@ impl Compiler {
             .or_insert(0);
         let at = At {
             occurrence: *count,
+            section: Some("routes"),
             ..At::new(file, "name", name)
         };
         *count += 1;
@@ -1026,6 +1032,10 @@ fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
 /// flow mappings included), then, when a field is asked for, the first line of that field after it.
 fn locate(text: &str, at: &At) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
+    let (first, end) = at
+        .section
+        .map_or((0, lines.len()), |section| section_lines(&lines, section));
+    let lines = lines.get(first..end)?;
     let defines = |line: &str| {
         let line = line.trim_start().trim_start_matches("- ").trim_start();
         let line = line.trim_start_matches('{').trim_start();
@@ -1054,7 +1064,7 @@ fn locate(text: &str, at: &At) -> Option<usize> {
             lines.iter().position(|line| line.contains(needle))
         })?;
     let Some(field) = at.field else {
-        return Some(item + 1);
+        return Some(first + item + 1);
     };
     let field_key = format!("{field}:");
     let found = lines
@@ -1063,5 +1073,28 @@ fn locate(text: &str, at: &At) -> Option<usize> {
         .skip(item)
         .find(|(_, line)| line.contains(&field_key))
         .map(|(i, _)| i);
-    Some(found.unwrap_or(item) + 1)
+    Some(first + found.unwrap_or(item) + 1)
+}
+
+/// The lines (as a range of 0-based indexes) of the block under the top-level `key:`: from the line
+/// after it to the next top-level key. All lines when the file has no such key.
+fn section_lines(lines: &[&str], key: &str) -> (usize, usize) {
+    let is_top_level_key = |line: &&str| {
+        line.chars()
+            .next()
+            .is_some_and(|c| !c.is_whitespace() && !matches!(c, '#' | '-'))
+    };
+    let Some(start) = lines.iter().position(|line| {
+        line.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    }) else {
+        return (0, lines.len());
+    };
+    let end = lines
+        .iter()
+        .enumerate()
+        .skip(start + 1)
+        .find(|(_, line)| is_top_level_key(line))
+        .map_or(lines.len(), |(i, _)| i);
+    (start + 1, end)
 }

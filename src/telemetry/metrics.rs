@@ -23,7 +23,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::decider::Source;
+use crate::decider::{Source, verdict_name};
 use crate::store::PolicyStore;
 
 /// Latency buckets, in seconds: decisions take microseconds, RPCs on loopback tens of microseconds.
@@ -81,10 +81,6 @@ impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
     }
-}
-
-fn result_name(allowed: bool) -> &'static str {
-    if allowed { "allow" } else { "deny" }
 }
 
 impl Metrics {
@@ -208,8 +204,8 @@ impl Metrics {
             return;
         }
         let labels = ShadowLabels {
-            live: result_name(live),
-            shadow: result_name(shadow),
+            live: verdict_name(live),
+            shadow: verdict_name(shadow),
         };
         self.shadow_differences.get_or_create(&labels).inc();
         if let Some(otel) = &self.otel {
@@ -396,7 +392,7 @@ impl DecisionCounts {
                         .get(Self::slot(allowed, source))
                         .map_or(0, |count| count.load(Ordering::Relaxed));
                     if count > 0 {
-                        visit(result_name(allowed), name, source.as_str(), count);
+                        visit(verdict_name(allowed), name, source.as_str(), count);
                     }
                 }
             }

@@ -32,29 +32,26 @@ impl Pattern {
         let mut parts = Vec::new();
         let mut names: Vec<String> = Vec::new();
         let mut literal = String::new();
-        let mut chars = source.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '*' => {
-                    let colons = chars.next_if_eq(&'*').is_some();
-                    push_run(&mut parts, &mut literal, colons, None)?;
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => return Err(format!("unclosed '{{' in pattern '{source}'")),
+        let pieces = split_braces(source).map_err(|e| format!("{e} in pattern '{source}'"))?;
+        for piece in pieces {
+            match piece {
+                Piece::Text(text) => {
+                    let mut chars = text.chars().peekable();
+                    while let Some(c) = chars.next() {
+                        if c == '*' {
+                            let colons = chars.next_if_eq(&'*').is_some();
+                            push_run(&mut parts, &mut literal, colons, None)?;
+                        } else {
+                            literal.push(c);
                         }
                     }
-                    let (name, colons) = match name.strip_suffix("**") {
-                        Some(stripped) => (stripped.to_owned(), true),
-                        None => (name, false),
+                }
+                Piece::Brace(inner) => {
+                    let (name, colons) = match inner.strip_suffix("**") {
+                        Some(stripped) => (stripped, true),
+                        None => (inner, false),
                     };
-                    let valid = !name.is_empty()
-                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                    if !valid {
+                    if !is_capture_name(name) {
                         return Err(format!(
                             "capture names are letters, digits and '_' in '{source}'"
                         ));
@@ -62,14 +59,12 @@ impl Pattern {
                     if names.len() == MAX_CAPTURES {
                         return Err(format!("at most {MAX_CAPTURES} captures in '{source}'"));
                     }
-                    if names.contains(&name) {
+                    if names.iter().any(|n| n == name) {
                         return Err(format!("capture '{name}' appears twice in '{source}'"));
                     }
-                    names.push(name);
+                    names.push(name.to_owned());
                     push_run(&mut parts, &mut literal, colons, Some(names.len() - 1))?;
                 }
-                '}' => return Err(format!("unmatched '}}' in pattern '{source}'")),
-                c => literal.push(c),
             }
         }
         if !literal.is_empty() {
@@ -102,6 +97,51 @@ impl Pattern {
         };
         match_parts(&self.parts, id, &mut values.values).then_some(values)
     }
+}
+
+/// A piece of a template written with `{…}` braces: text between them, or what one pair encloses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piece<'a> {
+    Text(&'a str),
+    Brace(&'a str),
+}
+
+/// Splits `template` at its `{…}` braces (no nesting, no escapes), as id patterns and route
+/// templates both write captures. The error says which brace is unpaired.
+pub(crate) fn split_braces(template: &str) -> Result<Vec<Piece<'_>>, &'static str> {
+    let mut pieces = Vec::new();
+    let mut rest = template;
+    while !rest.is_empty() {
+        let open = rest.find('{');
+        let close = rest.find('}');
+        match (open, close) {
+            (_, Some(close)) if open.is_none_or(|open| close < open) => {
+                return Err("unmatched '}'");
+            }
+            (Some(open), _) => {
+                let (text, after) = rest.split_at(open);
+                let after = after.get(1..).unwrap_or_default();
+                let Some(end) = after.find('}') else {
+                    return Err("unclosed '{'");
+                };
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(text));
+                }
+                pieces.push(Piece::Brace(after.get(..end).unwrap_or_default()));
+                rest = after.get(end + 1..).unwrap_or_default();
+            }
+            _ => {
+                pieces.push(Piece::Text(rest));
+                rest = "";
+            }
+        }
+    }
+    Ok(pieces)
+}
+
+/// Capture names are letters, digits and `_`.
+pub(crate) fn is_capture_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The most captures a pattern may have; enough for any id, and it keeps captures off the heap.
@@ -195,6 +235,34 @@ fn match_parts<'a>(parts: &[Part], input: &'a str, values: &mut [&'a str]) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn braces_split_text_from_captures() {
+        use Piece::{Brace, Text};
+        assert_eq!(
+            split_braces("{group}:{user_id}"),
+            Ok(vec![Brace("group"), Text(":"), Brace("user_id")])
+        );
+        assert_eq!(
+            split_braces("feed-{id}.json"),
+            Ok(vec![Text("feed-"), Brace("id"), Text(".json")])
+        );
+        assert_eq!(split_braces("plain"), Ok(vec![Text("plain")]));
+        assert_eq!(split_braces(""), Ok(vec![]));
+        assert_eq!(split_braces("{}"), Ok(vec![Brace("")]));
+        assert_eq!(split_braces("a{b{c}"), Ok(vec![Text("a"), Brace("b{c")]));
+        assert_eq!(split_braces("a}{b}"), Err("unmatched '}'"));
+        assert_eq!(split_braces("{a}}"), Err("unmatched '}'"));
+        assert_eq!(split_braces("a{b"), Err("unclosed '{'"));
+    }
+
+    #[test]
+    fn unpaired_braces_and_bad_names_are_errors() {
+        for bad in ["{a", "a}", "{}", "{a-b}", "{a}{a}", "{a}{b}", "{a}x{a}"] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Pattern::parse("{a}x{b**}").is_ok());
+    }
 
     #[test]
     fn captures_split_feed_ids() {

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::file::{OneOrMany, RouteDoc};
+use super::pattern::{Piece, is_capture_name, split_braces};
 
 /// The most segments a path template or a request path may have; a longer request path is malformed.
 pub const MAX_SEGMENTS: usize = 64;
@@ -401,7 +402,7 @@ fn parse_segment(part: &str, template: &str) -> Result<Segment, String> {
             Some(name) => (name, true),
             None => (inner, false),
         };
-        if !is_name(name) {
+        if !is_capture_name(name) {
             return Err(format!(
                 "capture names are letters, digits and '_' in '{template}'"
             ));
@@ -426,48 +427,24 @@ fn parse_segment(part: &str, template: &str) -> Result<Segment, String> {
     Ok(Segment::Literal(part.to_owned()))
 }
 
-fn is_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Parses an id template such as `{group}:{user_id}` or `{body.id}`: captures must come from the path.
 fn parse_id(template: &str, captures: &[String]) -> Result<Vec<IdPiece>, String> {
-    let mut pieces = Vec::new();
-    let mut literal = String::new();
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' => {
-                let mut name = String::new();
-                loop {
-                    match chars.next() {
-                        Some('}') => break,
-                        Some(c) => name.push(c),
-                        None => return Err(format!("unclosed '{{' in id '{template}'")),
-                    }
-                }
-                let source = if name.contains('.') {
-                    parse_source(&name, captures)?
-                } else if captures.contains(&name) {
-                    ValueSource::Capture(name)
-                } else {
-                    return Err(format!(
-                        "id '{template}' uses '{{{name}}}', which the path does not capture"
-                    ));
-                };
-                if !literal.is_empty() {
-                    pieces.push(IdPiece::Literal(std::mem::take(&mut literal)));
-                }
-                pieces.push(IdPiece::Value(source));
+    let pieces = split_braces(template).map_err(|e| format!("{e} in id '{template}'"))?;
+    pieces
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(text) => Ok(IdPiece::Literal(text.to_owned())),
+            Piece::Brace(name) if name.contains('.') => {
+                parse_source(name, captures).map(IdPiece::Value)
             }
-            '}' => return Err(format!("unmatched '}}' in id '{template}'")),
-            c => literal.push(c),
-        }
-    }
-    if !literal.is_empty() {
-        pieces.push(IdPiece::Literal(literal));
-    }
-    Ok(pieces)
+            Piece::Brace(name) if captures.iter().any(|c| c == name) => {
+                Ok(IdPiece::Value(ValueSource::Capture(name.to_owned())))
+            }
+            Piece::Brace(name) => Err(format!(
+                "id '{template}' uses '{{{name}}}', which the path does not capture"
+            )),
+        })
+        .collect()
 }
 
 fn fields(

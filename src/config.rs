@@ -221,6 +221,19 @@ impl Loader<'_> {
         });
     }
 
+    /// The setting named `env_name` in the environment and `file_key` in the file, parsed; `None`
+    /// when it is set in neither or does not parse (the error is recorded).
+    fn setting<T>(
+        &mut self,
+        env_name: &str,
+        file_key: &str,
+        file_value: Option<Scalar>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let raw = self.raw(env_name, file_key, file_value);
+        self.parse(raw, parse)
+    }
+
     /// Parses a raw value, recording an error (and returning `None`) when it does not parse.
     fn parse<T>(
         &mut self,
@@ -284,12 +297,15 @@ fn read_file(path: &Path, loader: &mut Loader<'_>) -> FileConfig {
 }
 
 fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
-    let listen_raw = loader.raw("GATEHOUSE_LISTEN", "listen", file.listen);
     let listen = loader
-        .parse(listen_raw, parse_addr)
+        .setting("GATEHOUSE_LISTEN", "listen", file.listen, parse_addr)
         .or_else(|| DEFAULT_LISTEN.parse().ok());
-    let http_raw = loader.raw("GATEHOUSE_HTTP_LISTEN", "http_listen", file.http_listen);
-    let http_listen = loader.parse(http_raw, parse_addr);
+    let http_listen = loader.setting(
+        "GATEHOUSE_HTTP_LISTEN",
+        "http_listen",
+        file.http_listen,
+        parse_addr,
+    );
     let api_key = loader
         .raw("GATEHOUSE_API_KEY", "api_key", file.api_key)
         .map(|raw| raw.value.trim().to_owned());
@@ -297,14 +313,7 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
         !file.feeds.groups.is_empty() || (loader.env)("GATEHOUSE_FEED_GROUPS").is_some();
     let policy_dir_raw = loader.raw("GATEHOUSE_POLICY_DIR", "policy_dir", file.policy_dir);
     let policy_dir_source = policy_dir_raw.as_ref().map(|r| r.source.clone());
-    let policy_dir = loader.parse(policy_dir_raw, |v| {
-        let path = PathBuf::from(v);
-        if path.is_dir() {
-            Ok(path)
-        } else {
-            Err("expected an existing directory of policy files".to_owned())
-        }
-    });
+    let policy_dir = loader.parse(policy_dir_raw, existing_dir);
     if let (Some(source), true) = (policy_dir_source, groups_configured) {
         loader.error(
             &source,
@@ -314,45 +323,50 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
     let secret = load_secret(&file.api_secret, &file.api_secret_file, loader);
     let verify = load_verify(file.tokens, loader);
     let feeds = load_feeds(file.feeds, loader);
-    let debounce_raw = loader.raw(
-        "GATEHOUSE_RELOAD_DEBOUNCE",
-        "reload_debounce",
-        file.reload_debounce,
-    );
     let reload_debounce = loader
-        .parse(debounce_raw, parse_duration)
+        .setting(
+            "GATEHOUSE_RELOAD_DEBOUNCE",
+            "reload_debounce",
+            file.reload_debounce,
+            parse_duration,
+        )
         .unwrap_or(Duration::from_millis(100));
-    let grace_raw = loader.raw(
-        "GATEHOUSE_SHUTDOWN_GRACE",
-        "shutdown.grace_period",
-        file.shutdown.grace_period,
-    );
     let shutdown_grace = loader
-        .parse(grace_raw, parse_duration)
+        .setting(
+            "GATEHOUSE_SHUTDOWN_GRACE",
+            "shutdown.grace_period",
+            file.shutdown.grace_period,
+            parse_duration,
+        )
         .unwrap_or(Duration::from_secs(30));
-    let drain_raw = loader.raw(
-        "GATEHOUSE_DRAIN_DELAY",
-        "shutdown.drain_delay",
-        file.shutdown.drain_delay,
-    );
-    let drain_delay = loader.parse(drain_raw, parse_duration).unwrap_or_default();
+    let drain_delay = loader
+        .setting(
+            "GATEHOUSE_DRAIN_DELAY",
+            "shutdown.drain_delay",
+            file.shutdown.drain_delay,
+            parse_duration,
+        )
+        .unwrap_or_default();
     let log = load_log(file.log, loader);
-    let strip_raw = loader.raw(
-        "GATEHOUSE_STRIP_AUTHORIZATION",
-        "authz.strip_authorization",
-        file.authz.strip_authorization,
-    );
-    let strip_authorization = loader.parse(strip_raw, parse_bool).unwrap_or(false);
+    let strip_authorization = loader
+        .setting(
+            "GATEHOUSE_STRIP_AUTHORIZATION",
+            "authz.strip_authorization",
+            file.authz.strip_authorization,
+            parse_bool,
+        )
+        .unwrap_or(false);
     let decision_log = load_decision_log(file.decision_log, loader);
-    let shadow_raw = loader.raw(
+    let shadow_policy_dir = loader.setting(
         "GATEHOUSE_SHADOW_POLICY_DIR",
         "shadow_policy_dir",
         file.shadow_policy_dir,
+        existing_dir,
     );
-    let shadow_policy_dir = loader.parse(shadow_raw, existing_dir);
     let otlp = load_otlp(loader);
-    let metrics_raw = loader.raw("GATEHOUSE_METRICS", "metrics", file.metrics);
-    let metrics = loader.parse(metrics_raw, parse_bool).unwrap_or(true);
+    let metrics = loader
+        .setting("GATEHOUSE_METRICS", "metrics", file.metrics, parse_bool)
+        .unwrap_or(true);
 
     let listen = listen?;
     let (secret, development) = match secret {
@@ -452,31 +466,30 @@ fn load_secret(
 
 fn load_verify(file: FileTokens, loader: &mut Loader<'_>) -> VerifyOptions {
     let defaults = VerifyOptions::default();
-    let leeway_raw = loader.raw(
-        "GATEHOUSE_TOKEN_LEEWAY_SECONDS",
-        "tokens.leeway_seconds",
-        file.leeway_seconds,
-    );
-    let max_raw = loader.raw(
-        "GATEHOUSE_MAX_TOKEN_BYTES",
-        "tokens.max_bytes",
-        file.max_bytes,
-    );
-    let dev_raw = loader.raw(
-        "GATEHOUSE_ALLOW_DEV_TOKENS",
-        "tokens.allow_dev_tokens",
-        file.allow_dev_tokens,
-    );
     VerifyOptions {
         leeway_seconds: loader
-            .parse(leeway_raw, |v| parse_bounded(v, 0, 3600))
+            .setting(
+                "GATEHOUSE_TOKEN_LEEWAY_SECONDS",
+                "tokens.leeway_seconds",
+                file.leeway_seconds,
+                |v| parse_bounded(v, 0, 3600),
+            )
             .unwrap_or(defaults.leeway_seconds),
         max_token_bytes: loader
-            .parse(max_raw, |v| parse_bounded(v, 256, 1024 * 1024))
-            .and_then(|v| usize::try_from(v).ok())
+            .setting(
+                "GATEHOUSE_MAX_TOKEN_BYTES",
+                "tokens.max_bytes",
+                file.max_bytes,
+                |v| parse_usize(v, 256, 1024 * 1024),
+            )
             .unwrap_or(defaults.max_token_bytes),
         allow_dev_tokens: loader
-            .parse(dev_raw, parse_bool)
+            .setting(
+                "GATEHOUSE_ALLOW_DEV_TOKENS",
+                "tokens.allow_dev_tokens",
+                file.allow_dev_tokens,
+                parse_bool,
+            )
             .unwrap_or(defaults.allow_dev_tokens),
     }
 }
@@ -527,17 +540,20 @@ fn set_group(preset: &mut FeedsPreset, group: &str, raw: Raw, loader: &mut Loade
 }
 
 fn load_log(file: FileLog, loader: &mut Loader<'_>) -> LogConfig {
-    let format_raw = loader.raw("GATEHOUSE_LOG_FORMAT", "log.format", file.format);
     let json = loader
-        .parse(format_raw, |v| match v {
-            "json" => Ok(true),
-            "text" => Ok(false),
-            _ => Err("expected json or text".to_owned()),
-        })
+        .setting(
+            "GATEHOUSE_LOG_FORMAT",
+            "log.format",
+            file.format,
+            |v| match v {
+                "json" => Ok(true),
+                "text" => Ok(false),
+                _ => Err("expected json or text".to_owned()),
+            },
+        )
         .unwrap_or(false);
-    let level_raw = loader.raw("GATEHOUSE_LOG", "log.level", file.level);
     let filter = loader
-        .parse(level_raw, |v| {
+        .setting("GATEHOUSE_LOG", "log.level", file.level, |v| {
             tracing_subscriber::EnvFilter::try_new(v)
                 .map(|_| v.to_owned())
                 .map_err(|_| "expected a log filter such as info or gatehouse=debug".to_owned())
@@ -557,62 +573,51 @@ fn existing_dir(value: &str) -> Result<PathBuf, String> {
 
 fn load_decision_log(file: FileDecisionLog, loader: &mut Loader<'_>) -> DecisionLogConfig {
     let defaults = DecisionLogConfig::default();
-    let file_raw = loader.raw(
+    let path = loader.setting(
         "GATEHOUSE_DECISION_LOG_FILE",
         "decision_log.file",
         file.file,
-    );
-    let path = loader.parse(file_raw, |v| {
-        let path = PathBuf::from(v);
-        match path.parent() {
-            Some(parent) if parent.as_os_str().is_empty() || parent.is_dir() => Ok(path),
-            _ => Err("the directory of the decision log file must exist".to_owned()),
-        }
-    });
-    let max_raw = loader.raw(
-        "GATEHOUSE_DECISION_LOG_MAX_BYTES",
-        "decision_log.max_bytes",
-        file.max_bytes,
-    );
-    let files_raw = loader.raw(
-        "GATEHOUSE_DECISION_LOG_MAX_FILES",
-        "decision_log.max_files",
-        file.max_files,
-    );
-    let ring_raw = loader.raw(
-        "GATEHOUSE_DECISION_LOG_RING",
-        "decision_log.ring_entries",
-        file.ring_entries,
-    );
-    let mask_raw = loader.raw(
-        "GATEHOUSE_DECISION_LOG_MASK",
-        "decision_log.mask",
-        file.mask,
+        |v| {
+            let path = PathBuf::from(v);
+            match path.parent() {
+                Some(parent) if parent.as_os_str().is_empty() || parent.is_dir() => Ok(path),
+                _ => Err("the directory of the decision log file must exist".to_owned()),
+            }
+        },
     );
     DecisionLogConfig {
         file: path,
         max_file_bytes: loader
-            .parse(max_raw, |v| parse_bounded(v, 4096, 1 << 40))
+            .setting(
+                "GATEHOUSE_DECISION_LOG_MAX_BYTES",
+                "decision_log.max_bytes",
+                file.max_bytes,
+                |v| parse_bounded(v, 4096, 1 << 40),
+            )
             .unwrap_or(defaults.max_file_bytes),
         max_files: loader
-            .parse(files_raw, |v| parse_bounded(v, 0, 1000))
-            .and_then(|v| usize::try_from(v).ok())
+            .setting(
+                "GATEHOUSE_DECISION_LOG_MAX_FILES",
+                "decision_log.max_files",
+                file.max_files,
+                |v| parse_usize(v, 0, 1000),
+            )
             .unwrap_or(defaults.max_files),
         ring_entries: loader
-            .parse(ring_raw, |v| parse_bounded(v, 0, 10_000_000))
-            .and_then(|v| usize::try_from(v).ok())
+            .setting(
+                "GATEHOUSE_DECISION_LOG_RING",
+                "decision_log.ring_entries",
+                file.ring_entries,
+                |v| parse_usize(v, 0, 10_000_000),
+            )
             .unwrap_or(defaults.ring_entries),
         mask: loader
-            .parse(mask_raw, |v| {
-                v.split(',')
-                    .filter(|f| !f.trim().is_empty())
-                    .map(|f| {
-                        MaskedField::parse(f).ok_or_else(|| {
-                            format!("'{}' cannot be masked (principal_id, roles, resource_id, trace_id)", f.trim())
-                        })
-                    })
-                    .collect()
-            })
+            .setting(
+                "GATEHOUSE_DECISION_LOG_MASK",
+                "decision_log.mask",
+                file.mask,
+                parse_mask,
+            )
             .unwrap_or_default(),
     }
 }
@@ -673,6 +678,28 @@ fn load_otlp(loader: &mut Loader<'_>) -> Option<OtlpConfig> {
             .unwrap_or_else(|| "gatehouse".to_owned()),
         metric_interval: interval,
     })
+}
+
+/// A comma-separated list of decision-log fields to mask.
+fn parse_mask(value: &str) -> Result<Vec<MaskedField>, String> {
+    value
+        .split(',')
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| {
+            MaskedField::parse(f).ok_or_else(|| {
+                format!(
+                    "'{}' cannot be masked (principal_id, roles, resource_id, trace_id)",
+                    f.trim()
+                )
+            })
+        })
+        .collect()
+}
+
+/// A count in `min..=max` that fits the platform's `usize`.
+fn parse_usize(value: &str, min: u64, max: u64) -> Result<usize, String> {
+    let value = parse_bounded(value, min, max)?;
+    usize::try_from(value).map_err(|_| format!("expected at most {}", usize::MAX))
 }
 
 fn parse_addr(value: &str) -> Result<SocketAddr, String> {

@@ -824,14 +824,7 @@ async fn enforcement_modes_follow_the_settings_file() {
 
 /// `gatehouse_shadow_differences_total` by (live, shadow), from `/metrics`.
 async fn shadow_differences(server: &TestServer) -> BTreeMap<(String, String), f64> {
-    let text = http()
-        .get(format!("http://{}/metrics", server.http_addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::get_text(&format!("http://{}/metrics", server.http_addr)).await;
     let mut found = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some(rest) = line.strip_prefix("gatehouse_shadow_differences_total{") else {

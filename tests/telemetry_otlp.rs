@@ -968,14 +968,7 @@ async fn spans_and_metrics_reach_an_otlp_collector() {
         .expect("Check succeeds")
         .into_inner();
     assert!(answer.allowed);
-    let metrics_text = http
-        .get(quiet.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics_text = common::get_text(&quiet.url("/metrics")).await;
     assert!(
         metrics_text.contains("gatehouse_decisions_total{")
             && metrics_text.contains("gatehouse_request_duration_seconds"),

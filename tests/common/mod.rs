@@ -229,6 +229,13 @@ pub fn check_request(
     }
 }
 
+/// The body of `GET url` (no proxy), failing the test on any transport error.
+pub async fn get_text(url: &str) -> String {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client.get(url).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 /// Asks the server and returns the response, failing the test on any gRPC error.
 pub async fn check(
     client: &mut GatehouseClient<Channel>,

@@ -175,6 +175,7 @@ pub async fn run_listeners(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let app = Arc::new(App::from_config(&config)?);
+    let closing = Arc::clone(&app);
     let reloaders = start_reloaders(&app, &config)?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = reflection().build_v1()?;
@@ -239,6 +240,10 @@ pub async fn run_listeners(
     }
     for task in reloaders {
         task.abort();
+    }
+    // Decisions made up to here reach the decision log file before `run` returns.
+    if let Err(e) = tokio::task::spawn_blocking(move || closing.decider.log.close()).await {
+        tracing::warn!(error = %e, "closing the decision log failed");
     }
     tracing::info!("stopped");
     Ok(())

@@ -244,6 +244,67 @@ async fn sigterm_drains_and_exits_zero() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_decision_made_before_sigterm_is_in_the_decision_log_file_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.jsonl");
+    let port = free_port();
+    let mut child = gatehouse()
+        .arg("serve")
+        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEHOUSE_API_SECRET", SECRET)
+        .env("GATEHOUSE_DECISION_LOG_FILE", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut client = None;
+    for _ in 0..200 {
+        if let Ok(c) = GatehouseClient::connect(format!("http://127.0.0.1:{port}")).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut client = client.expect("the server comes up");
+    let alice = user_token("alice");
+    let checks = 300;
+    for n in 0..checks {
+        let request = common::check_request(
+            &alice,
+            "read",
+            "feed",
+            &format!("user:u{n}"),
+            serde_json::json!({}),
+            serde_json::json!({}),
+        );
+        assert!(common::check(&mut client, request).await.allowed);
+    }
+    // The signal follows the last answer at once: nothing waits for the log's writer.
+    drop(client);
+    send_signal(&child, "TERM");
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(20)).await,
+        Some(0)
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            entry["resource_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        checks,
+        "entries at exit; the last: {:?}",
+        ids.last()
+    );
+    let expected: Vec<String> = (0..checks).map(|n| format!("user:u{n}")).collect();
+    assert_eq!(ids, expected);
+}
+
 #[test]
 fn token_issue_and_verify_work_from_the_local_secret() {
     let out = output(

@@ -138,6 +138,10 @@ impl Decided<'_> {
             if n > 0 {
                 json.out.push(',');
             }
+            if n == ROLES_LIMIT {
+                escaped(json.out, CLIPPED);
+                break;
+            }
             if masked(MaskedField::Roles) {
                 escaped(json.out, &pseudonym(role));
             } else {
@@ -187,6 +191,17 @@ impl Decided<'_> {
         out.push('\n');
     }
 }
+
+/// The most bytes of one string field a line keeps; a longer value (an id a caller made up, say) is
+/// cut at a character boundary and ends with [`CLIPPED`]. It keeps lines, and so the ring and the
+/// file's queue, bounded in bytes.
+pub const FIELD_LIMIT: usize = 1024;
+/// Ends a value cut to [`FIELD_LIMIT`].
+pub const CLIPPED: &str = "…";
+/// The most roles a line lists; more are replaced by one [`CLIPPED`] role.
+pub const ROLES_LIMIT: usize = 64;
+/// 9999-12-31T23:59:59.999Z, the last instant RFC 3339 can write.
+const LAST_WRITABLE_MS: i64 = 253_402_300_799_999;
 
 /// Writes one JSON object's members in order.
 struct JsonObject<'a> {
@@ -242,6 +257,7 @@ impl<'a> JsonObject<'a> {
     /// RFC 3339 with milliseconds, UTC.
     fn time(&mut self, key: &str, time_ms: i64) {
         self.key(key);
+        let time_ms = time_ms.clamp(0, LAST_WRITABLE_MS);
         let since_epoch = Duration::from_millis(u64::try_from(time_ms).unwrap_or(0));
         let time = SystemTime::UNIX_EPOCH + since_epoch;
         // Writing to a String cannot fail.
@@ -249,8 +265,23 @@ impl<'a> JsonObject<'a> {
     }
 }
 
-/// `value` as a JSON string: copied whole when it needs no escape, as almost every value.
+/// `value` as a JSON string, cut to [`FIELD_LIMIT`]: copied whole when it needs no escape, as almost
+/// every value.
 fn escaped(out: &mut String, value: &str) {
+    if value.len() > FIELD_LIMIT {
+        let mut end = FIELD_LIMIT;
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut clipped = String::with_capacity(end + CLIPPED.len());
+        clipped.push_str(value.get(..end).unwrap_or_default());
+        clipped.push_str(CLIPPED);
+        return escaped_whole(out, &clipped);
+    }
+    escaped_whole(out, value)
+}
+
+fn escaped_whole(out: &mut String, value: &str) {
     out.push('"');
     // Almost every value needs no escape; this test has no early exit, so it runs on whole words.
     let plain = value.bytes().fold(true, |plain, b| {
@@ -388,6 +419,54 @@ mod tests {
             let read: DecisionEntry = serde_json::from_str(&line).unwrap();
             assert_eq!(read, entry);
         }
+    }
+
+    #[test]
+    fn long_values_and_many_roles_are_clipped_to_keep_lines_bounded() {
+        let mut entry = sample(0);
+        // A multi-byte character across the limit: the cut must fall on a character boundary.
+        entry.resource_id = format!("{}é{}", "x".repeat(FIELD_LIMIT - 1), "y".repeat(4 << 20));
+        entry.action = "\"".repeat(FIELD_LIMIT + 1);
+        entry.roles = (0..1000).map(|n| format!("role{n}")).collect();
+        let text = line(&entry, &[]);
+        assert!(text.len() < 8 * FIELD_LIMIT, "{} bytes", text.len());
+        let read: DecisionEntry = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            read.resource_id,
+            format!("{}{CLIPPED}", "x".repeat(FIELD_LIMIT - 1))
+        );
+        assert_eq!(
+            read.action,
+            format!("{}{CLIPPED}", "\"".repeat(FIELD_LIMIT))
+        );
+        assert_eq!(read.roles.len(), ROLES_LIMIT + 1);
+        assert_eq!(
+            read.roles.get(ROLES_LIMIT).map(String::as_str),
+            Some(CLIPPED)
+        );
+        assert_eq!(read.roles.first().map(String::as_str), Some("role0"));
+        // A value at the limit is kept whole.
+        entry.resource_id = "z".repeat(FIELD_LIMIT);
+        let read: DecisionEntry = serde_json::from_str(&line(&entry, &[])).unwrap();
+        assert_eq!(read.resource_id, entry.resource_id);
+    }
+
+    #[test]
+    fn any_time_is_written_as_valid_json() {
+        for time_ms in [
+            i64::MIN,
+            -1,
+            0,
+            LAST_WRITABLE_MS,
+            LAST_WRITABLE_MS + 1,
+            i64::MAX,
+        ] {
+            let value: Value = serde_json::from_str(&line(&sample(time_ms), &[])).unwrap();
+            assert_eq!(value["time_ms"], time_ms);
+            assert!(value["time"].is_string(), "{value}");
+        }
+        let value: Value = serde_json::from_str(&line(&sample(i64::MAX), &[])).unwrap();
+        assert_eq!(value["time"], "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

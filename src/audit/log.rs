@@ -14,14 +14,24 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::entry::{Decided, DecisionEntry, MaskedField};
 use crate::telemetry::metrics::Metrics;
 
 /// How many entries may wait for the file before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
+/// How many bytes of entries may wait for the file, whatever their number: fields are clipped, but a
+/// burst of long ones must not hold the process's memory either.
+const QUEUE_BYTES: usize = 32 * 1024 * 1024;
+/// A ring slot that a long line grew past this is given back when a shorter line reuses it.
+const SLOT_KEPT: usize = 4 * 1024;
+/// How long closing waits for the writer to write what is pending.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How often a file that cannot be opened (or failed) is tried again.
+const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes gathered before a write to the file: a drain of a busy interval is a few writes.
 const WRITE_BUFFER: usize = 64 * 1024;
 /// How often the writer thread drains the pending entries.
@@ -88,6 +98,15 @@ pub struct DecisionLog {
     /// Fields pseudonymized in the file (the ring keeps them, for the server-token RPCs).
     mask: Vec<MaskedField>,
     metrics: Arc<Metrics>,
+    /// The file's writer thread, until the log is closed.
+    writer: Mutex<Option<Writer>>,
+}
+
+/// The file's writer thread, and what tells that it has finished.
+struct Writer {
+    thread: std::thread::Thread,
+    /// Disconnected when the thread ends (its sender is dropped then).
+    finished: mpsc::Receiver<()>,
 }
 
 /// A thread's buffers for the lines it is about to record.
@@ -103,8 +122,8 @@ thread_local! {
 
 impl DecisionLog {
     /// Starts the file's writer thread, if there is a file. The file is opened by that thread, so a
-    /// file that blocks on open (a pipe nobody reads) stalls only the file; one that cannot be opened
-    /// is logged, and its entries are counted as dropped once the buffer is full.
+    /// file that blocks on open (a pipe nobody reads) stalls only the file. While the file cannot be
+    /// opened or written, its entries are dropped and counted, and it is tried again every second.
     pub fn start(
         config: &DecisionLogConfig,
         metrics: Arc<Metrics>,
@@ -115,20 +134,26 @@ impl DecisionLog {
             buffers.ring_capacity = config.ring_entries;
             buffers.ring = VecDeque::with_capacity(config.ring_entries.min(QUEUE));
         }
+        let mut writer = None;
         if let Some(path) = &config.file {
             let queue = Arc::clone(&shared);
-            let config = config.clone();
-            let path = path.clone();
-            std::thread::Builder::new()
+            let file = FileSpec {
+                path: path.clone(),
+                max_bytes: config.max_file_bytes,
+                max_files: config.max_files,
+            };
+            let metrics = Arc::clone(&metrics);
+            let (finished_tx, finished) = mpsc::sync_channel::<()>(0);
+            let handle = std::thread::Builder::new()
                 .name("decision-file".to_owned())
                 .spawn(move || {
-                    match RotatingFile::open(path, config.max_file_bytes, config.max_files) {
-                        Ok(writer) => write_file(&queue, writer),
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot open the decision log file; its entries are dropped");
-                        }
-                    }
+                    let _finished = finished_tx;
+                    write_file(&queue, &file, &metrics);
                 })?;
+            writer = Some(Writer {
+                thread: handle.thread().clone(),
+                finished,
+            });
         }
         Ok(DecisionLog {
             shared,
@@ -136,7 +161,28 @@ impl DecisionLog {
             keeps_file: config.file.is_some(),
             mask: config.mask.clone(),
             metrics,
+            writer: Mutex::new(writer),
         })
+    }
+
+    /// Has the file's writer write what is pending and stop, waiting for it a bounded time (a file
+    /// that blocks, such as a pipe nobody reads, must not hold up shutdown). Entries recorded
+    /// afterwards are kept in the ring only.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            writer.thread.unpark();
+            if let Err(RecvTimeoutError::Timeout) = writer.finished.recv_timeout(CLOSE_WAIT) {
+                tracing::warn!(
+                    "the decision log file did not take its last entries in time; they are lost"
+                );
+            }
+        }
     }
 
     /// Whether any sink keeps entries; when none does, callers need not build them.
@@ -166,7 +212,9 @@ impl DecisionLog {
         let mut buffers = self.shared.lock();
         let mut dropped = false;
         if self.keeps_file {
-            if buffers.pending_lines < QUEUE {
+            let fits = buffers.pending_lines < QUEUE
+                && buffers.pending.len().saturating_add(for_file.len()) <= QUEUE_BYTES;
+            if fits {
                 buffers.pending.push_str(for_file);
                 buffers.pending_lines += 1;
             } else {
@@ -179,13 +227,16 @@ impl DecisionLog {
             } else {
                 String::new()
             };
+            if slot.capacity() > SLOT_KEPT && scratch.line.len() <= SLOT_KEPT {
+                slot = String::new();
+            }
             slot.clear();
             slot.push_str(&scratch.line);
             buffers.ring.push_back(slot);
         }
         drop(buffers);
         if dropped {
-            self.metrics.decision_log_dropped("file");
+            self.metrics.decision_log_dropped("file", 1);
         }
     }
 
@@ -202,34 +253,80 @@ fn parse_line(line: &str) -> Option<DecisionEntry> {
 }
 
 impl Drop for DecisionLog {
+    /// Tells the writer to write what is left and stop, without waiting for it ([`DecisionLog::close`]
+    /// waits).
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
+        if let Some(writer) = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            writer.thread.unpark();
+        }
     }
 }
 
-/// Takes the pending text every interval and writes it; once the log is dropped, writes what is left
+/// The decision log file and its rotation.
+struct FileSpec {
+    path: PathBuf,
+    max_bytes: u64,
+    max_files: usize,
+}
+
+/// Takes the pending text every interval and writes it; once the log is closed, writes what is left
 /// and stops. The text taken is swapped for the one written last time, so both keep their capacity.
-fn write_file(shared: &Shared, mut file: RotatingFile) {
+/// The file is opened here, and opened again after any failure, at most once per
+/// [`REOPEN_INTERVAL`]; entries that cannot be written meanwhile are dropped and counted.
+fn write_file(shared: &Shared, spec: &FileSpec, metrics: &Metrics) {
+    let mut file: Option<RotatingFile> = None;
+    let mut last_open: Option<Instant> = None;
+    let mut failing = false;
     let mut batch = String::new();
     loop {
         let closed = shared.closed.load(Ordering::Acquire);
         if !closed {
-            std::thread::sleep(DRAIN_INTERVAL);
+            std::thread::park_timeout(DRAIN_INTERVAL);
         }
-        {
-            let mut buffers = shared.lock();
-            std::mem::swap(&mut buffers.pending, &mut batch);
-            buffers.pending_lines = 0;
-        }
-        for line in batch.split_inclusive('\n') {
-            if let Err(e) = file.write_line(line) {
-                tracing::warn!(error = %e, "cannot write the decision log file");
+        if file.is_none() && last_open.is_none_or(|at| at.elapsed() >= REOPEN_INTERVAL) {
+            last_open = Some(Instant::now());
+            match RotatingFile::open(spec) {
+                Ok(opened) => {
+                    if failing {
+                        tracing::info!("the decision log file is written again");
+                    }
+                    failing = false;
+                    file = Some(opened);
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::error!(error = %e, "cannot open the decision log file; its entries are dropped until it can be");
+                }
+                Err(_) => {}
             }
         }
-        if !batch.is_empty()
-            && let Err(e) = file.flush()
-        {
-            tracing::warn!(error = %e, "cannot flush the decision log file");
+        let lines = {
+            let mut buffers = shared.lock();
+            std::mem::swap(&mut buffers.pending, &mut batch);
+            std::mem::take(&mut buffers.pending_lines)
+        };
+        let dropped = match &mut file {
+            Some(open) => match write_batch(open, &batch) {
+                Ok(()) => 0,
+                Err((e, unwritten)) => {
+                    if !failing {
+                        failing = true;
+                        tracing::error!(error = %e, "cannot write the decision log file; its entries are dropped until it can be");
+                    }
+                    file = None;
+                    unwritten
+                }
+            },
+            None => lines,
+        };
+        if dropped > 0 {
+            metrics.decision_log_dropped("file", u64::try_from(dropped).unwrap_or(u64::MAX));
         }
         batch.clear();
         if batch.capacity() > KEPT_CAPACITY {
@@ -239,6 +336,22 @@ fn write_file(shared: &Shared, mut file: RotatingFile) {
             break;
         }
     }
+}
+
+/// Writes and flushes `batch`; on failure, the error and how many of its lines were not written
+/// (the one that failed included).
+fn write_batch(file: &mut RotatingFile, batch: &str) -> Result<(), (std::io::Error, usize)> {
+    let mut lines = batch.split_inclusive('\n');
+    while let Some(line) = lines.next() {
+        if let Err(e) = file.write_line(line) {
+            return Err((e, 1 + lines.count()));
+        }
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    // What the buffer held cannot be told apart from what reached the file; count none of it.
+    file.flush().map_err(|e| (e, 0))
 }
 
 /// A JSON-lines file that rotates by size: `path` is current, `path.1` the newest rotated file.
@@ -251,13 +364,16 @@ struct RotatingFile {
 }
 
 impl RotatingFile {
-    fn open(path: PathBuf, max_bytes: u64, max_files: usize) -> std::io::Result<RotatingFile> {
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    fn open(spec: &FileSpec) -> std::io::Result<RotatingFile> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.path)?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(RotatingFile {
-            path,
-            max_bytes,
-            max_files,
+            path: spec.path.clone(),
+            max_bytes: spec.max_bytes,
+            max_files: spec.max_files,
             out: BufWriter::with_capacity(WRITE_BUFFER, file),
             written,
         })
@@ -278,20 +394,19 @@ impl RotatingFile {
         self.out.flush()
     }
 
-    /// `path.(n-1)` -> `path.n`, ..., `path` -> `path.1`, and a new `path`.
+    /// `path.(n-1)` -> `path.n`, ..., `path` -> `path.1`, and a new `path`. A file that is not
+    /// there (moved away by someone else) is skipped, so rotation still ends in a new `path`.
     fn rotate(&mut self) -> std::io::Result<()> {
         self.out.flush()?;
         if self.max_files == 0 {
-            fs::remove_file(&self.path)?;
+            unless_missing(fs::remove_file(&self.path))?;
         } else {
-            let _ = fs::remove_file(numbered(&self.path, self.max_files));
+            unless_missing(fs::remove_file(numbered(&self.path, self.max_files)))?;
             for n in (1..self.max_files).rev() {
                 let from = numbered(&self.path, n);
-                if from.exists() {
-                    fs::rename(&from, numbered(&self.path, n + 1))?;
-                }
+                unless_missing(fs::rename(&from, numbered(&self.path, n + 1)))?;
             }
-            fs::rename(&self.path, numbered(&self.path, 1))?;
+            unless_missing(fs::rename(&self.path, numbered(&self.path, 1)))?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -300,6 +415,14 @@ impl RotatingFile {
         self.out = BufWriter::with_capacity(WRITE_BUFFER, file);
         self.written = 0;
         Ok(())
+    }
+}
+
+/// A file operation's result, with "no such file" counted as done.
+fn unless_missing(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -336,16 +459,102 @@ mod tests {
     }
 
     fn log(ring_entries: usize, file: Option<PathBuf>, mask: Vec<MaskedField>) -> DecisionLog {
-        let set = crate::policy::FeedsPreset::default().compile().unwrap();
-        let store = Arc::new(crate::store::PolicyStore::new(set, None));
-        let metrics = Arc::new(Metrics::new(store, None, true));
         let config = DecisionLogConfig {
             ring_entries,
             file,
             mask,
             ..DecisionLogConfig::default()
         };
-        DecisionLog::start(&config, metrics).unwrap()
+        DecisionLog::start(&config, metrics()).unwrap()
+    }
+
+    fn metrics() -> Arc<Metrics> {
+        let set = crate::policy::FeedsPreset::default().compile().unwrap();
+        let store = Arc::new(crate::store::PolicyStore::new(set, None));
+        Arc::new(Metrics::new(store, None, true))
+    }
+
+    /// `gatehouse_decision_log_dropped_total{sink="file"}` as exposed.
+    fn dropped(metrics: &Metrics) -> u64 {
+        let text = metrics.render().unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("gatehouse_decision_log_dropped_total{sink=\"file\"} "))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn closing_writes_every_entry_recorded_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let log = log(0, Some(path.clone()), Vec::new());
+        for n in 0..5000 {
+            record(&log, n);
+        }
+        log.close();
+        let (written, bad) = read_file(&path).unwrap();
+        assert_eq!(bad, 0);
+        let times: Vec<i64> = written.iter().map(|e| e.time_ms).collect();
+        assert_eq!(times, (0..5000).collect::<Vec<_>>());
+        // Closing twice, and dropping after closing, are harmless.
+        log.close();
+        drop(log);
+    }
+
+    #[test]
+    fn entries_that_cannot_reach_the_file_are_counted_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("decisions.jsonl");
+        let metrics = metrics();
+        let config = DecisionLogConfig {
+            ring_entries: 3,
+            file: Some(path.clone()),
+            ..DecisionLogConfig::default()
+        };
+        let log = DecisionLog::start(&config, Arc::clone(&metrics)).unwrap();
+        for n in 0..10 {
+            record(&log, n);
+        }
+        log.close();
+        assert_eq!(dropped(&metrics), 10);
+        assert_eq!(log.snapshot().len(), 3, "the ring keeps its entries");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_file_moved_away_by_someone_else_is_started_again_at_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let spec = FileSpec {
+            path: path.clone(),
+            max_bytes: 1000,
+            max_files: 2,
+        };
+        let mut file = RotatingFile::open(&spec).unwrap();
+        for n in 0..3 {
+            file.write_line(&line(n)).unwrap();
+        }
+        file.flush().unwrap();
+        fs::rename(&path, dir.path().join("elsewhere.jsonl")).unwrap();
+        for n in 3..100 {
+            file.write_line(&line(n)).unwrap();
+        }
+        file.flush().unwrap();
+        let (current, bad) = read_file(&path).unwrap();
+        assert_eq!(bad, 0);
+        assert_eq!(current.last().unwrap().time_ms, 99);
+        assert!(numbered(&path, 1).exists() && numbered(&path, 2).exists());
+        assert!(!numbered(&path, 3).exists());
+        let spec = FileSpec {
+            max_files: 0,
+            ..spec
+        };
+        let mut file = RotatingFile::open(&spec).unwrap();
+        fs::remove_file(&path).unwrap();
+        for n in 0..100 {
+            file.write_line(&line(n)).unwrap();
+        }
+        file.flush().unwrap();
+        assert_eq!(read_file(&path).unwrap().0.last().unwrap().time_ms, 99);
     }
 
     fn record(log: &DecisionLog, n: i64) {
@@ -401,7 +610,12 @@ mod tests {
     fn the_file_rotates_by_size_and_keeps_the_newest_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("decisions.jsonl");
-        let mut file = RotatingFile::open(path.clone(), 1000, 2).unwrap();
+        let spec = FileSpec {
+            path: path.clone(),
+            max_bytes: 1000,
+            max_files: 2,
+        };
+        let mut file = RotatingFile::open(&spec).unwrap();
         for n in 0..100 {
             file.write_line(&line(n)).unwrap();
         }

@@ -219,15 +219,15 @@ impl Metrics {
         }
     }
 
-    pub fn decision_log_dropped(&self, sink: &'static str) {
+    pub fn decision_log_dropped(&self, sink: &'static str, entries: u64) {
         if !self.enabled {
             return;
         }
         self.decision_log_dropped
             .get_or_create(&SinkLabels { sink })
-            .inc();
+            .inc_by(entries);
         if let Some(otel) = &self.otel {
-            otel.dropped.add(1, &[KeyValue::new("sink", sink)]);
+            otel.dropped.add(entries, &[KeyValue::new("sink", sink)]);
         }
     }
 

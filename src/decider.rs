@@ -140,9 +140,11 @@ impl Decider {
         let shadow_set = self.shadow.as_ref().map(|store| store.current());
         let shadow = shadow_set
             .as_deref()
-            .map(|set| (set, self.shadow_decide(set, request, decision)));
+            .map(|set| (set, self.shadow_decide(set, request, verdict)));
         let span = call.span;
-        if span.is_recording() {
+        // A batch's span is the call's: its items' decisions are in the decision log and metrics,
+        // and the span keeps the call's own attributes (a span's attributes would pile up per item).
+        if call.source != Source::Batch && span.is_recording() {
             span.set("decision", verdict_name(decision.allowed));
             span.set("rule", decision.rule.to_owned());
             span.set("revision", policy.revision().to_owned());
@@ -190,15 +192,17 @@ impl Decider {
         });
     }
 
-    /// Decides `request` with the shadow set too, counting and logging a difference from `live`.
+    /// Decides `request` with the shadow set too, counting and logging a difference from the live
+    /// set's decision. A disabled live set decides nothing, so there is nothing to differ from.
     fn shadow_decide<'s>(
         &self,
         shadow_set: &'s PolicySet,
         request: &Request<'_>,
-        live: &Decision<'_>,
+        verdict: &Verdict<'_>,
     ) -> Decision<'s> {
         let shadow = engine::decide(shadow_set, request);
-        if shadow.allowed != live.allowed {
+        let live = &verdict.decision;
+        if verdict.mode != Mode::Disabled && shadow.allowed != live.allowed {
             self.metrics.shadow_difference(live.allowed, shadow.allowed);
             tracing::info!(
                 live = verdict_name(live.allowed),

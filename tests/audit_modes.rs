@@ -963,3 +963,43 @@ async fn a_shadow_set_counts_the_decisions_it_would_change() {
     assert_eq!(allow_deny(&differences), counted, "{differences:?}");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_disabled_live_set_has_no_decisions_for_a_shadow_set_to_differ_from() {
+    // Live: the Feeds policy, disabled. Shadow: the Feeds policy, which denies some of what the
+    // disabled set lets through. Nothing is counted as a difference, and the log still carries what
+    // the shadow set would have decided.
+    let live = TempDir::new().unwrap();
+    write(
+        &live.path().join("feeds.yaml"),
+        &format!(
+            "settings:\n  mode: disabled\n{}",
+            FEEDS_YAML.replace("settings:\n", "")
+        ),
+    );
+    let shadow = TempDir::new().unwrap();
+    write(&shadow.path().join("feeds.yaml"), FEEDS_YAML);
+    let logs = TempDir::new().unwrap();
+    let log = logs.path().join("decisions.jsonl");
+    let server = TestServer::start_with(&[
+        ("GATEHOUSE_POLICY_DIR", live.path().to_str().unwrap()),
+        (
+            "GATEHOUSE_SHADOW_POLICY_DIR",
+            shadow.path().to_str().unwrap(),
+        ),
+        ("GATEHOUSE_DECISION_LOG_FILE", log.to_str().unwrap()),
+    ])
+    .await;
+    let mut client = server.client().await;
+    let alice = user_token("alice");
+    let answer = impersonation().ask(&mut client, &alice).await;
+    assert!(
+        answer.allowed && answer.rule == "mode-disabled",
+        "{answer:#?}"
+    );
+    let entries = wait_log_entries(&log, 1).await;
+    assert_eq!(entries[0]["mode"], "disabled", "{:#}", entries[0]);
+    assert_eq!(entries[0]["shadow"]["decision"], "deny", "{:#}", entries[0]);
+    let differences = shadow_differences(&server).await;
+    assert_eq!(differences.values().sum::<f64>(), 0.0, "{differences:?}");
+}

@@ -262,7 +262,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             span: &span,
             started: in_flight.started(),
         };
-        let results = items
+        let results: Vec<pb::CheckResult> = items
             .iter()
             .map(|item| {
                 self.decide(
@@ -273,6 +273,15 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
                 )
             })
             .collect();
+        if span.is_recording() {
+            let allowed = results.iter().filter(|r| r.allowed).count();
+            span.set("allowed_items", i64::try_from(allowed).unwrap_or(i64::MAX));
+            span.set("revision", policy.revision().to_owned());
+            span.set(
+                "principal.kind",
+                crate::authz::principal_kind_name(principal.kind),
+            );
+        }
         Ok(Response::new(pb::CheckBatchResponse {
             results,
             principal: Some(principal_to_pb(&principal)),

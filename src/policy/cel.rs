@@ -272,16 +272,76 @@ impl CelCondition {
                 "condition evaluated to {}, not a bool",
                 other.type_of()
             )),
-            Err(error) => Err(execution_error(&error)),
+            Err(error) => Err(execution_error(&error, &self.source)),
         }
     }
 }
 
-fn execution_error(error: &ExecutionError) -> String {
+/// What went wrong, naming the types of the values involved but never the values: they are request
+/// data (claims, ids, a header a route copied into the context, even a bearer token), and the message
+/// is logged. Names are kept only when the condition's own text (`source`) spells them.
+#[allow(deprecated)]
+fn execution_error(error: &ExecutionError, source: &str) -> String {
+    let named = |name: &str| {
+        if source.contains(name) {
+            format!("'{name}'")
+        } else {
+            "a name from the request".to_owned()
+        }
+    };
     match error {
-        ExecutionError::NoSuchKey(key) => format!("no such key '{key}'"),
-        ExecutionError::UndeclaredReference(name) => format!("undeclared reference '{name}'"),
-        other => lower_first(&other.to_string()),
+        ExecutionError::NoSuchKey(key) => format!("no such key {}", named(key)),
+        ExecutionError::UndeclaredReference(name) => {
+            format!("undeclared reference {}", named(name))
+        }
+        ExecutionError::InvalidArgumentCount { expected, actual } => {
+            format!("expected {expected} arguments, got {actual}")
+        }
+        ExecutionError::UnsupportedTargetType { target } => {
+            format!("a {} is not a valid argument here", target.type_of())
+        }
+        ExecutionError::NotSupportedAsMethod { method, target } => {
+            format!("{} is not a method of {}", named(method), target.type_of())
+        }
+        ExecutionError::UnsupportedKeyType(key) => {
+            format!("a {} cannot be a map key", key.type_of())
+        }
+        ExecutionError::UnexpectedType { got, want } => {
+            format!("expected a value of type {want}, got {got}")
+        }
+        ExecutionError::NoSuchOverload(_) => {
+            "no overload of a function or operator takes these argument types".to_owned()
+        }
+        ExecutionError::MissingArgumentOrTarget => "missing argument or target".to_owned(),
+        ExecutionError::ValuesNotComparable(a, b) => {
+            format!("a {} cannot be compared to a {}", a.type_of(), b.type_of())
+        }
+        ExecutionError::UnsupportedUnaryOperator(op, value) => {
+            format!("operator '{op}' does not apply to a {}", value.type_of())
+        }
+        ExecutionError::UnsupportedBinaryOperator(op, a, b) => format!(
+            "operator '{op}' does not apply to a {} and a {}",
+            a.type_of(),
+            b.type_of()
+        ),
+        ExecutionError::UnsupportedMapIndex(index)
+        | ExecutionError::UnsupportedListIndex(index) => {
+            format!("a {} cannot be an index", index.type_of())
+        }
+        ExecutionError::UnsupportedIndex(index, target) => {
+            format!("a {} cannot index a {}", index.type_of(), target.type_of())
+        }
+        ExecutionError::FunctionError { function, .. } => {
+            format!("function {} failed", named(function))
+        }
+        ExecutionError::DivisionByZero(_) => "division by zero".to_owned(),
+        ExecutionError::RemainderByZero(_) => "remainder by zero".to_owned(),
+        ExecutionError::Overflow(op, _, _) => format!("overflow in '{op}'"),
+        ExecutionError::IndexOutOfBounds(_) => "index out of bounds".to_owned(),
+        ExecutionError::DuplicateKey(key) => {
+            format!("a map literal repeats a {} key", key.type_of())
+        }
+        _ => "the condition could not be evaluated".to_owned(),
     }
 }
 
@@ -1381,6 +1441,50 @@ mod tests {
         );
         assert!(eval("context.count").is_err(), "a non-boolean result");
         assert!(eval("principal.channel_roles['messaging:other'] == 'x'").is_err());
+    }
+
+    #[test]
+    fn evaluation_errors_never_carry_request_values() {
+        // Every value of the test request that an error could quote.
+        let values = [
+            "SU:jack",
+            "jack",
+            "north",
+            "moderator",
+            "messaging:general",
+            "0.5",
+        ];
+        for source in [
+            "context.actor > 3",
+            "context.actor - 1 == 0",
+            "context[context.actor] == 1",
+            "principal.claims[principal.id] == 1",
+            "principal.roles[context.actor] == 'x'",
+            "-context.actor == 1",
+            "context.count / 0 == 1",
+            "context.count % 0 == 1",
+            "principal.roles[7] == 'x'",
+            "context.actor.size() > principal.claims.branch",
+        ] {
+            let Err(message) = eval(source) else {
+                panic!("{source} evaluated")
+            };
+            for value in values {
+                assert!(
+                    !message.contains(value),
+                    "{source}: '{message}' quotes {value}"
+                );
+            }
+        }
+        assert_eq!(
+            eval("context.missing == 1"),
+            Err("no such key 'missing'".to_owned()),
+            "a name the condition spells is kept"
+        );
+        assert_eq!(
+            eval("context[context.actor] == 1"),
+            Err("no such key a name from the request".to_owned())
+        );
     }
 
     #[test]

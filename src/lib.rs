@@ -108,7 +108,8 @@ impl App {
             meter.as_ref(),
             config.metrics,
         ));
-        let log = DecisionLog::start(&config.decision_log, Arc::clone(&metrics))
+        let mask_key = audit::MaskKey::derive(config.secret.expose());
+        let log = DecisionLog::start(&config.decision_log, mask_key, Arc::clone(&metrics))
             .map_err(|e| ServeError::DecisionLog(e.to_string()))?;
         Ok(App {
             verifier: Verifier::new(&config.secret, config.verify.clone()),

@@ -623,7 +623,7 @@ async fn masked_fields_are_pseudonyms_in_the_file() {
     assert_eq!(entries.len(), 3);
     let pseudonym = |value: &str| {
         let rest = value
-            .strip_prefix("sha256:")
+            .strip_prefix("hmac:")
             .unwrap_or_else(|| panic!("not a pseudonym: {value}"));
         assert_eq!(rest.len(), 16, "{value}");
         assert!(
@@ -647,8 +647,13 @@ async fn masked_fields_are_pseudonyms_in_the_file() {
     assert_eq!(what[0], what[2]);
     assert_ne!(what[0], what[1]);
     assert_ne!(who[2], what[0], "bob and user:bob are different values");
-    assert_eq!(who[0], gatehouse::audit::pseudonym("alice"));
-    assert_eq!(what[1], gatehouse::audit::pseudonym("user:carol"));
+    // Keyed by the app's secret: the same as another replica of the app would write, and not what
+    // anyone without the secret can compute from a list of likely ids.
+    let key = gatehouse::audit::MaskKey::derive(common::SECRET.as_bytes());
+    assert_eq!(who[0], gatehouse::audit::pseudonym(&key, "alice"));
+    assert_eq!(what[1], gatehouse::audit::pseudonym(&key, "user:carol"));
+    let other = gatehouse::audit::MaskKey::derive(b"some other app's secret, 32 bytes long");
+    assert_ne!(who[0], gatehouse::audit::pseudonym(&other, "alice"));
     // Only those fields are masked.
     let rules: Vec<String> = entries.iter().map(|e| text(e, "rule")).collect();
     assert_eq!(

@@ -9,8 +9,9 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// A logged decision, as read back from a line.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -114,22 +115,62 @@ impl MaskedField {
     }
 }
 
+/// The key the file's pseudonyms are made with. It is derived one way from the API secret, so every
+/// replica of an app writes the same pseudonym for the same value, while nobody without the secret
+/// can hash a list of likely ids and match them against the file.
+#[derive(Clone)]
+pub struct MaskKey([u8; 32]);
+
+impl MaskKey {
+    const PURPOSE: &'static [u8] = b"gatehouse decision log pseudonyms";
+
+    pub fn derive(secret: &[u8]) -> MaskKey {
+        MaskKey(hmac(secret, Self::PURPOSE))
+    }
+}
+
+impl std::fmt::Debug for MaskKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MaskKey(..)")
+    }
+}
+
+/// HMAC-SHA256 of `message` under `key`.
+fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(message);
+            mac.finalize().into_bytes().into()
+        }
+        // HMAC takes keys of any length; this arm is never taken.
+        Err(_) => [0; 32],
+    }
+}
+
+/// Which fields a line masks, and the key of their pseudonyms.
+#[derive(Debug, Clone)]
+pub struct Mask {
+    pub fields: Vec<MaskedField>,
+    pub key: MaskKey,
+}
+
 impl Decided<'_> {
-    /// Appends the entry to `out` as one JSON line, newline included, with the `mask`ed fields
+    /// Appends the entry to `out` as one JSON line, newline included, with the fields `mask` names
     /// replaced by their [`pseudonym`].
     ///
     /// Written by hand rather than through serde: the entry is flat, this runs once per decision,
     /// and the generic path cost several times as much, most of it escaping strings that need none.
     /// The unit tests read lines back with serde_json.
-    pub fn write_line(&self, mask: &[MaskedField], out: &mut String) {
-        let masked = |field| mask.contains(&field);
+    pub fn write_line(&self, mask: Option<&Mask>, out: &mut String) {
+        let masked = |field| mask.is_some_and(|mask| mask.fields.contains(&field));
+        let key = mask.map(|mask| &mask.key);
         let mut json = JsonObject::open(out);
         json.time("time", self.time_ms);
         json.number("time_ms", self.time_ms);
         json.maybe_masked(
             "principal_id",
             self.principal_id,
-            masked(MaskedField::PrincipalId),
+            key.filter(|_| masked(MaskedField::PrincipalId)),
         );
         json.string("principal_kind", self.principal_kind);
         json.key("roles");
@@ -142,8 +183,8 @@ impl Decided<'_> {
                 escaped(json.out, CLIPPED);
                 break;
             }
-            if masked(MaskedField::Roles) {
-                escaped(json.out, &pseudonym(role));
+            if let (true, Some(key)) = (masked(MaskedField::Roles), key) {
+                escaped(json.out, &pseudonym(key, role));
             } else {
                 escaped(json.out, role);
             }
@@ -154,7 +195,7 @@ impl Decided<'_> {
         json.maybe_masked(
             "resource_id",
             self.resource_id,
-            masked(MaskedField::ResourceId),
+            key.filter(|_| masked(MaskedField::ResourceId)),
         );
         json.string("decision", self.decision);
         json.boolean("allowed", self.allowed);
@@ -179,8 +220,8 @@ impl Decided<'_> {
         }
         if let Some(trace_id) = self.trace_id {
             json.key("trace_id");
-            if masked(MaskedField::TraceId) {
-                escaped(json.out, &pseudonym(&format!("{trace_id:032x}")));
+            if let (true, Some(key)) = (masked(MaskedField::TraceId), key) {
+                escaped(json.out, &pseudonym(key, &format!("{trace_id:032x}")));
             } else {
                 // Hex digits need no escaping; writing to a String cannot fail.
                 let _ = write!(json.out, "\"{trace_id:032x}\"");
@@ -235,11 +276,11 @@ impl<'a> JsonObject<'a> {
         escaped(self.out, value);
     }
 
-    fn maybe_masked(&mut self, key: &str, value: &str, masked: bool) {
-        if masked {
-            self.string(key, &pseudonym(value));
-        } else {
-            self.string(key, value);
+    /// The value, or its pseudonym under `mask_key` when there is one.
+    fn maybe_masked(&mut self, key: &str, value: &str, mask_key: Option<&MaskKey>) {
+        match mask_key {
+            Some(mask_key) => self.string(key, &pseudonym(mask_key, value)),
+            None => self.string(key, value),
         }
     }
 
@@ -315,14 +356,14 @@ fn trace_id_from_hex<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Optio
     Ok(text.and_then(|t| u128::from_str_radix(&t, 16).ok()))
 }
 
-/// `sha256:` and the first 16 hex digits of the value's SHA-256; empty stays empty.
-pub fn pseudonym(value: &str) -> String {
+/// `hmac:` and the first 16 hex digits of the value's HMAC-SHA256 under `key`; empty stays empty.
+pub fn pseudonym(key: &MaskKey, value: &str) -> String {
     if value.is_empty() {
         return String::new();
     }
-    let digest = Sha256::digest(value.as_bytes());
+    let digest = hmac(&key.0, value.as_bytes());
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("hmac:{hex}")
 }
 
 /// The entry as it was being recorded, so tests can write it again.
@@ -388,9 +429,19 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn line(entry: &DecisionEntry, mask: &[MaskedField]) -> String {
+    fn key() -> MaskKey {
+        MaskKey::derive(b"an app secret of at least thirty-two bytes")
+    }
+
+    fn line(entry: &DecisionEntry, fields: &[MaskedField]) -> String {
+        let mask = Mask {
+            fields: fields.to_vec(),
+            key: key(),
+        };
         let mut out = String::new();
-        entry.decided().write_line(mask, &mut out);
+        entry
+            .decided()
+            .write_line(Some(&mask).filter(|m| !m.fields.is_empty()), &mut out);
         assert!(out.ends_with('\n'));
         assert_eq!(out.matches('\n').count(), 1);
         out
@@ -493,8 +544,8 @@ mod tests {
             &[MaskedField::PrincipalId, MaskedField::TraceId],
         ))
         .unwrap();
-        assert_eq!(value["principal_id"], pseudonym("user0"));
-        assert_eq!(value["trace_id"], pseudonym(&format!("{:032x}", 7)));
+        assert_eq!(value["principal_id"], pseudonym(&key(), "user0"));
+        assert_eq!(value["trace_id"], pseudonym(&key(), &format!("{:032x}", 7)));
         assert_eq!(value["resource_id"], "user:bob");
         assert_eq!(value["roles"][0], "admin");
         let value: Value = serde_json::from_str(&line(
@@ -502,8 +553,8 @@ mod tests {
             &[MaskedField::Roles, MaskedField::ResourceId],
         ))
         .unwrap();
-        assert_eq!(value["roles"][0], pseudonym("admin"));
-        assert_eq!(value["resource_id"], pseudonym("user:bob"));
+        assert_eq!(value["roles"][0], pseudonym(&key(), "admin"));
+        assert_eq!(value["resource_id"], pseudonym(&key(), "user:bob"));
         assert_eq!(value["principal_id"], "user0");
         let read: DecisionEntry =
             serde_json::from_str(&line(&entry, &[MaskedField::TraceId])).unwrap();
@@ -511,11 +562,24 @@ mod tests {
     }
 
     #[test]
-    fn pseudonyms_are_sha256_prefixes() {
-        let p = pseudonym("alice");
-        assert!(p.starts_with("sha256:"));
-        assert_eq!(p.len(), "sha256:".len() + 16);
-        assert_eq!(pseudonym(""), "");
-        assert_ne!(pseudonym("alice"), pseudonym("bob"));
+    fn pseudonyms_are_keyed_hmac_prefixes() {
+        let p = pseudonym(&key(), "alice");
+        assert!(p.starts_with("hmac:"), "{p}");
+        assert_eq!(p.len(), "hmac:".len() + 16);
+        assert_eq!(pseudonym(&key(), ""), "");
+        assert_ne!(p, pseudonym(&key(), "bob"));
+        assert_eq!(p, pseudonym(&key(), "alice"), "stable for one key");
+        let other = MaskKey::derive(b"another app secret of thirty-two bytes");
+        assert_ne!(
+            p,
+            pseudonym(&other, "alice"),
+            "another app's key, another pseudonym"
+        );
+        // RFC 4231 test case 2, to pin the construction: HMAC-SHA256("Jefe", "what do ya want...").
+        assert_eq!(
+            hmac(b"Jefe", b"what do ya want for nothing?")[..8],
+            [0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e]
+        );
+        assert_eq!(format!("{:?}", key()), "MaskKey(..)");
     }
 }

@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::entry::{Decided, DecisionEntry, MaskedField};
+use super::entry::{Decided, DecisionEntry, Mask, MaskKey, MaskedField};
 use crate::telemetry::metrics::Metrics;
 
 /// How many entries may wait for the file before new ones are dropped.
@@ -95,8 +95,9 @@ pub struct DecisionLog {
     shared: Arc<Shared>,
     keeps_ring: bool,
     keeps_file: bool,
-    /// Fields pseudonymized in the file (the ring keeps them, for the server-token RPCs).
-    mask: Vec<MaskedField>,
+    /// Fields pseudonymized in the file (the ring keeps them, for the server-token RPCs); none when
+    /// nothing is masked.
+    mask: Option<Mask>,
     metrics: Arc<Metrics>,
     /// The file's writer thread, until the log is closed.
     writer: Mutex<Option<Writer>>,
@@ -126,6 +127,7 @@ impl DecisionLog {
     /// opened or written, its entries are dropped and counted, and it is tried again every second.
     pub fn start(
         config: &DecisionLogConfig,
+        mask_key: MaskKey,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<DecisionLog> {
         let shared = Arc::new(Shared::default());
@@ -159,7 +161,10 @@ impl DecisionLog {
             shared,
             keeps_ring: config.ring_entries > 0,
             keeps_file: config.file.is_some(),
-            mask: config.mask.clone(),
+            mask: (!config.mask.is_empty()).then(|| Mask {
+                fields: config.mask.clone(),
+                key: mask_key,
+            }),
             metrics,
             writer: Mutex::new(writer),
         })
@@ -201,10 +206,10 @@ impl DecisionLog {
 
     fn record_with(&self, entry: &Decided<'_>, scratch: &mut Scratch) {
         scratch.line.clear();
-        entry.write_line(&[], &mut scratch.line);
-        let for_file = if self.keeps_file && !self.mask.is_empty() {
+        entry.write_line(None, &mut scratch.line);
+        let for_file = if let (true, Some(mask)) = (self.keeps_file, &self.mask) {
             scratch.masked.clear();
-            entry.write_line(&self.mask, &mut scratch.masked);
+            entry.write_line(Some(mask), &mut scratch.masked);
             &scratch.masked
         } else {
             &scratch.line
@@ -454,7 +459,7 @@ mod tests {
         let mut line = String::new();
         super::super::entry::sample(n)
             .decided()
-            .write_line(&[], &mut line);
+            .write_line(None, &mut line);
         line
     }
 
@@ -465,7 +470,11 @@ mod tests {
             mask,
             ..DecisionLogConfig::default()
         };
-        DecisionLog::start(&config, metrics()).unwrap()
+        DecisionLog::start(&config, key(), metrics()).unwrap()
+    }
+
+    fn key() -> MaskKey {
+        MaskKey::derive(b"an app secret of at least thirty-two bytes")
     }
 
     fn metrics() -> Arc<Metrics> {
@@ -510,7 +519,7 @@ mod tests {
             file: Some(path.clone()),
             ..DecisionLogConfig::default()
         };
-        let log = DecisionLog::start(&config, Arc::clone(&metrics)).unwrap();
+        let log = DecisionLog::start(&config, key(), Arc::clone(&metrics)).unwrap();
         for n in 0..10 {
             record(&log, n);
         }
@@ -602,7 +611,7 @@ mod tests {
         let masked: Vec<String> = written.into_iter().map(|e| e.principal_id).collect();
         assert_eq!(
             masked,
-            ["user0", "user1", "user2"].map(super::super::entry::pseudonym)
+            ["user0", "user1", "user2"].map(|id| super::super::entry::pseudonym(&key(), id))
         );
     }
 

@@ -6,7 +6,9 @@ mod exercised;
 mod log;
 mod suggest;
 
-pub use entry::{Decided, DecisionEntry, MaskedField, ShadowDecided, ShadowVerdict, pseudonym};
+pub use entry::{
+    Decided, DecisionEntry, Mask, MaskKey, MaskedField, ShadowDecided, ShadowVerdict, pseudonym,
+};
 pub use exercised::{Exercised, Subject, exercised};
 pub use log::{DecisionLog, DecisionLogConfig, read_file};
 pub use suggest::{Suggestion, suggest};

@@ -132,7 +132,7 @@ impl Decider {
                 rule = %error.rule,
                 error = %error.message,
                 revision = policy.revision(),
-                "a condition failed to evaluate and counted as not matching"
+                "a condition failed to evaluate and counted against the request"
             );
         }
         self.metrics

@@ -754,3 +754,68 @@ async fn allowed_actions_on_feeds_with_the_default_set() {
     assert!(!response.policy_revision.is_empty());
     server.stop().await.unwrap();
 }
+
+/// The first answer to `(action, kind, id, context)` as `token`.
+async fn decide(
+    client: &mut GatehouseClient<Channel>,
+    token: &str,
+    kind: &str,
+    context: Value,
+) -> pb::CheckResponse {
+    check(
+        client,
+        check_request(token, "read", kind, "1", json!({}), context),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_condition_that_cannot_be_evaluated_never_lets_a_request_through() {
+    // A deny rule and a Keycloak negative-logic policy both read `context.risk`; a caller that leaves
+    // it out, or sends what cannot be compared with a number, must not get past either.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("set.yaml"),
+        r#"settings:
+  strategy: priority
+rules:
+  - name: anyone-reads-notes
+    effect: allow
+    resource: note
+    actions: [read]
+  - name: blocked-callers-read-nothing
+    effect: deny
+    resource: note
+    actions: [read]
+    when:
+      cel: "context.risk > 3"
+policies:
+  - name: unless-blocked
+    type: condition
+    condition: "context.risk > 3"
+    logic: negative
+permissions:
+  - name: read-reports-unless-blocked
+    type: resource
+    resource: report
+    policies: [unless-blocked]
+"#,
+    )
+    .unwrap();
+    let server =
+        TestServer::start_with(&[("GATEHOUSE_POLICY_DIR", dir.path().to_str().unwrap())]).await;
+    let mut client = server.client().await;
+    let alice = user_token("alice");
+    for kind in ["note", "report"] {
+        let open = decide(&mut client, &alice, kind, json!({"risk": 1})).await;
+        assert!(open.allowed, "{kind}: {open:#?}");
+        let blocked = decide(&mut client, &alice, kind, json!({"risk": 5})).await;
+        assert!(!blocked.allowed, "{kind}: {blocked:#?}");
+        for unreadable in [json!({}), json!({"risk": "high"}), json!({"risk": [9]})] {
+            let answer = decide(&mut client, &alice, kind, unreadable.clone()).await;
+            assert!(!answer.allowed, "{kind} with {unreadable}: {answer:#?}");
+        }
+    }
+    let missing = decide(&mut client, &alice, "note", json!({})).await;
+    assert_eq!(missing.rule, "blocked-callers-read-nothing");
+}

@@ -113,7 +113,11 @@ impl<'r, 'p> Eval<'r, 'p> {
             Ok((false, why)) => (TraceResult::NotApplicable(why.to_owned()), None),
             Err(e) => {
                 self.record_error(&candidate.name, &e);
-                (TraceResult::Error(e), None)
+                // Fail closed: a condition that cannot be evaluated never allows, and never stops a
+                // deny rule from denying (a caller leaving out what the condition reads must not
+                // get past it).
+                let vote = (effect == Effect::Deny).then_some(Effect::Deny);
+                (TraceResult::Error(e), vote)
             }
         };
         if let Some(trace) = trace {
@@ -130,9 +134,12 @@ impl<'r, 'p> Eval<'r, 'p> {
         let mut children = Vec::new();
         let (raw, detail) =
             self.policy_body(policy, trace.is_some().then_some(&mut children), depth);
-        let granted = match policy.logic {
-            Logic::Positive => raw,
-            Logic::Negative => !raw,
+        // A policy that could not be evaluated (here or in a policy it aggregates) grants nothing,
+        // whatever its logic: negative logic must not turn an error into a grant.
+        let granted = match (raw, policy.logic) {
+            (Err(()), _) => false,
+            (Ok(raw), Logic::Positive) => raw,
+            (Ok(raw), Logic::Negative) => !raw,
         };
         if let Some(trace) = trace {
             trace.push(PolicyTrace {
@@ -146,18 +153,19 @@ impl<'r, 'p> Eval<'r, 'p> {
         granted
     }
 
+    /// The policy's own result before its logic is applied, `Err` when it could not be evaluated.
     fn policy_body(
         &self,
         policy: &NamedPolicy,
         children: Option<&mut Vec<PolicyTrace>>,
         depth: usize,
-    ) -> (bool, String) {
+    ) -> (Result<bool, ()>, String) {
         let principal = self.request.principal;
         match &policy.body {
-            PolicyBody::Role(roles) => (self.has_role(roles), String::new()),
-            PolicyBody::Group(groups) => (any_of(&principal.groups, groups), String::new()),
+            PolicyBody::Role(roles) => (Ok(self.has_role(roles)), String::new()),
+            PolicyBody::Group(groups) => (Ok(any_of(&principal.groups, groups)), String::new()),
             PolicyBody::User(users) => (
-                principal.kind == PrincipalKind::User && users.contains(&principal.user_id),
+                Ok(principal.kind == PrincipalKind::User && users.contains(&principal.user_id)),
                 String::new(),
             ),
             PolicyBody::Time {
@@ -170,20 +178,21 @@ impl<'r, 'p> Eval<'r, 'p> {
                 let inside = not_before.is_none_or(|t| now >= t)
                     && not_after.is_none_or(|t| now <= t)
                     && hours.is_none_or(|(from, to)| hour >= from && hour < to);
-                (inside, String::new())
+                (Ok(inside), String::new())
             }
             PolicyBody::Condition(cel) => match cel.evaluate(&self.cel_input()) {
-                Ok(b) => (b, String::new()),
+                Ok(b) => (Ok(b), String::new()),
                 Err(e) => {
                     self.record_error(&policy.name, &e);
-                    (false, format!("error: {e}"))
+                    (Err(()), format!("error: {e}"))
                 }
             },
             PolicyBody::Aggregated { policies, strategy } => {
                 // Cycles are refused at load time; the depth bound is a second line of defence.
                 if depth > 64 {
-                    return (false, "error: aggregation too deep".to_owned());
+                    return (Err(()), "error: aggregation too deep".to_owned());
                 }
+                let errors_before = self.errors.borrow().len();
                 let mut children = children;
                 let (mut permits, mut denies) = (0, 0);
                 for &child in policies {
@@ -193,10 +202,11 @@ impl<'r, 'p> Eval<'r, 'p> {
                         denies += 1;
                     }
                 }
-                (
-                    strategy.combine(permits, denies),
-                    format!("{strategy}: {permits} granted, {denies} not"),
-                )
+                let detail = format!("{strategy}: {permits} granted, {denies} not");
+                if self.errors.borrow().len() > errors_before {
+                    return (Err(()), format!("error in an aggregated policy; {detail}"));
+                }
+                (Ok(strategy.combine(permits, denies)), detail)
             }
         }
     }

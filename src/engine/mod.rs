@@ -4,7 +4,8 @@
 //! trusted, scope tokens are held to their scope, and users and anonymous callers go through the
 //! candidates the index finds for the request's kind and action. Each candidate that applies votes; the
 //! set's strategy turns the votes into the decision (see `docs/policies.md`). A condition that cannot
-//! be evaluated counts as not matching and is reported, so an error can never allow by itself.
+//! be evaluated fails closed and is reported: it never lets an allow rule allow, nor stops a deny rule
+//! from denying, nor lets a Keycloak policy grant.
 
 mod eval;
 mod explain;
@@ -78,7 +79,7 @@ pub struct Decision<'p> {
     pub allowed: bool,
     pub rule: &'p str,
     pub why: Why<'p>,
-    /// Conditions that failed to evaluate, each counted as not matching.
+    /// Conditions that failed to evaluate, each counted against the request (see the module docs).
     pub errors: Vec<ConditionError>,
 }
 

@@ -7,9 +7,10 @@
 #   sampled  as `on`, with the standard parent-based 1% trace sampler (OTEL_TRACES_SAMPLER): a span
 #            is still started for every request and joins a caller's sampled trace; 1% of the others
 #            are exported
-# Rounds alternate off/on/sampled so drift on a shared machine hits all alike; prints per-round
+# Rounds alternate the setups, each round starting with the next one in turn, so drift on a shared
+# machine and one setup's leftovers hit all alike; prints per-round
 # figures, medians, the ratios of the medians to `off`, and the median of each round's ratio to the
-# `off` round before it. CPU per request is the server process's user+system time
+# `off` round of the same round. CPU per request is the server process's user+system time
 # over the round divided by the requests answered (the load tool and the sink are not counted).
 #   scripts/bench-observability.sh [ROUNDS] [DURATION]      e.g. 5 10s
 #   SETUPS="off sampled" scripts/bench-observability.sh     only some of the servers (off is needed)
@@ -75,7 +76,12 @@ done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 for round in $(seq "$rounds"); do
-    for setup in "${setups[@]}"; do
+    # Each round starts with the next setup in turn: a setup's leftovers (spans still being exported
+    # and decoded) then weigh on every other setup equally often.
+    count=${#setups[@]}
+    order=()
+    for i in $(seq 0 $((count - 1))); do order+=("${setups[$(((round + i) % count))]}"); done
+    for setup in "${order[@]}"; do
         # Let the previous server's exporters and log writer finish before measuring this one.
         sleep 1
         before=$(cpu_ticks "${pid[$setup]}")
@@ -115,7 +121,7 @@ for s in setups[1:]:
           f"p50 {a['p50_us']/b['p50_us']:.3f}  p99 {a['p99_us']/b['p99_us']:.3f}  "
           f"server CPU {a['cpu_us_per_request']/b['cpu_us_per_request']:.3f}")
 # The machine's speed drifts between rounds more than the setups differ; a setup's round against the
-# `off` round just before it cancels most of that drift.
+# `off` round of the same round (run within seconds of it) cancels most of that drift.
 for s in setups[1:]:
     ratios = {k: sorted(x[k] / o[k] for x, o in zip(rows[s], rows["off"])) for k in keys}
     def spread(k):

@@ -5,6 +5,7 @@
 //! recorded the same way whichever door it came through.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use crate::audit::{Decided, DecisionLog, ShadowDecided};
@@ -88,6 +89,34 @@ pub struct Decider {
     pub log: DecisionLog,
     /// A second set evaluated beside the live one; differences are counted and logged.
     pub shadow: Option<Arc<PolicyStore>>,
+    /// Callers can make a condition fail on every request they send; its warning is let through at
+    /// most once a second, so the log stays the operator's.
+    pub condition_warnings: OncePerSecond,
+}
+
+/// Lets an event through at most once a second, counting the ones held back in between.
+#[derive(Debug, Default)]
+pub struct OncePerSecond {
+    last_second: AtomicU64,
+    held_back: AtomicU64,
+}
+
+impl OncePerSecond {
+    /// `Some(held back since the last one let through)` when this one may go through.
+    pub fn admit(&self, now_second: u64) -> Option<u64> {
+        let last = self.last_second.load(Ordering::Relaxed);
+        let turn = now_second != last
+            && self
+                .last_second
+                .compare_exchange(last, now_second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if turn {
+            Some(self.held_back.swap(0, Ordering::Relaxed))
+        } else {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 impl Decider {
@@ -127,13 +156,20 @@ impl Decider {
         verdict: &Verdict<'_>,
     ) {
         let decision = &verdict.decision;
-        for error in &decision.errors {
-            tracing::warn!(
-                rule = %error.rule,
-                error = %error.message,
-                revision = policy.revision(),
-                "a condition failed to evaluate and counted against the request"
-            );
+        if let Some(error) = decision.errors.first() {
+            let now_second = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if let Some(held_back) = self.condition_warnings.admit(now_second) {
+                tracing::warn!(
+                    rule = %error.rule,
+                    error = %error.message,
+                    revision = policy.revision(),
+                    others_in_this_decision = decision.errors.len() - 1,
+                    held_back_since_last_warning = held_back,
+                    "a condition failed to evaluate and counted against the request"
+                );
+            }
         }
         self.metrics
             .decision(decision.allowed, decision.rule, call.source);
@@ -222,4 +258,20 @@ impl Decider {
 /// How a decision is named in spans, metrics and the decision log.
 pub(crate) fn verdict_name(allowed: bool) -> &'static str {
     if allowed { "allow" } else { "deny" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OncePerSecond;
+
+    #[test]
+    fn once_per_second_lets_one_through_each_second_and_counts_the_rest() {
+        let gate = OncePerSecond::default();
+        assert_eq!(gate.admit(100), Some(0));
+        assert_eq!(gate.admit(100), None);
+        assert_eq!(gate.admit(100), None);
+        assert_eq!(gate.admit(101), Some(2));
+        assert_eq!(gate.admit(101), None);
+        assert_eq!(gate.admit(105), Some(1));
+    }
 }

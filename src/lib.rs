@@ -121,6 +121,7 @@ impl App {
                 metrics,
                 log,
                 shadow,
+                condition_warnings: decider::OncePerSecond::default(),
             },
             ready: std::sync::atomic::AtomicBool::new(false),
         })

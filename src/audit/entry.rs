@@ -154,85 +154,6 @@ pub struct Mask {
     pub key: MaskKey,
 }
 
-impl Decided<'_> {
-    /// Appends the entry to `out` as one JSON line, newline included, with the fields `mask` names
-    /// replaced by their [`pseudonym`].
-    ///
-    /// Written by hand rather than through serde: the entry is flat, this runs once per decision,
-    /// and the generic path cost several times as much, most of it escaping strings that need none.
-    /// The unit tests read lines back with serde_json.
-    pub fn write_line(&self, mask: Option<&Mask>, out: &mut String) {
-        let masked = |field| mask.is_some_and(|mask| mask.fields.contains(&field));
-        let key = mask.map(|mask| &mask.key);
-        let mut json = JsonObject::open(out);
-        json.time("time", self.time_ms);
-        json.number("time_ms", self.time_ms);
-        json.maybe_masked(
-            "principal_id",
-            self.principal_id,
-            key.filter(|_| masked(MaskedField::PrincipalId)),
-        );
-        json.string("principal_kind", self.principal_kind);
-        json.key("roles");
-        json.out.push('[');
-        for (n, role) in self.roles.iter().enumerate() {
-            if n > 0 {
-                json.out.push(',');
-            }
-            if n == ROLES_LIMIT {
-                escaped(json.out, CLIPPED);
-                break;
-            }
-            if let (true, Some(key)) = (masked(MaskedField::Roles), key) {
-                escaped(json.out, &pseudonym(key, role));
-            } else {
-                escaped(json.out, role);
-            }
-        }
-        json.out.push(']');
-        json.string("action", self.action);
-        json.string("resource_kind", self.resource_kind);
-        json.maybe_masked(
-            "resource_id",
-            self.resource_id,
-            key.filter(|_| masked(MaskedField::ResourceId)),
-        );
-        json.string("decision", self.decision);
-        json.boolean("allowed", self.allowed);
-        json.string("rule", self.rule);
-        if let Some(pattern) = self.rule_id_pattern {
-            json.string("rule_id_pattern", pattern);
-        }
-        json.string("revision", self.revision);
-        json.string("mode", self.mode);
-        json.boolean("dry_run", self.dry_run);
-        json.string("source", self.source);
-        if let Some(route) = self.route {
-            json.string("route", route);
-        }
-        if let Some(shadow) = &self.shadow {
-            json.key("shadow");
-            let mut inner = JsonObject::open(json.out);
-            inner.string("decision", shadow.decision);
-            inner.string("rule", shadow.rule);
-            inner.string("revision", shadow.revision);
-            inner.close();
-        }
-        if let Some(trace_id) = self.trace_id {
-            json.key("trace_id");
-            if let (true, Some(key)) = (masked(MaskedField::TraceId), key) {
-                escaped(json.out, &pseudonym(key, &format!("{trace_id:032x}")));
-            } else {
-                // Hex digits need no escaping; writing to a String cannot fail.
-                let _ = write!(json.out, "\"{trace_id:032x}\"");
-            }
-        }
-        json.number("latency_us", self.latency_us);
-        json.close();
-        out.push('\n');
-    }
-}
-
 /// The most bytes of one string field a line keeps; a longer value (an id a caller made up, say) is
 /// cut at a character boundary and ends with [`CLIPPED`]. It keeps lines, and so the ring and the
 /// file's queue, bounded in bytes.
@@ -244,65 +165,156 @@ pub const ROLES_LIMIT: usize = 64;
 /// 9999-12-31T23:59:59.999Z, the last instant RFC 3339 can write.
 const LAST_WRITABLE_MS: i64 = 253_402_300_799_999;
 
-/// Writes one JSON object's members in order.
-struct JsonObject<'a> {
-    out: &'a mut String,
-    first: bool,
+/// The text between two members of a line's object: `,"name":`. Keys are this module's own
+/// literals, which need no escaping, so each is one copy of a constant.
+macro_rules! member {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
 }
 
-impl<'a> JsonObject<'a> {
-    fn open(out: &'a mut String) -> JsonObject<'a> {
-        out.push('{');
-        JsonObject { out, first: true }
-    }
-
-    fn close(self) {
-        self.out.push('}');
-    }
-
-    /// Keys are this module's own literals, which need no escaping.
-    fn key(&mut self, key: &str) {
-        if !self.first {
-            self.out.push(',');
+impl Decided<'_> {
+    /// Appends the entry to `out` as one JSON line, newline included, with the fields `mask` names
+    /// replaced by their [`pseudonym`].
+    ///
+    /// Written by hand rather than through serde: the entry is flat, this runs once per decision,
+    /// and the generic path cost several times as much, most of it escaping strings that need none.
+    /// The unit tests read lines back with serde_json.
+    pub fn write_line(&self, mask: Option<&Mask>, out: &mut String) {
+        let masked = |field| mask.is_some_and(|mask| mask.fields.contains(&field));
+        let key_for = |field| mask.map(|mask| &mask.key).filter(|_| masked(field));
+        out.push_str("{\"time\":");
+        push_time(out, self.time_ms);
+        out.push_str(member!("time_ms"));
+        push_number(out, self.time_ms);
+        out.push_str(member!("principal_id"));
+        push_maybe_masked(out, self.principal_id, key_for(MaskedField::PrincipalId));
+        out.push_str(member!("principal_kind"));
+        escaped(out, self.principal_kind);
+        out.push_str(member!("roles"));
+        out.push('[');
+        for (n, role) in self.roles.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            if n == ROLES_LIMIT {
+                escaped(out, CLIPPED);
+                break;
+            }
+            push_maybe_masked(out, role, key_for(MaskedField::Roles));
         }
-        self.first = false;
-        self.out.push('"');
-        self.out.push_str(key);
-        self.out.push_str("\":");
-    }
-
-    fn string(&mut self, key: &str, value: &str) {
-        self.key(key);
-        escaped(self.out, value);
-    }
-
-    /// The value, or its pseudonym under `mask_key` when there is one.
-    fn maybe_masked(&mut self, key: &str, value: &str, mask_key: Option<&MaskKey>) {
-        match mask_key {
-            Some(mask_key) => self.string(key, &pseudonym(mask_key, value)),
-            None => self.string(key, value),
+        out.push(']');
+        out.push_str(member!("action"));
+        escaped(out, self.action);
+        out.push_str(member!("resource_kind"));
+        escaped(out, self.resource_kind);
+        out.push_str(member!("resource_id"));
+        push_maybe_masked(out, self.resource_id, key_for(MaskedField::ResourceId));
+        out.push_str(member!("decision"));
+        escaped(out, self.decision);
+        out.push_str(member!("allowed"));
+        push_bool(out, self.allowed);
+        out.push_str(member!("rule"));
+        escaped(out, self.rule);
+        if let Some(pattern) = self.rule_id_pattern {
+            out.push_str(member!("rule_id_pattern"));
+            escaped(out, pattern);
         }
+        out.push_str(member!("revision"));
+        escaped(out, self.revision);
+        out.push_str(member!("mode"));
+        escaped(out, self.mode);
+        out.push_str(member!("dry_run"));
+        push_bool(out, self.dry_run);
+        out.push_str(member!("source"));
+        escaped(out, self.source);
+        if let Some(route) = self.route {
+            out.push_str(member!("route"));
+            escaped(out, route);
+        }
+        if let Some(shadow) = &self.shadow {
+            out.push_str(member!("shadow"));
+            out.push_str("{\"decision\":");
+            escaped(out, shadow.decision);
+            out.push_str(member!("rule"));
+            escaped(out, shadow.rule);
+            out.push_str(member!("revision"));
+            escaped(out, shadow.revision);
+            out.push('}');
+        }
+        if let Some(trace_id) = self.trace_id {
+            out.push_str(member!("trace_id"));
+            match key_for(MaskedField::TraceId) {
+                Some(key) => escaped(out, &pseudonym(key, &format!("{trace_id:032x}"))),
+                None => {
+                    // Hex digits need no escaping.
+                    out.push('"');
+                    push_hex(out, trace_id);
+                    out.push('"');
+                }
+            }
+        }
+        out.push_str(member!("latency_us"));
+        push_number(out, self.latency_us);
+        out.push_str("}\n");
     }
+}
 
-    fn number(&mut self, key: &str, value: impl std::fmt::Display) {
-        self.key(key);
-        // Writing to a String cannot fail.
-        let _ = write!(self.out, "{value}");
+/// The value, or its pseudonym under `mask_key` when there is one.
+fn push_maybe_masked(out: &mut String, value: &str, mask_key: Option<&MaskKey>) {
+    match mask_key {
+        Some(mask_key) => escaped(out, &pseudonym(mask_key, value)),
+        None => escaped(out, value),
     }
+}
 
-    fn boolean(&mut self, key: &str, value: bool) {
-        self.key(key);
-        self.out.push_str(if value { "true" } else { "false" });
-    }
+fn push_number(out: &mut String, value: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(value));
+}
 
-    /// RFC 3339 with milliseconds, UTC.
-    fn time(&mut self, key: &str, time_ms: i64) {
-        self.key(key);
-        let time_ms = time_ms.clamp(0, LAST_WRITABLE_MS);
-        let since_epoch = Duration::from_millis(u64::try_from(time_ms).unwrap_or(0));
-        let time = SystemTime::UNIX_EPOCH + since_epoch;
-        // Writing to a String cannot fail.
-        let _ = write!(self.out, "\"{}\"", humantime::format_rfc3339_millis(time));
+fn push_bool(out: &mut String, value: bool) {
+    out.push_str(if value { "true" } else { "false" });
+}
+
+/// RFC 3339 with milliseconds, UTC, quoted. The text up to the second is formatted once a second per
+/// thread; entries within the second only add their milliseconds.
+fn push_time(out: &mut String, time_ms: i64) {
+    let time_ms = time_ms.clamp(0, LAST_WRITABLE_MS);
+    let second = time_ms.div_euclid(1000);
+    out.push('"');
+    SECOND_TEXT.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != Some(second) || cached.1.is_empty() {
+            let since_epoch = Duration::from_secs(u64::try_from(second).unwrap_or(0));
+            let text = humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + since_epoch);
+            cached.1.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(cached.1, "{text}");
+            cached.1.pop(); // the trailing `Z`
+            cached.0 = Some(second);
+        }
+        out.push_str(&cached.1);
+    });
+    let millis = time_ms.rem_euclid(1000);
+    let digits = [millis / 100, millis / 10 % 10, millis % 10]
+        .map(|d| char::from(b'0' + u8::try_from(d).unwrap_or(0)));
+    out.push('.');
+    out.extend(digits);
+    out.push_str("Z\"");
+}
+
+thread_local! {
+    /// The RFC 3339 text of the last second this thread wrote (without its `Z`).
+    static SECOND_TEXT: std::cell::RefCell<(Option<i64>, String)> =
+        const { std::cell::RefCell::new((None, String::new())) };
+}
+
+/// The 32 lower-case hex digits of a W3C trace id.
+fn push_hex(out: &mut String, value: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..32).rev() {
+        let nibble = usize::try_from((value >> (shift * 4)) & 0xf).unwrap_or(0);
+        out.push(char::from(DIGITS.get(nibble).copied().unwrap_or(b'0')));
     }
 }
 
@@ -518,6 +530,28 @@ mod tests {
         }
         let value: Value = serde_json::from_str(&line(&sample(i64::MAX), &[])).unwrap();
         assert_eq!(value["time"], "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn times_in_and_across_seconds_are_written_in_full() {
+        let cases = [
+            (1_700_000_000_007, "2023-11-14T22:13:20.007Z"),
+            (1_700_000_000_070, "2023-11-14T22:13:20.070Z"),
+            (1_700_000_000_999, "2023-11-14T22:13:20.999Z"),
+            (1_700_000_001_000, "2023-11-14T22:13:21.000Z"),
+            (1_700_000_000_500, "2023-11-14T22:13:20.500Z"),
+            (0, "1970-01-01T00:00:00.000Z"),
+        ];
+        for (time_ms, text) in cases {
+            let value: Value = serde_json::from_str(&line(&sample(time_ms), &[])).unwrap();
+            assert_eq!(value["time"], text);
+        }
+        let mut hex = String::new();
+        push_hex(&mut hex, 0x0af7651916cd43dd8448eb211c80319c);
+        assert_eq!(hex, "0af7651916cd43dd8448eb211c80319c");
+        hex.clear();
+        push_hex(&mut hex, 7);
+        assert_eq!(hex, format!("{:032x}", 7));
     }
 
     #[test]

@@ -63,6 +63,33 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `gatehouse serve` on a free loopback port with `env`, and a client once it answers.
+async fn serve_child(
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Child, GatehouseClient<tonic::transport::Channel>) {
+    let port = free_port();
+    let mut command = gatehouse();
+    command
+        .arg("serve")
+        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEHOUSE_API_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    for _ in 0..200 {
+        if let Ok(client) = GatehouseClient::connect(format!("http://127.0.0.1:{port}")).await {
+            return (child, client);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not come up on port {port}");
+}
+
 #[test]
 fn every_invalid_setting_is_reported_then_exit_64() {
     let out = output(
@@ -210,24 +237,7 @@ async fn development_mode_prints_a_working_server_token_and_stops_on_sigint() {
 
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
-    let port = free_port();
-    let mut child = gatehouse()
-        .arg("serve")
-        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("GATEHOUSE_API_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut client = None;
-    for _ in 0..200 {
-        if let Ok(c) = GatehouseClient::connect(format!("http://127.0.0.1:{port}")).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut client = client.expect("the server comes up");
+    let (mut child, mut client) = serve_child(&[]).await;
     let verified = client
         .verify(pb::VerifyRequest {
             token: user_token("jack"),
@@ -248,25 +258,8 @@ async fn sigterm_drains_and_exits_zero() {
 async fn every_decision_made_before_sigterm_is_in_the_decision_log_file_at_exit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("decisions.jsonl");
-    let port = free_port();
-    let mut child = gatehouse()
-        .arg("serve")
-        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("GATEHOUSE_API_SECRET", SECRET)
-        .env("GATEHOUSE_DECISION_LOG_FILE", &path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut client = None;
-    for _ in 0..200 {
-        if let Ok(c) = GatehouseClient::connect(format!("http://127.0.0.1:{port}")).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut client = client.expect("the server comes up");
+    let (mut child, mut client) =
+        serve_child(&[("GATEHOUSE_DECISION_LOG_FILE", path.as_os_str())]).await;
     let alice = user_token("alice");
     let checks = 300;
     for n in 0..checks {

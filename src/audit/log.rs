@@ -529,8 +529,8 @@ mod tests {
         assert!(!path.exists());
     }
 
-    #[test]
-    fn a_file_moved_away_by_someone_else_is_started_again_at_rotation() {
+    /// A file of at most 1,000 bytes and two rotated ones, in a new directory.
+    fn small_file() -> (tempfile::TempDir, PathBuf, FileSpec) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("decisions.jsonl");
         let spec = FileSpec {
@@ -538,6 +538,12 @@ mod tests {
             max_bytes: 1000,
             max_files: 2,
         };
+        (dir, path, spec)
+    }
+
+    #[test]
+    fn a_file_moved_away_by_someone_else_is_started_again_at_rotation() {
+        let (dir, path, spec) = small_file();
         let mut file = RotatingFile::open(&spec).unwrap();
         for n in 0..3 {
             file.write_line(&line(n)).unwrap();
@@ -617,13 +623,7 @@ mod tests {
 
     #[test]
     fn the_file_rotates_by_size_and_keeps_the_newest_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("decisions.jsonl");
-        let spec = FileSpec {
-            path: path.clone(),
-            max_bytes: 1000,
-            max_files: 2,
-        };
+        let (_dir, path, spec) = small_file();
         let mut file = RotatingFile::open(&spec).unwrap();
         for n in 0..100 {
             file.write_line(&line(n)).unwrap();

@@ -227,12 +227,13 @@ pub async fn run_listeners(
         );
     tokio::pin!(serve);
     let grace = config.shutdown_grace;
-    tokio::select! {
-        result = &mut serve => result?,
+    let served = tokio::select! {
+        result = &mut serve => result,
         () = grace_expired(drained_rx, grace) => {
             tracing::warn!(grace_seconds = grace.as_secs_f64(), "grace period over: closing calls still in flight");
+            Ok(())
         }
-    }
+    };
     if let Some(task) = http_task {
         // The HTTP side stopped accepting with the gRPC side; its in-flight requests get the grace
         // period too.
@@ -247,6 +248,7 @@ pub async fn run_listeners(
     if let Err(e) = tokio::task::spawn_blocking(move || closing.decider.log.close()).await {
         tracing::warn!(error = %e, "closing the decision log failed");
     }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

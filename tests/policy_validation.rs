@@ -976,4 +976,12 @@ async fn a_route_error_points_at_the_route_not_a_rule_of_the_same_name() {
         &[expect("both.yaml", &[2], unknown)],
     )
     .await;
+    // A route written in flow style, on the `routes:` line itself.
+    let flow = r#"routes: [{name: read-feed, methods: [GET], path: "/feed/{id}", resource: nowhere, id: "{id}", action: read}]
+"#;
+    assert_invalid_exactly(
+        &[("both.yaml", &format!("{rule}{flow}"))],
+        &[expect("both.yaml", &[6], unknown)],
+    )
+    .await;
 }

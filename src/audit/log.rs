@@ -74,6 +74,9 @@ struct Buffers {
     /// Lines waiting for the file's writer thread, one after the other.
     pending: String,
     pending_lines: usize,
+    /// Set by the writer as it takes its last batch: later lines would never be written, so they
+    /// are counted as dropped instead of queued.
+    writer_gone: bool,
 }
 
 /// The buffers and the writer thread's stop flag, shared with that thread.
@@ -172,7 +175,8 @@ impl DecisionLog {
 
     /// Has the file's writer write what is pending and stop, waiting for it a bounded time (a file
     /// that blocks, such as a pipe nobody reads, must not hold up shutdown). Entries recorded
-    /// afterwards are kept in the ring only.
+    /// afterwards, and those still pending when the wait ends, are counted as dropped from the file;
+    /// the ring keeps taking them.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
         let writer = self
@@ -183,8 +187,17 @@ impl DecisionLog {
         if let Some(writer) = writer {
             writer.thread.unpark();
             if let Err(RecvTimeoutError::Timeout) = writer.finished.recv_timeout(CLOSE_WAIT) {
+                let lost = {
+                    let mut buffers = self.shared.lock();
+                    buffers.writer_gone = true;
+                    buffers.pending.clear();
+                    std::mem::take(&mut buffers.pending_lines)
+                };
+                self.metrics
+                    .decision_log_dropped("file", u64::try_from(lost).unwrap_or(u64::MAX));
                 tracing::warn!(
-                    "the decision log file did not take its last entries in time; they are lost"
+                    lost,
+                    "the decision log file did not take its last entries in time"
                 );
             }
         }
@@ -217,7 +230,8 @@ impl DecisionLog {
         let mut buffers = self.shared.lock();
         let mut dropped = false;
         if self.keeps_file {
-            let fits = buffers.pending_lines < QUEUE
+            let fits = !buffers.writer_gone
+                && buffers.pending_lines < QUEUE
                 && buffers.pending.len().saturating_add(for_file.len()) <= QUEUE_BYTES;
             if fits {
                 buffers.pending.push_str(for_file);
@@ -314,21 +328,29 @@ fn write_file(shared: &Shared, spec: &FileSpec, metrics: &Metrics) {
         let lines = {
             let mut buffers = shared.lock();
             std::mem::swap(&mut buffers.pending, &mut batch);
+            buffers.writer_gone = closed;
             std::mem::take(&mut buffers.pending_lines)
         };
-        let dropped = match &mut file {
-            Some(open) => match write_batch(open, &batch) {
-                Ok(()) => 0,
-                Err((e, unwritten)) => {
-                    if !failing {
-                        failing = true;
-                        tracing::error!(error = %e, "cannot write the decision log file; its entries are dropped until it can be");
-                    }
-                    file = None;
-                    unwritten
+        let written = match &mut file {
+            Some(open) => write_batch(open, &batch),
+            None => Ok(()),
+        };
+        let dropped = match (written, file.is_some()) {
+            (Ok(()), true) => 0,
+            (Ok(()), false) => lines,
+            (Err(e), _) => {
+                if !failing {
+                    failing = true;
+                    tracing::error!(error = %e, "cannot write the decision log file; its entries are dropped until it can be");
                 }
-            },
-            None => lines,
+                // What the buffer holds is thrown away, not written again when it is dropped; the
+                // batch's lines cannot be told apart from what reached the file, so all count as
+                // dropped.
+                if let Some(broken) = file.take() {
+                    broken.discard();
+                }
+                lines
+            }
         };
         if dropped > 0 {
             metrics.decision_log_dropped("file", u64::try_from(dropped).unwrap_or(u64::MAX));
@@ -343,20 +365,15 @@ fn write_file(shared: &Shared, spec: &FileSpec, metrics: &Metrics) {
     }
 }
 
-/// Writes and flushes `batch`; on failure, the error and how many of its lines were not written
-/// (the one that failed included).
-fn write_batch(file: &mut RotatingFile, batch: &str) -> Result<(), (std::io::Error, usize)> {
-    let mut lines = batch.split_inclusive('\n');
-    while let Some(line) = lines.next() {
-        if let Err(e) = file.write_line(line) {
-            return Err((e, 1 + lines.count()));
-        }
+/// Writes and flushes `batch`.
+fn write_batch(file: &mut RotatingFile, batch: &str) -> std::io::Result<()> {
+    for line in batch.split_inclusive('\n') {
+        file.write_line(line)?;
     }
     if batch.is_empty() {
         return Ok(());
     }
-    // What the buffer held cannot be told apart from what reached the file; count none of it.
-    file.flush().map_err(|e| (e, 0))
+    file.flush()
 }
 
 /// A JSON-lines file that rotates by size: `path` is current, `path.1` the newest rotated file.
@@ -369,12 +386,18 @@ struct RotatingFile {
 }
 
 impl RotatingFile {
+    /// Opens `spec.path` for appending. A file that a failed write left ending mid-line gets a
+    /// newline first, so the next entry starts a line of its own.
     fn open(spec: &FileSpec) -> std::io::Result<RotatingFile> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&spec.path)?;
-        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if written > 0 && !ends_with_newline(&spec.path)? {
+            file.write_all(b"\n")?;
+            written += 1;
+        }
         Ok(RotatingFile {
             path: spec.path.clone(),
             max_bytes: spec.max_bytes,
@@ -399,6 +422,11 @@ impl RotatingFile {
         self.out.flush()
     }
 
+    /// Closes the file without writing what its buffer holds (after a failed write).
+    fn discard(self) {
+        let (_file, _unwritten) = self.out.into_parts();
+    }
+
     /// `path.(n-1)` -> `path.n`, ..., `path` -> `path.1`, and a new `path`. A file that is not
     /// there (moved away by someone else) is skipped, so rotation still ends in a new `path`.
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -406,7 +434,8 @@ impl RotatingFile {
         if self.max_files == 0 {
             unless_missing(fs::remove_file(&self.path))?;
         } else {
-            unless_missing(fs::remove_file(numbered(&self.path, self.max_files)))?;
+            // Best effort: the rename below replaces it anyway where it can.
+            let _ = fs::remove_file(numbered(&self.path, self.max_files));
             for n in (1..self.max_files).rev() {
                 let from = numbered(&self.path, n);
                 unless_missing(fs::rename(&from, numbered(&self.path, n + 1)))?;
@@ -421,6 +450,16 @@ impl RotatingFile {
         self.written = 0;
         Ok(())
     }
+}
+
+/// Whether the file's last byte is a newline.
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last == *b"\n")
 }
 
 /// A file operation's result, with "no such file" counted as done.
@@ -507,6 +546,42 @@ mod tests {
         // Closing twice, and dropping after closing, are harmless.
         log.close();
         drop(log);
+    }
+
+    #[test]
+    fn entries_recorded_after_closing_are_counted_as_dropped_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let metrics = metrics();
+        let config = DecisionLogConfig {
+            ring_entries: 10,
+            file: Some(path.clone()),
+            ..DecisionLogConfig::default()
+        };
+        let log = DecisionLog::start(&config, key(), Arc::clone(&metrics)).unwrap();
+        for n in 0..3 {
+            record(&log, n);
+        }
+        log.close();
+        for n in 3..5 {
+            record(&log, n);
+        }
+        assert_eq!(read_file(&path).unwrap().0.len(), 3);
+        assert_eq!(dropped(&metrics), 2);
+        assert_eq!(log.snapshot().len(), 5, "the ring keeps taking entries");
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_failed_write_is_ended_before_the_next() {
+        let (_dir, path, spec) = small_file();
+        fs::write(&path, "{\"time_ms\":1,\"princ").unwrap();
+        let mut file = RotatingFile::open(&spec).unwrap();
+        file.write_line(&line(2)).unwrap();
+        file.flush().unwrap();
+        let (entries, bad) = read_file(&path).unwrap();
+        assert_eq!(bad, 1, "the cut line stays unreadable");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].time_ms, 2);
     }
 
     #[test]

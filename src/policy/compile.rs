@@ -1076,8 +1076,8 @@ fn locate(text: &str, at: &At) -> Option<usize> {
     Some(first + found.unwrap_or(item) + 1)
 }
 
-/// The lines (as a range of 0-based indexes) of the block under the top-level `key:`: from the line
-/// after it to the next top-level key. All lines when the file has no such key.
+/// The lines (as a range of 0-based indexes) of the block under the top-level `key:`: from its own
+/// line to the next top-level key. All lines when the file has no such key.
 fn section_lines(lines: &[&str], key: &str) -> (usize, usize) {
     let is_top_level_key = |line: &&str| {
         line.chars()
@@ -1096,5 +1096,6 @@ fn section_lines(lines: &[&str], key: &str) -> (usize, usize) {
         .skip(start + 1)
         .find(|(_, line)| is_top_level_key(line))
         .map_or(lines.len(), |(i, _)| i);
-    (start + 1, end)
+    // The key's own line is part of the block: `routes: [{name: a, ...}]` is written on it.
+    (start, end)
 }

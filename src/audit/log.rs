@@ -522,6 +522,18 @@ mod tests {
         Arc::new(Metrics::new(store, None, true))
     }
 
+    /// A log keeping `ring_entries` and writing `path`, and the metrics it counts drops in.
+    fn log_and_metrics(ring_entries: usize, path: &Path) -> (DecisionLog, Arc<Metrics>) {
+        let metrics = metrics();
+        let config = DecisionLogConfig {
+            ring_entries,
+            file: Some(path.to_owned()),
+            ..DecisionLogConfig::default()
+        };
+        let log = DecisionLog::start(&config, key(), Arc::clone(&metrics)).unwrap();
+        (log, metrics)
+    }
+
     /// `gatehouse_decision_log_dropped_total{sink="file"}` as exposed.
     fn dropped(metrics: &Metrics) -> u64 {
         let text = metrics.render().unwrap();
@@ -552,13 +564,7 @@ mod tests {
     fn entries_recorded_after_closing_are_counted_as_dropped_from_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("decisions.jsonl");
-        let metrics = metrics();
-        let config = DecisionLogConfig {
-            ring_entries: 10,
-            file: Some(path.clone()),
-            ..DecisionLogConfig::default()
-        };
-        let log = DecisionLog::start(&config, key(), Arc::clone(&metrics)).unwrap();
+        let (log, metrics) = log_and_metrics(10, &path);
         for n in 0..3 {
             record(&log, n);
         }
@@ -588,13 +594,7 @@ mod tests {
     fn entries_that_cannot_reach_the_file_are_counted_as_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing").join("decisions.jsonl");
-        let metrics = metrics();
-        let config = DecisionLogConfig {
-            ring_entries: 3,
-            file: Some(path.clone()),
-            ..DecisionLogConfig::default()
-        };
-        let log = DecisionLog::start(&config, key(), Arc::clone(&metrics)).unwrap();
+        let (log, metrics) = log_and_metrics(3, &path);
         for n in 0..10 {
             record(&log, n);
         }

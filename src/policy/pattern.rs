@@ -95,7 +95,24 @@ impl Pattern {
             values: [""; MAX_CAPTURES],
             len: self.capture_names.len(),
         };
-        match_parts(&self.parts, id, &mut values.values).then_some(values)
+        let matched = if self.backtracking_is_cheap(id) {
+            match_parts(&self.parts, id, &mut values.values)
+        } else {
+            match_table(&self.parts, id, &mut values.values)
+        };
+        matched.then_some(values)
+    }
+
+    /// Backtracking tries every place a run may end, so its cost grows with the id's length to the
+    /// power of the runs that are followed by more text. With at most one such run and a short id it
+    /// is the faster of the two matchers; otherwise [`match_table`] bounds the cost.
+    fn backtracking_is_cheap(&self, id: &str) -> bool {
+        let inner_runs = self
+            .parts
+            .windows(2)
+            .filter(|pair| matches!(pair, [Part::Run { .. }, _]))
+            .count();
+        inner_runs <= 1 && id.len() <= BACKTRACKING_MAX_ID
     }
 }
 
@@ -143,6 +160,9 @@ pub(crate) fn split_braces(template: &str) -> Result<Vec<Piece<'_>>, &'static st
 pub(crate) fn is_capture_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
+
+/// The longest id the backtracking matcher is used for (see [`Pattern::captures`]).
+const BACKTRACKING_MAX_ID: usize = 256;
 
 /// The most captures a pattern may have; enough for any id, and it keeps captures off the heap.
 pub const MAX_CAPTURES: usize = 8;
@@ -232,9 +252,149 @@ fn match_parts<'a>(parts: &[Part], input: &'a str, values: &mut [&'a str]) -> bo
     }
 }
 
+/// Matches in time proportional to the id's length times the pattern's, with the same answer and
+/// captures as [`match_parts`] (each run as short as the rest allows, from the left).
+///
+/// `next[i][p]` is the first position `q >= p` from which `parts[i..]` matches `input[q..]`, or
+/// `NONE`; it is filled from the last part backwards, each row from the end of the id.
+fn match_table<'a>(parts: &[Part], input: &'a str, values: &mut [&'a str]) -> bool {
+    let len = input.len();
+    let width = len + 2;
+    let none = usize::MAX;
+    let mut next = vec![none; (parts.len() + 1) * width];
+    let index = |i: usize, p: usize| i * width + p;
+    let get = |next: &[usize], i: usize, p: usize| next.get(index(i, p)).copied().unwrap_or(none);
+    // No parts left: they match at the end of the id only, which is the first such place from anywhere.
+    for p in 0..=len {
+        if let Some(slot) = next.get_mut(index(parts.len(), p)) {
+            *slot = len;
+        }
+    }
+    for (i, part) in parts.iter().enumerate().rev() {
+        let mut colon_at = len;
+        for p in (0..=len).rev() {
+            if input.as_bytes().get(p) == Some(&b':') {
+                colon_at = p;
+            }
+            let matches_here = input.is_char_boundary(p)
+                && match part {
+                    Part::Literal(text) => {
+                        input.get(p..).is_some_and(|s| s.starts_with(text.as_str()))
+                            && get(&next, i + 1, p + text.len()) == p + text.len()
+                    }
+                    Part::Run { colons, .. } => {
+                        let limit = if *colons { len } else { colon_at };
+                        get(&next, i + 1, p + 1) <= limit
+                    }
+                };
+            let value = if matches_here {
+                p
+            } else {
+                get(&next, i, p + 1)
+            };
+            if let Some(slot) = next.get_mut(index(i, p)) {
+                *slot = value;
+            }
+        }
+    }
+    if get(&next, 0, 0) != 0 {
+        return false;
+    }
+    let mut pos = 0;
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Part::Literal(text) => pos += text.len(),
+            Part::Run { capture, .. } => {
+                let end = get(&next, i + 1, pos + 1);
+                if let (Some(slot), Some(run)) =
+                    (capture.and_then(|c| values.get_mut(c)), input.get(pos..end))
+                {
+                    *slot = run;
+                }
+                pos = end;
+            }
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both matchers, on every pattern and id here, agree on the answer and the captures.
+    fn both(pattern: &str, id: &str) -> Option<Vec<String>> {
+        let p = Pattern::parse(pattern).unwrap();
+        let mut a = [""; MAX_CAPTURES];
+        let mut b = [""; MAX_CAPTURES];
+        let slow = match_parts(&p.parts, id, &mut a);
+        let fast = match_table(&p.parts, id, &mut b);
+        assert_eq!(slow, fast, "{pattern} on {id}");
+        if slow {
+            assert_eq!(a, b, "{pattern} on {id}");
+        }
+        slow.then(|| {
+            a.iter()
+                .take(p.capture_names.len())
+                .map(|s| (*s).to_owned())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn the_table_matcher_agrees_with_backtracking() {
+        let patterns = [
+            "{group}:{owner**}",
+            "**:team:**:doc:*",
+            "{a}-x-{b}",
+            "timeline:*",
+            "a*b*c",
+            "{x**}:{y}",
+            "42",
+            "é*:{z}",
+        ];
+        let ids = [
+            "",
+            "timeline:tommaso",
+            "user:a:b",
+            "userjack",
+            ":jack",
+            "user:",
+            "1-x-2-x-3",
+            "1-x-",
+            "org:team:x:y:doc:1",
+            "a:team:b:doc:c:d",
+            "abc",
+            "aXbYc",
+            "abbc",
+            "a:b:c",
+            "éa:z",
+            "é:q",
+            "::",
+            "team:doc:",
+            "x:team:y:doc:z",
+        ];
+        for pattern in patterns {
+            for id in ids {
+                both(pattern, id);
+            }
+        }
+        assert_eq!(both("**:team:**:doc:*", "org:team:x:y:doc:1"), Some(vec![]));
+        assert_eq!(
+            both("{x**}:{y}", "a:b:c"),
+            Some(vec!["a:b".into(), "c".into()])
+        );
+    }
+
+    #[test]
+    fn a_long_id_against_many_runs_is_matched_in_linear_time() {
+        // Backtracking would try every split of the id among the runs: 100,000^4 steps.
+        let p = Pattern::parse("**:team:**:doc:**:x:**:y:*").unwrap();
+        let id = "team:doc:".repeat(11_000);
+        assert!(!p.is_match(&id));
+        let id = format!("{}:team:a:doc:b:x:c:y:d", "q".repeat(100_000));
+        assert!(p.is_match(&id));
+    }
 
     #[test]
     fn braces_split_text_from_captures() {

@@ -19,6 +19,8 @@ pub enum Error {
     InvalidRequest(&'static str),
     #[error("{0}")]
     PermissionDenied(&'static str),
+    #[error(transparent)]
+    TooLarge(#[from] crate::engine::TooLarge),
 }
 
 impl From<Error> for Status {
@@ -26,7 +28,9 @@ impl From<Error> for Status {
         let code = match &error {
             Error::Token(_) => Code::Unauthenticated,
             Error::Issue(IssueError::Signing) => Code::Internal,
-            Error::Issue(_) | Error::InvalidRequest(_) => Code::InvalidArgument,
+            Error::Issue(_) | Error::InvalidRequest(_) | Error::TooLarge(_) => {
+                Code::InvalidArgument
+            }
             Error::PermissionDenied(_) => Code::PermissionDenied,
         };
         Status::new(code, error.to_string())

@@ -210,12 +210,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             span: &span,
             started: in_flight.started(),
         };
-        let result = self.decide(
-            &policy,
-            &item.request(&principal, unix_now()),
-            &call,
-            request.explain,
-        );
+        let asked = item.request(&principal, unix_now());
+        engine::bounds::check(&asked).map_err(Error::from)?;
+        let result = self.decide(&policy, &asked, &call, request.explain);
         Ok(Response::new(pb::CheckResponse {
             allowed: result.allowed,
             rule: result.rule,
@@ -256,6 +253,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             request.principal,
         )?;
         let now = unix_now();
+        for item in &items {
+            engine::bounds::check(&item.request(&principal, now)).map_err(Error::from)?;
+        }
         let call = Call {
             source: Source::Batch,
             route: None,
@@ -307,7 +307,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             request.anonymous,
             request.principal,
         )?;
-        let actions = engine::allowed_actions(&policy, &item.request(&principal, unix_now()))
+        let asked = item.request(&principal, unix_now());
+        engine::bounds::check(&asked).map_err(Error::from)?;
+        let actions = engine::allowed_actions(&policy, &asked)
             .into_iter()
             .map(str::to_owned)
             .collect();

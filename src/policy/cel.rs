@@ -132,6 +132,9 @@ pub enum CelError {
     /// The whole expression is of a type other than `bool`.
     #[error("condition must be boolean, found {found}")]
     NotBoolean { found: String },
+    /// A condition too long or too deeply nested to parse and evaluate at a bounded cost.
+    #[error("condition is too large: {what}")]
+    TooLarge { what: String },
 }
 
 impl CelError {
@@ -145,7 +148,7 @@ impl CelError {
             | CelError::WrongArgumentCount { position, .. }
             | CelError::Mismatch { position, .. }
             | CelError::Unsupported { position, .. } => *position,
-            CelError::NotBoolean { .. } => None,
+            CelError::NotBoolean { .. } | CelError::TooLarge { .. } => None,
         }
     }
 }
@@ -171,11 +174,26 @@ pub struct CelInput<'a> {
     pub context: &'a JsonMap<String, Json>,
 }
 
+/// The longest condition source accepted.
+pub const MAX_SOURCE_BYTES: usize = 4096;
+/// The deepest nesting of brackets and parentheses accepted in a source (the parser recurses on it).
+pub const MAX_BRACKET_DEPTH: usize = 32;
+/// The deepest nesting of comprehensions (`all`, `exists`, `map`, `filter`, ...) accepted: each level
+/// multiplies the cost by the length of a list in the request.
+pub const MAX_COMPREHENSION_NESTING: u32 = 2;
+/// The most evaluation steps a condition may be estimated to take on one request (its size times the
+/// request's value count to the power of its comprehension nesting). A request over it fails the
+/// condition, so it is denied, never evaluated at an unbounded cost.
+pub const EVALUATION_BUDGET: u64 = 200_000;
+
 /// A CEL condition, parsed and type-checked at load time.
 #[derive(Clone)]
 pub struct CelCondition {
     source: String,
     program: Arc<Program>,
+    /// Expression nodes, and how deeply comprehensions nest: the cost model of [`EVALUATION_BUDGET`].
+    nodes: u64,
+    nesting: u32,
     /// What evaluation converts of each variable: `None` when the expression does not use it.
     principal: Option<Projection>,
     resource: Option<Projection>,
@@ -210,6 +228,7 @@ impl serde::Serialize for CelCondition {
 impl CelCondition {
     /// Parses and checks `source`.
     pub fn compile(source: &str) -> Result<CelCondition, CelError> {
+        check_source_size(source)?;
         let program = ENV.compile(source).map_err(|errors| {
             let first = errors.errors.first();
             let message = first.map_or_else(|| "invalid expression".to_owned(), |e| e.msg.clone());
@@ -236,9 +255,19 @@ impl CelCondition {
         }
         let mut uses = Uses::default();
         uses.collect(program.expression(), &mut Vec::new());
+        let (nodes, nesting) = shape(program.expression());
+        if nesting > MAX_COMPREHENSION_NESTING {
+            return Err(CelError::TooLarge {
+                what: format!(
+                    "comprehensions nest {nesting} deep, at most {MAX_COMPREHENSION_NESTING} are allowed"
+                ),
+            });
+        }
         Ok(CelCondition {
             source: source.to_owned(),
             program: Arc::new(program),
+            nodes,
+            nesting,
             principal: uses.principal,
             resource: uses.resource,
             action: uses.action,
@@ -253,6 +282,7 @@ impl CelCondition {
     /// Evaluates to a bool; an evaluation error (missing key, type mismatch, non-bool result) is
     /// `Err(message)`.
     pub fn evaluate(&self, input: &CelInput<'_>) -> Result<bool, String> {
+        self.within_budget(input)?;
         let mut context = Context::with_env(Arc::clone(&ENV));
         if let Some(projection) = &self.principal {
             context.add_variable_as_val("principal", project(input.principal, projection));
@@ -275,6 +305,104 @@ impl CelCondition {
             Err(error) => Err(execution_error(&error, &self.source)),
         }
     }
+}
+
+impl CelCondition {
+    /// Estimates the evaluation's cost before running it: a comprehension can iterate over any list in
+    /// the input, so each nesting level multiplies the expression's size by the input's value count.
+    fn within_budget(&self, input: &CelInput<'_>) -> Result<(), String> {
+        if self.nesting == 0 {
+            return Ok(());
+        }
+        let mut values = 0u64;
+        if self.principal.is_some() {
+            values += count_values(input.principal);
+        }
+        if self.resource.is_some() {
+            values += count_values(input.resource);
+        }
+        if self.context.is_some() {
+            values += input.context.values().map(count_values).sum::<u64>();
+        }
+        let cost = (0..self.nesting).fold(self.nodes, |cost, _| cost.saturating_mul(values + 1));
+        if cost > EVALUATION_BUDGET {
+            return Err(format!(
+                "the condition would take about {cost} steps on this request, over the budget of {EVALUATION_BUDGET}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How many JSON values `value` holds, itself included.
+fn count_values(value: &Json) -> u64 {
+    match value {
+        Json::Array(items) => 1 + items.iter().map(count_values).sum::<u64>(),
+        Json::Object(map) => 1 + map.values().map(count_values).sum::<u64>(),
+        _ => 1,
+    }
+}
+
+/// Refuses a source the parser would take long or deep recursion to read.
+fn check_source_size(source: &str) -> Result<(), CelError> {
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(CelError::TooLarge {
+            what: format!("{} bytes, at most {MAX_SOURCE_BYTES}", source.len()),
+        });
+    }
+    let mut depth = 0usize;
+    for byte in source.bytes() {
+        match byte {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_BRACKET_DEPTH {
+                    return Err(CelError::TooLarge {
+                        what: format!("brackets nest deeper than {MAX_BRACKET_DEPTH}"),
+                    });
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The expression's node count and comprehension nesting depth.
+fn shape(expr: &IdedExpr) -> (u64, u32) {
+    let children: Vec<&IdedExpr> = match &expr.expr {
+        Expr::Select(select) => vec![&select.operand],
+        Expr::Call(call) => call.target.iter().map(|t| &**t).chain(&call.args).collect(),
+        Expr::Comprehension(c) => {
+            let parts = [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ];
+            let (nodes, nesting) = parts
+                .iter()
+                .map(|e| shape(e))
+                .fold((1, 0), |(n, d), (cn, cd)| (n + cn, d.max(cd)));
+            return (nodes, nesting + 1);
+        }
+        Expr::List(list) => list.elements.iter().collect(),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .filter_map(|entry| match &entry.expr {
+                EntryExpr::MapEntry(entry) => Some([&entry.key, &entry.value]),
+                _ => None,
+            })
+            .flatten()
+            .collect(),
+        Expr::Ident(_) | Expr::Struct(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
+    };
+    children
+        .into_iter()
+        .map(shape)
+        .fold((1, 0), |(n, d), (cn, cd)| (n + cn, d.max(cd)))
 }
 
 /// What went wrong, naming the types of the values involved but never the values: they are request

@@ -204,6 +204,15 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
 /// `gatehouse validate DIR`: the set's summary, or every error with file:line.
 pub fn validate(dir: &Path) -> Result<String, CliError> {
     let set = crate::store::load_dir(dir).map_err(CliError::Policy)?;
+    if set.is_empty() {
+        return Err(CliError::Policy(crate::policy::LoadErrors(vec![
+            crate::policy::LoadError {
+                file: dir.display().to_string(),
+                line: None,
+                message: "no rules, policies or routes: this set would deny every request, and a serving set is never replaced by it".to_owned(),
+            },
+        ])));
+    }
     Ok(format!(
         "ok: {} rules, chat policies and permissions; {} routes; strategy {}; revision {}",
         set.candidates().len(),

@@ -85,6 +85,52 @@ pub fn compile(
     }
 }
 
+/// The largest policy file accepted.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// The deepest nesting of flow-style brackets (`[`, `{`) accepted, counted over the whole text.
+/// Nested flow collections take the YAML parser time that grows with the square of their depth, and
+/// no policy needs more than a few levels.
+pub const MAX_FLOW_DEPTH: usize = 64;
+/// The deepest indentation accepted, in columns: block-style nesting is bounded by it.
+pub const MAX_INDENT: usize = 256;
+/// The most rules, policies, permissions and routes one set may hold.
+pub const MAX_ITEMS: usize = 10_000;
+/// The most actions one kind may have: `AllowedActions` decides each of them.
+pub const MAX_ACTIONS_PER_KIND: usize = 256;
+
+/// Refuses, before parsing, a file whose size or nesting would make parsing it costly.
+fn check_file_shape(text: &str) -> Result<(), String> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "the file has {} bytes, more than the {MAX_FILE_BYTES} a policy file may have",
+            text.len()
+        ));
+    }
+    let mut depth = 0usize;
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(format!("brackets nest deeper than {MAX_FLOW_DEPTH} levels"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    for (index, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if indent > MAX_INDENT {
+            return Err(format!(
+                "line {} is indented more than {MAX_INDENT} columns",
+                index + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Default)]
 struct Compiler {
     sources: Vec<Source>,
@@ -98,6 +144,8 @@ struct Compiler {
     revocations_seen: bool,
     /// How many items of each name each file has defined so far, to point at duplicates.
     seen: HashMap<(usize, String), usize>,
+    /// Feed groups of kinds, read once every list is known.
+    feed_groups: Vec<(String, OneOrMany, At)>,
 }
 
 /// Where an item was written: the file index and the text that names it.
@@ -146,6 +194,14 @@ impl Compiler {
     fn parse(&mut self, source: &Source) -> Option<PolicyFile> {
         if source.text.trim().is_empty() {
             return Some(PolicyFile::default());
+        }
+        if let Err(message) = check_file_shape(&source.text) {
+            self.errors.push(LoadError {
+                file: source.path.clone(),
+                line: None,
+                message,
+            });
+            return None;
         }
         match serde_norway::from_str::<PolicyFile>(&source.text) {
             Ok(file) => Some(file),
@@ -243,6 +299,23 @@ impl Compiler {
         for (name, values) in list_overrides {
             self.lists.insert(name.clone(), values.clone());
         }
+        self.resolve_feed_groups();
+    }
+
+    /// A kind with `feed` needs its feed groups, each a non-empty name without ':'.
+    fn resolve_feed_groups(&mut self) {
+        for (kind, groups, at) in std::mem::take(&mut self.feed_groups) {
+            let groups = self.values(groups, &at);
+            if groups
+                .iter()
+                .any(|g| g.is_empty() || g.contains(':') || g == "*")
+            {
+                self.error(&at, "feed groups are names without ':' (and not '*')");
+            }
+            if let Some(decl) = self.kinds.get_mut(&kind) {
+                decl.feed_groups = groups;
+            }
+        }
     }
 
     fn revocations(&mut self, doc: &RevocationsDoc, file: usize) {
@@ -298,11 +371,23 @@ impl Compiler {
                 None
             }
         });
+        match &doc.feed_groups {
+            Some(groups) => {
+                self.feed_groups
+                    .push((doc.kind.clone(), groups.clone(), at.field("feed_groups")));
+            }
+            None if doc.feed.is_some() => self.error(
+                at,
+                "a kind with a feed needs feed_groups, so that scope tokens' compact feed ids (userjack) read one way only",
+            ),
+            None => {}
+        }
         let decl = KindDecl {
             id: doc.id.clone(),
             id_pattern,
             owner,
             feed,
+            feed_groups: Vec::new(),
             channel,
             actions: doc.actions.clone(),
         };
@@ -355,10 +440,18 @@ impl Compiler {
         let policies = self.policies(policy_docs);
         let routes = self.routes(route_docs, &candidates);
         let strategy = self.strategy.map(|(s, _)| s).unwrap_or_default();
+        let items = candidates.len() + policies.len() + routes.routes().len();
+        if items > MAX_ITEMS {
+            self.errors.push(LoadError {
+                file: String::new(),
+                line: None,
+                message: format!("the set has {items} rules, policies, permissions and routes, more than {MAX_ITEMS}"),
+            });
+        }
         if !self.errors.is_empty() {
             return None;
         }
-        Some(PolicySet::new(
+        let set = PolicySet::new(
             Parts {
                 strategy,
                 modes: self.modes,
@@ -369,7 +462,16 @@ impl Compiler {
                 routes,
             },
             &self.sources,
-        ))
+        );
+        if let Some(kind) = set.kind_with_most_actions(MAX_ACTIONS_PER_KIND) {
+            self.errors.push(LoadError {
+                file: String::new(),
+                line: None,
+                message: format!("kind '{kind}' has more than {MAX_ACTIONS_PER_KIND} actions (declared or named by rules)"),
+            });
+            return None;
+        }
+        Some(set)
     }
 
     /// Compiles the route table. A route must name a kind that is declared or that some rule names, an

@@ -14,7 +14,7 @@ mod routes;
 mod set;
 
 pub use cel::{CelCondition, CelError, CelInput};
-pub use compile::{LoadError, LoadErrors, MAX_PRIORITY, Source, compile};
+pub use compile::{LoadError, LoadErrors, MAX_FILE_BYTES, MAX_PRIORITY, Source, compile};
 pub use feeds::{FeedGroupPermission, FeedsPreset};
 pub use model::{
     Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, Mode, Modes, NamedPolicy,
@@ -22,7 +22,7 @@ pub use model::{
 };
 pub use pattern::{Captures, MAX_CAPTURES, Pattern};
 pub use routes::{
-    FieldSource, IdPiece, MAX_SEGMENTS, PathError, Route, RouteMatch, RouteTable, ValueSource,
-    body_values,
+    BodyShapeError, FieldSource, IdPiece, MAX_SEGMENTS, PathError, Route, RouteMatch, RouteTable,
+    ValueSource, body_values, is_plain_target,
 };
 pub use set::PolicySet;

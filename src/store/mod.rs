@@ -36,6 +36,8 @@ pub struct PolicyStore {
     status: Mutex<ReloadStatus>,
     /// Reloads run one at a time, so a slow one can never overwrite a newer one.
     reloading: Mutex<()>,
+    /// Whether a reload may replace a set that has rules with one that has none.
+    allow_empty: bool,
 }
 
 impl PolicyStore {
@@ -48,7 +50,16 @@ impl PolicyStore {
                 ..ReloadStatus::default()
             }),
             reloading: Mutex::new(()),
+            allow_empty: false,
         }
+    }
+
+    /// Lets a reload replace the serving set with an empty one. Without it such a reload fails: an
+    /// empty set denies everything, and a directory emptied by one bad ConfigMap edit should not take
+    /// every caller down.
+    pub fn allowing_empty(mut self, allow: bool) -> Self {
+        self.allow_empty = allow;
+        self
     }
 
     /// The set to decide a request with; cheap, lock-free.
@@ -82,7 +93,18 @@ impl PolicyStore {
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match load_dir(dir) {
+        let loaded = load_dir(dir).and_then(|set| {
+            if set.is_empty() && !self.allow_empty && !self.current().is_empty() {
+                Err(LoadErrors(vec![LoadError {
+                    file: dir.display().to_string(),
+                    line: None,
+                    message: "the directory holds no rules, policies or routes; an empty set would deny every request, so it is refused (set GATEHOUSE_ALLOW_EMPTY_POLICY=true to allow it)".to_owned(),
+                }]))
+            } else {
+                Ok(set)
+            }
+        });
+        match loaded {
             Ok(set) => {
                 let revision = set.revision().to_owned();
                 let previous = self.current().revision().to_owned();
@@ -193,15 +215,50 @@ fn is_policy_file(name: &str) -> bool {
     is_yaml(name) && !is_test_file(name)
 }
 
-/// Symlinked directories could loop; no real policy tree is this deep.
+/// No real policy tree is this deep.
 const MAX_DEPTH: usize = 16;
+/// The most directory entries read in a whole tree, files of other kinds included.
+pub const MAX_ENTRIES: usize = 10_000;
+/// The most policy files, and the most bytes of them, one tree may hold.
+pub const MAX_FILES: usize = 1_000;
+pub const MAX_TREE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A walk of a policy tree, with what it has read so far. Each directory is entered once, by its
+/// device and inode, so symlinks that loop (or branch back into the tree) cost nothing more.
+struct Walk {
+    wanted: fn(&str) -> bool,
+    sources: Vec<Source>,
+    errors: Vec<LoadError>,
+    visited: std::collections::HashSet<(u64, u64)>,
+    entries: usize,
+    bytes: u64,
+}
 
 fn read_tree(dir: &Path, wanted: fn(&str) -> bool) -> (Vec<Source>, Vec<LoadError>) {
-    let mut sources = Vec::new();
-    let mut errors = Vec::new();
-    walk(dir, dir, wanted, 0, &mut sources, &mut errors);
+    let mut walk = Walk {
+        wanted,
+        sources: Vec::new(),
+        errors: Vec::new(),
+        visited: std::collections::HashSet::new(),
+        entries: 0,
+        bytes: 0,
+    };
+    walk.dir(dir, dir, 0);
+    let Walk {
+        mut sources,
+        errors,
+        ..
+    } = walk;
     sources.sort_by(|a, b| a.path.cmp(&b.path));
     (sources, errors)
+}
+
+fn limit_error(path: &Path, message: String) -> LoadError {
+    LoadError {
+        file: path.display().to_string(),
+        line: None,
+        message,
+    }
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
@@ -212,55 +269,96 @@ fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
     }
 }
 
-fn walk(
-    root: &Path,
-    dir: &Path,
-    wanted: fn(&str) -> bool,
-    depth: usize,
-    sources: &mut Vec<Source>,
-    errors: &mut Vec<LoadError>,
-) {
-    if depth > MAX_DEPTH {
-        errors.push(LoadError {
-            file: dir.display().to_string(),
-            line: None,
-            message: "directories nest too deep".to_owned(),
-        });
-        return;
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => return errors.push(io_error(dir, &e)),
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                errors.push(io_error(dir, &e));
+impl Walk {
+    fn dir(&mut self, root: &Path, dir: &Path, depth: usize) {
+        use std::os::unix::fs::MetadataExt;
+        if depth > MAX_DEPTH {
+            self.errors
+                .push(limit_error(dir, "directories nest too deep".to_owned()));
+            return;
+        }
+        match std::fs::metadata(dir) {
+            Ok(meta) => {
+                if !self.visited.insert((meta.dev(), meta.ino())) {
+                    self.errors.push(limit_error(
+                        dir,
+                        "a directory link leads back into the tree (a loop or a second path to the same directory)".to_owned(),
+                    ));
+                    return;
+                }
+            }
+            Err(e) => return self.errors.push(io_error(dir, &e)),
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => return self.errors.push(io_error(dir, &e)),
+        };
+        for entry in entries {
+            self.entries += 1;
+            if self.entries > MAX_ENTRIES {
+                self.errors.push(limit_error(
+                    root,
+                    format!("the tree has more than {MAX_ENTRIES} entries"),
+                ));
+                return;
+            }
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.errors.push(io_error(dir, &e));
+                    continue;
+                }
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
                 continue;
             }
-        };
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
+            let path = entry.path();
+            // `metadata` follows symlinks, as a ConfigMap's file links must be followed.
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => self.dir(root, &path, depth + 1),
+                Ok(meta) if meta.is_file() && (self.wanted)(&name) => {
+                    self.file(root, &path, meta.len());
+                }
+                Ok(_) => {}
+                Err(e) => self.errors.push(io_error(&path, &e)),
+            }
         }
-        let path = entry.path();
-        // `metadata` follows symlinks, as a ConfigMap's file links must be followed.
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => walk(root, &path, wanted, depth + 1, sources, errors),
-            Ok(meta) if meta.is_file() && wanted(&name) => match std::fs::read_to_string(&path) {
-                Ok(text) => sources.push(Source {
-                    path: path
-                        .strip_prefix(root)
-                        .unwrap_or(&path)
-                        .display()
-                        .to_string(),
-                    text,
-                }),
-                Err(e) => errors.push(io_error(&path, &e)),
-            },
-            Ok(_) => {}
-            Err(e) => errors.push(io_error(&path, &e)),
+    }
+
+    fn file(&mut self, root: &Path, path: &Path, len: u64) {
+        let max_file = u64::try_from(crate::policy::MAX_FILE_BYTES).unwrap_or(u64::MAX);
+        if len > max_file {
+            return self.errors.push(limit_error(
+                path,
+                format!(
+                    "the file has {len} bytes, more than the {max_file} a policy file may have"
+                ),
+            ));
+        }
+        self.bytes += len;
+        if self.sources.len() >= MAX_FILES || self.bytes > MAX_TREE_BYTES {
+            return self.errors.push(limit_error(
+                root,
+                format!("the tree holds more than {MAX_FILES} policy files or {MAX_TREE_BYTES} bytes of them"),
+            ));
+        }
+        // Read at most one byte past the limit, in case the file grew since it was measured.
+        let mut text = String::new();
+        let read = std::fs::File::open(path).and_then(|file| {
+            use std::io::Read;
+            file.take(max_file + 1).read_to_string(&mut text)
+        });
+        match read {
+            Ok(_) => self.sources.push(Source {
+                path: path
+                    .strip_prefix(root)
+                    .unwrap_or(path)
+                    .display()
+                    .to_string(),
+                text,
+            }),
+            Err(e) => self.errors.push(io_error(path, &e)),
         }
     }
 }

@@ -4,8 +4,13 @@
 //! timestamped folder and swapping the `..data` symlink, editors write a temporary file and rename it,
 //! CI tools delete and recreate. Every such change is an event in the directory. Bursts are debounced
 //! into one reload.
+//!
+//! A watch follows the directory it was placed on, not its path: when the directory itself is
+//! replaced (a new directory renamed over it, a volume remounted), the old watch hears nothing more.
+//! So the path's identity (device and inode) is looked at every [`IDENTITY_CHECK`]; when it changed,
+//! the watch is placed again on what the path now names, and the policies are reloaded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +19,15 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::PolicyStore;
+
+/// How often the directory's identity is compared with the one being watched.
+const IDENTITY_CHECK: Duration = Duration::from_secs(2);
+
+/// The device and inode `dir` names now (following links); `None` if it cannot be read.
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
 
 /// Starts watching `dir` and reloading `store` on changes, until the returned task is aborted.
 pub fn spawn_watcher(
@@ -35,18 +49,41 @@ pub fn spawn_watcher(
             }
         })?;
     watcher.watch(&dir, RecursiveMode::Recursive)?;
+    let mut watched = identity(&dir);
     // A change between the initial load and this point raised no event: look once more.
     let _ = kick.send(());
     let dir_shown = dir.display().to_string();
     Ok(tokio::spawn(async move {
-        // The watcher lives as long as this task.
-        let _watcher = watcher;
         tracing::debug!(dir = %dir_shown, "watching the policy directory");
-        while rx.recv().await.is_some() {
-            // Collect the rest of the burst: wait until the directory has been quiet for `debounce`.
-            while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
-            tracing::debug!("policy directory changed");
-            let _ = store.reload().await;
+        let mut checks = tokio::time::interval(IDENTITY_CHECK);
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = rx.recv() => {
+                    if event.is_none() {
+                        return;
+                    }
+                    // Collect the rest of the burst: wait until the directory has been quiet for
+                    // `debounce`.
+                    while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
+                    tracing::debug!("policy directory changed");
+                    let _ = store.reload().await;
+                }
+                _ = checks.tick() => {
+                    let now = identity(&dir);
+                    if now == watched {
+                        continue;
+                    }
+                    tracing::info!(dir = %dir_shown, "the policy directory was replaced: watching the new one");
+                    let _ = watcher.unwatch(&dir);
+                    watched = match watcher.watch(&dir, RecursiveMode::Recursive) {
+                        Ok(()) => now,
+                        // Not there (yet): try again at the next check.
+                        Err(_) => None,
+                    };
+                    let _ = store.reload().await;
+                }
+            }
         }
     }))
 }

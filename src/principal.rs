@@ -83,6 +83,14 @@ impl ScopeList {
     pub fn is_any(&self) -> bool {
         matches!(self, ScopeList::Any)
     }
+
+    /// The listed values; none for `Any`.
+    pub fn values(&self) -> &[String] {
+        match self {
+            ScopeList::Any => &[],
+            ScopeList::Values(values) => values,
+        }
+    }
 }
 
 impl std::fmt::Display for ScopeList {

@@ -7,6 +7,7 @@
 //! be evaluated fails closed and is reported: it never lets an allow rule allow, nor stops a deny rule
 //! from denying, nor lets a Keycloak policy grant.
 
+pub mod bounds;
 mod eval;
 mod explain;
 mod scope;
@@ -18,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::policy::{Candidate, Effect, Origin, PolicySet, Strategy};
 use crate::principal::{Principal, PrincipalKind};
 
+pub use bounds::TooLarge;
 pub use explain::{Explanation, PolicyTrace, TraceEntry, TraceResult};
 
 /// The rule name reported when no candidate voted.
@@ -30,6 +32,8 @@ pub const MODE_DISABLED: &str = "mode-disabled";
 pub const TOKEN_SCOPE: &str = "token-scope";
 /// The rule name reported when a scope token does not cover the request.
 pub const OUTSIDE_TOKEN_SCOPE: &str = "outside-token-scope";
+/// The rule name reported when the action is not in the kind's vocabulary.
+pub const UNDECLARED_ACTION: &str = "undeclared-action";
 
 /// What is being asked: may `principal` perform `action` on `resource`?
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +73,9 @@ pub enum Why<'p> {
         denies: usize,
     },
     DefaultDeny,
+    /// The action is not one the set knows for the kind, so no rule (not even `actions: "*"`) covers
+    /// it.
+    UndeclaredAction,
     /// The set's mode is `disabled`: nothing was evaluated.
     Disabled,
 }
@@ -107,6 +114,9 @@ impl Decision<'_> {
             Why::DefaultDeny => {
                 format!("{who} is not allowed to perform {what}: no rule allows it")
             }
+            Why::UndeclaredAction => format!(
+                "{who} is not allowed to perform {what}: the action is not one the policy declares for the kind"
+            ),
             Why::Votes {
                 strategy,
                 permits,
@@ -210,6 +220,15 @@ fn decide_inner<'p>(
     request: &Request<'_>,
     trace: Option<&mut Explanation>,
 ) -> Decision<'p> {
+    let trusted = request.principal.kind == PrincipalKind::Server;
+    if !trusted && !policy.knows_action(request.resource.kind, request.action) {
+        return Decision {
+            allowed: false,
+            rule: UNDECLARED_ACTION,
+            why: Why::UndeclaredAction,
+            errors: Vec::new(),
+        };
+    }
     match request.principal.kind {
         PrincipalKind::Server => Decision {
             allowed: true,

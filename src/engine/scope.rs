@@ -6,7 +6,7 @@
 
 use super::eval::Eval;
 use super::{Decision, Describe, OUTSIDE_TOKEN_SCOPE, Request, TOKEN_SCOPE, Why};
-use crate::policy::{Operand, PolicySet};
+use crate::policy::{KindDecl, Operand, PolicySet};
 use crate::principal::{Scope, ScopeList};
 
 pub(super) fn decide<'p>(policy: &'p PolicySet, request: &Request<'_>) -> Decision<'p> {
@@ -40,30 +40,53 @@ fn uncovered(policy: &PolicySet, scope: &Scope, request: &Request<'_>) -> Option
     let decl = policy.kind(kind);
     let eval = Eval::new(policy, request);
     if let Some(feeds) = scope.feed_id.as_ref().filter(|l| !l.is_any()) {
-        let feed = decl.and_then(|d| d.feed.as_ref());
-        if !belongs(&eval, feed, feeds, |id| id.replacen(':', "", 1)) {
+        let covered = decl.is_some_and(|decl| {
+            decl.feed
+                .as_ref()
+                .and_then(|feed| eval.operand(feed))
+                .is_some_and(|feed| feed_in_list(decl, feed, feeds))
+        });
+        if !covered {
             return Some(format!("the {kind} is not one of its feeds"));
         }
     }
     if let Some(users) = scope.user_id.as_ref().filter(|l| !l.is_any()) {
         let owner = decl.and_then(|d| d.owner.as_ref());
-        if !belongs(&eval, owner, users, str::to_owned) {
+        if !belongs(&eval, owner, users) {
             return Some(format!("the {kind} does not belong to one of its users"));
         }
     }
     None
 }
 
-/// Whether the operand, read from the request and put in the claim's form, is in the list.
-fn belongs(
-    eval: &Eval<'_, '_>,
-    operand: Option<&Operand>,
-    list: &ScopeList,
-    to_claim_form: impl Fn(&str) -> String,
-) -> bool {
+/// Whether the operand, read from the request, is in the list.
+fn belongs(eval: &Eval<'_, '_>, operand: Option<&Operand>, list: &ScopeList) -> bool {
     operand
         .and_then(|operand| eval.operand(operand))
-        .is_some_and(|value| list.allows(&to_claim_form(value)))
+        .is_some_and(|value| list.allows(value))
+}
+
+/// Whether feed `group:id` is named by the list, in its colon form or in Stream's compact form
+/// (`userjack`). The feed's group must be one the kind declares, and a compact entry counts only
+/// when exactly one declared group begins it: `userjack` never covers `userj:ack`, `:userjack` or
+/// `userjack:`, and an entry two groups could begin covers nothing.
+fn feed_in_list(decl: &KindDecl, feed: &str, list: &ScopeList) -> bool {
+    let Some((group, id)) = feed.split_once(':') else {
+        return false;
+    };
+    if id.is_empty() || !decl.feed_groups.iter().any(|g| g == group) {
+        return false;
+    }
+    let ScopeList::Values(entries) = list else {
+        return true;
+    };
+    entries.iter().any(|entry| {
+        if entry.contains(':') {
+            entry == feed
+        } else {
+            matches!(decl.split_compact_feed(entry).as_slice(), [(g, rest)] if *g == group && *rest == id)
+        }
+    })
 }
 
 fn outside<'p>(request: &Request<'_>, why: String) -> Decision<'p> {

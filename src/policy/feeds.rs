@@ -88,11 +88,12 @@ pub struct FeedsPreset {
 
 impl Default for FeedsPreset {
     /// Stream's defaults: `user` feeds are readable by everyone, `notification` feeds writable by
-    /// everyone.
+    /// everyone, `timeline` feeds private.
     fn default() -> Self {
         FeedsPreset {
             groups: BTreeMap::from([
                 ("user".to_owned(), FeedGroupPermission::GlobalRead),
+                ("timeline".to_owned(), FeedGroupPermission::Private),
                 ("notification".to_owned(), FeedGroupPermission::GlobalWrite),
             ]),
         }
@@ -126,6 +127,10 @@ impl FeedsPreset {
                 .collect()
         };
         BTreeMap::from([
+            (
+                "feed_groups".to_owned(),
+                self.groups.keys().cloned().collect(),
+            ),
             (
                 "global_read_feed_groups".to_owned(),
                 groups_where(FeedGroupPermission::readable_by_all),

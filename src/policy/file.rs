@@ -91,6 +91,8 @@ pub struct ResourceDoc {
     pub id: Option<String>,
     pub owner: Option<String>,
     pub feed: Option<String>,
+    /// The feed groups, so that scope tokens' compact feed ids (`userjack`) read one way only.
+    pub feed_groups: Option<OneOrMany>,
     pub channel: Option<String>,
     #[serde(default)]
     pub actions: Vec<String>,

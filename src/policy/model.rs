@@ -332,6 +332,24 @@ pub struct KindDecl {
     pub id_pattern: Option<Pattern>,
     pub owner: Option<Operand>,
     pub feed: Option<Operand>,
+    /// The feed groups a compact feed id (`userjack`) is read against; required with `feed`.
+    pub feed_groups: Vec<String>,
     pub channel: Option<Operand>,
     pub actions: Vec<String>,
+}
+
+impl KindDecl {
+    /// The groups that a compact feed id could begin with, as (group, rest) pairs with a non-empty
+    /// rest. One pair means the id reads one way; none or several mean it cannot be read safely.
+    pub fn split_compact_feed<'a>(&'a self, compact: &'a str) -> Vec<(&'a str, &'a str)> {
+        self.feed_groups
+            .iter()
+            .filter_map(|group| {
+                compact
+                    .strip_prefix(group.as_str())
+                    .filter(|rest| !rest.is_empty())
+                    .map(|rest| (group.as_str(), rest))
+            })
+            .collect()
+    }
 }

@@ -92,7 +92,7 @@ impl PolicySet {
         let (known_actions, any_kind_actions) = known_actions(&candidates, &kinds);
         let files = sources
             .iter()
-            .map(|s| (s.path.clone(), hex(&Sha256::digest(s.text.as_bytes()), 32)))
+            .map(|s| (s.path.clone(), hex(&Sha256::digest(s.text.as_bytes()), 64)))
             .collect();
         PolicySet {
             revision,
@@ -113,11 +113,40 @@ impl PolicySet {
 
     /// Whether this set revokes the token `principal` came from. Server tokens are exempt: Stream's
     /// SDKs mint them without `iat`, and revoking them would lock the backend out.
+    ///
+    /// A scope token is revoked with every user it acts for: its `user_id` claim, the users of its
+    /// scope's `user_id` list, and the owners of the feeds in its `feed_id` list (a compact feed id is
+    /// read against every declared feed group, and revoked if any reading names a revoked user).
     pub fn revokes(&self, principal: &crate::principal::Principal) -> bool {
-        principal.kind != crate::principal::PrincipalKind::Server
-            && self
-                .revocations
-                .revokes(&principal.user_id, principal.issued_at)
+        if principal.kind == crate::principal::PrincipalKind::Server {
+            return false;
+        }
+        let revoked = |user: &str| self.revocations.revokes(user, principal.issued_at);
+        if revoked(&principal.user_id) {
+            return true;
+        }
+        let Some(scope) = &principal.scope else {
+            return false;
+        };
+        if self.revocations.users.is_empty() {
+            return false;
+        }
+        let users = scope.user_id.iter().flat_map(|l| l.values());
+        if users.into_iter().any(|u| revoked(u)) {
+            return true;
+        }
+        scope
+            .feed_id
+            .iter()
+            .flat_map(|l| l.values())
+            .any(|feed| match feed.split_once(':') {
+                Some((_, user)) => revoked(user),
+                None => self
+                    .kinds
+                    .values()
+                    .flat_map(|decl| decl.split_compact_feed(feed))
+                    .any(|(_, user)| revoked(user)),
+            })
     }
 
     /// The enforcement modes.
@@ -173,11 +202,37 @@ impl PolicySet {
             .and_then(|i| self.candidates.get(i))
     }
 
-    /// Every action the set knows for `kind`: declared, or named by a candidate that covers the kind.
+    /// Every action the set knows for `kind`: declared, or named by a candidate that covers the kind;
+    /// sorted. This is the kind's whole vocabulary: a rule for `actions: "*"` covers these and no
+    /// other, and a request for any other action is denied.
     pub fn known_actions(&self, kind: &str) -> &[String] {
         self.known_actions
             .get(kind)
             .unwrap_or(&self.any_kind_actions)
+    }
+
+    /// Whether the set has no rules, policies, permissions or routes: it denies every request but
+    /// those of server tokens.
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty() && self.routes.is_empty()
+    }
+
+    /// A kind (or `*` for rules over every kind) with more than `limit` actions, if any.
+    pub fn kind_with_most_actions(&self, limit: usize) -> Option<&str> {
+        if self.any_kind_actions.len() > limit {
+            return Some("*");
+        }
+        self.known_actions
+            .iter()
+            .find(|(_, actions)| actions.len() > limit)
+            .map(|(kind, _)| kind.as_str())
+    }
+
+    /// Whether `action` is in the vocabulary of `kind`, exactly (case and spaces count).
+    pub fn knows_action(&self, kind: &str, action: &str) -> bool {
+        self.known_actions(kind)
+            .binary_search_by(|known| known.as_str().cmp(action))
+            .is_ok()
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::audit::{DecisionLogConfig, MaskedField};
+use crate::authz::ProxyHeaders;
 use crate::policy::{FeedGroupPermission, FeedsPreset};
 use crate::token::{ApiSecret, VerifyOptions};
 
@@ -53,6 +54,49 @@ pub struct Config {
     pub otlp: Option<OtlpConfig>,
     /// Record metrics (default); off only to measure what recording costs.
     pub metrics: bool,
+    /// Which headers carry the original request to `GET /authz`: nginx's or Traefik's, never both.
+    pub proxy_headers: ProxyHeaders,
+    /// Bounds on connections and streams of both listeners.
+    pub limits: ConnectionLimits,
+    /// Let a reload replace a serving policy set with one that has no rules (normally refused, since
+    /// it denies everything).
+    pub allow_empty_policy: bool,
+}
+
+/// What one client can hold of the server: every bound is configurable and has a default that a
+/// sidecar serving one pod never reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long an HTTP client has to send a request's headers (from the connection's start, or from
+    /// the end of the previous response); a connection that sends nothing for this long is closed.
+    pub http_header_timeout: Duration,
+    /// The most HTTP connections open at once; further ones wait in the listen backlog.
+    pub http_max_connections: usize,
+    /// The most gRPC connections open at once; further ones wait in the listen backlog.
+    pub grpc_max_connections: usize,
+    /// The most concurrent streams (calls) per gRPC connection, advertised as
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub grpc_max_concurrent_streams: u32,
+    /// How often an idle gRPC connection is pinged; one that does not answer within
+    /// `grpc_keepalive_timeout` is closed.
+    pub grpc_keepalive_interval: Duration,
+    pub grpc_keepalive_timeout: Duration,
+    /// The largest header block (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`) a gRPC call may send.
+    pub grpc_max_header_bytes: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            http_header_timeout: Duration::from_secs(10),
+            http_max_connections: 1024,
+            grpc_max_connections: 1024,
+            grpc_max_concurrent_streams: 128,
+            grpc_keepalive_interval: Duration::from_secs(30),
+            grpc_keepalive_timeout: Duration::from_secs(10),
+            grpc_max_header_bytes: 64 * 1024,
+        }
+    }
 }
 
 /// Where OpenTelemetry data goes, from the standard `OTEL_*` variables.
@@ -141,6 +185,21 @@ struct FileConfig {
     decision_log: FileDecisionLog,
     shadow_policy_dir: Option<Scalar>,
     metrics: Option<Scalar>,
+    allow_empty_policy: Option<Scalar>,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    http_header_timeout: Option<Scalar>,
+    http_max_connections: Option<Scalar>,
+    grpc_max_connections: Option<Scalar>,
+    grpc_max_concurrent_streams: Option<Scalar>,
+    grpc_keepalive_interval: Option<Scalar>,
+    grpc_keepalive_timeout: Option<Scalar>,
+    grpc_max_header_bytes: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +216,7 @@ struct FileDecisionLog {
 #[serde(deny_unknown_fields)]
 struct FileAuthz {
     strip_authorization: Option<Scalar>,
+    proxy: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -367,6 +427,23 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
     let metrics = loader
         .setting("GATEHOUSE_METRICS", "metrics", file.metrics, parse_bool)
         .unwrap_or(true);
+    let proxy_headers = loader
+        .setting(
+            "GATEHOUSE_AUTHZ_PROXY",
+            "authz.proxy",
+            file.authz.proxy,
+            parse_proxy,
+        )
+        .unwrap_or(ProxyHeaders::Nginx);
+    let allow_empty_policy = loader
+        .setting(
+            "GATEHOUSE_ALLOW_EMPTY_POLICY",
+            "allow_empty_policy",
+            file.allow_empty_policy,
+            parse_bool,
+        )
+        .unwrap_or(false);
+    let limits = load_limits(file.limits, loader);
 
     let listen = listen?;
     let (secret, development) = match secret {
@@ -406,7 +483,96 @@ fn build(file: FileConfig, loader: &mut Loader<'_>) -> Option<Config> {
         shadow_policy_dir,
         otlp,
         metrics,
+        proxy_headers,
+        limits,
+        allow_empty_policy,
     })
+}
+
+fn load_limits(file: FileLimits, loader: &mut Loader<'_>) -> ConnectionLimits {
+    let default = ConnectionLimits::default();
+    let duration = |value: &str| {
+        parse_duration(value).and_then(|d| {
+            if d.is_zero() || d > Duration::from_secs(3600) {
+                Err("expected a duration from 1ms to 1h".to_owned())
+            } else {
+                Ok(d)
+            }
+        })
+    };
+    let count = |value: &str| parse_usize(value, 1, 1_000_000);
+    let small = |value: &str| {
+        parse_bounded(value, 1, 1_000_000).map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+    };
+    let header_bytes = |value: &str| {
+        parse_bounded(value, 1024, 16 * 1024 * 1024).map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+    };
+    ConnectionLimits {
+        http_header_timeout: loader
+            .setting(
+                "GATEHOUSE_HTTP_HEADER_TIMEOUT",
+                "limits.http_header_timeout",
+                file.http_header_timeout,
+                duration,
+            )
+            .unwrap_or(default.http_header_timeout),
+        http_max_connections: loader
+            .setting(
+                "GATEHOUSE_HTTP_MAX_CONNECTIONS",
+                "limits.http_max_connections",
+                file.http_max_connections,
+                count,
+            )
+            .unwrap_or(default.http_max_connections),
+        grpc_max_connections: loader
+            .setting(
+                "GATEHOUSE_GRPC_MAX_CONNECTIONS",
+                "limits.grpc_max_connections",
+                file.grpc_max_connections,
+                count,
+            )
+            .unwrap_or(default.grpc_max_connections),
+        grpc_max_concurrent_streams: loader
+            .setting(
+                "GATEHOUSE_GRPC_MAX_CONCURRENT_STREAMS",
+                "limits.grpc_max_concurrent_streams",
+                file.grpc_max_concurrent_streams,
+                small,
+            )
+            .unwrap_or(default.grpc_max_concurrent_streams),
+        grpc_keepalive_interval: loader
+            .setting(
+                "GATEHOUSE_GRPC_KEEPALIVE_INTERVAL",
+                "limits.grpc_keepalive_interval",
+                file.grpc_keepalive_interval,
+                duration,
+            )
+            .unwrap_or(default.grpc_keepalive_interval),
+        grpc_keepalive_timeout: loader
+            .setting(
+                "GATEHOUSE_GRPC_KEEPALIVE_TIMEOUT",
+                "limits.grpc_keepalive_timeout",
+                file.grpc_keepalive_timeout,
+                duration,
+            )
+            .unwrap_or(default.grpc_keepalive_timeout),
+        grpc_max_header_bytes: loader
+            .setting(
+                "GATEHOUSE_GRPC_MAX_HEADER_BYTES",
+                "limits.grpc_max_header_bytes",
+                file.grpc_max_header_bytes,
+                header_bytes,
+            )
+            .unwrap_or(default.grpc_max_header_bytes),
+    }
+}
+
+fn parse_proxy(value: &str) -> Result<ProxyHeaders, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "nginx" => Ok(ProxyHeaders::Nginx),
+        "traefik" => Ok(ProxyHeaders::Traefik),
+        _ => Err("expected nginx (X-Original-Method, X-Original-URI) or traefik (X-Forwarded-Method, X-Forwarded-Uri)".to_owned()),
+    }
 }
 
 enum SecretSource {

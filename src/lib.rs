@@ -80,6 +80,8 @@ pub struct App {
     pub api_key: String,
     /// Remove the caller's `Authorization` header from requests a proxy lets through.
     pub strip_authorization: bool,
+    /// The pair of headers `GET /authz` reads the original request from.
+    pub proxy_headers: authz::ProxyHeaders,
     /// Decides and records every check.
     pub decider: Decider,
     /// Whether the server is accepting work (false once draining); `/ready` reports it.
@@ -88,10 +90,10 @@ pub struct App {
 
 impl App {
     pub fn from_config(config: &Config) -> Result<App, ServeError> {
-        let policies = Arc::new(PolicyStore::new(
-            initial_policies(config)?,
-            config.policy_dir.clone(),
-        ));
+        let policies = Arc::new(
+            PolicyStore::new(initial_policies(config)?, config.policy_dir.clone())
+                .allowing_empty(config.allow_empty_policy),
+        );
         let shadow = match &config.shadow_policy_dir {
             Some(dir) => Some(Arc::new(PolicyStore::new(
                 store::load_dir(dir)?,
@@ -117,6 +119,7 @@ impl App {
             policies,
             api_key: config.api_key.clone(),
             strip_authorization: config.strip_authorization,
+            proxy_headers: config.proxy_headers,
             decider: Decider {
                 metrics,
                 log,

@@ -32,6 +32,27 @@ pub const REVISION_HEADER: &str = "x-gatehouse-revision";
 /// Set (to `true`) when the request passes only because the route mode is permissive.
 pub const DRY_RUN_HEADER: &str = "x-gatehouse-dry-run";
 
+/// Which proxy asks `GET /authz`, and so the one pair of headers that carries the original request.
+/// Each proxy sets its own pair and passes the client's other headers through, so reading the other
+/// pair (or falling back to it) would let a client choose what is authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyHeaders {
+    /// nginx `auth_request`: `X-Original-Method` and `X-Original-URI`, set in its configuration.
+    Nginx,
+    /// Traefik ForwardAuth: `X-Forwarded-Method` and `X-Forwarded-Uri`.
+    Traefik,
+}
+
+impl ProxyHeaders {
+    /// The (method, URI) header names, lower-case.
+    pub fn names(self) -> (&'static str, &'static str) {
+        match self {
+            ProxyHeaders::Nginx => ("x-original-method", "x-original-uri"),
+            ProxyHeaders::Traefik => ("x-forwarded-method", "x-forwarded-uri"),
+        }
+    }
+}
+
 /// The request as the proxy saw it.
 pub struct HttpCall<'a> {
     pub method: &'a str,
@@ -41,9 +62,10 @@ pub struct HttpCall<'a> {
     pub body: CallBody<'a>,
 }
 
-/// Looks a header up by its lower-case name.
+/// Looks a header up by its lower-case name. A header given more than once, or whose value is not
+/// text, is an error (a 400), never "absent": absent would let the request be decided without it.
 pub trait HeaderLookup {
-    fn header(&self, lower_case_name: &str) -> Option<&str>;
+    fn header(&self, lower_case_name: &str) -> Result<Option<&str>, Denial>;
 }
 
 /// What the proxy forwarded of the request body.
@@ -115,6 +137,7 @@ impl Authorizer<'_> {
     }
 
     fn try_authorize(&self, call: &HttpCall<'_>) -> Result<Allowed, Denial> {
+        check_method(call.method)?;
         let revision = self.policy.revision();
         let found = self
             .policy
@@ -152,7 +175,7 @@ impl Authorizer<'_> {
         if self.api_key.is_empty() {
             return Ok(());
         }
-        match query_param(call.path, "api_key") {
+        match query_param(call.path, "api_key").map_err(|e| Denial::new(ErrorKind::Input, e))? {
             Some(key) if key == self.api_key => Ok(()),
             Some(_) => Err(Denial::new(
                 ErrorKind::ApiKey,
@@ -170,7 +193,7 @@ impl Authorizer<'_> {
     fn principal(&self, call: &HttpCall<'_>) -> Result<Principal, Denial> {
         let auth_type = call
             .headers
-            .header("stream-auth-type")
+            .header("stream-auth-type")?
             .map(str::trim)
             .unwrap_or("jwt");
         if auth_type.eq_ignore_ascii_case("anonymous") {
@@ -184,7 +207,7 @@ impl Authorizer<'_> {
         }
         let token = call
             .headers
-            .header("authorization")
+            .header("authorization")?
             .map(bearer_token)
             .unwrap_or_default();
         if token.is_empty() {
@@ -220,9 +243,9 @@ impl Authorizer<'_> {
             body: body.as_ref(),
             principal,
         };
-        let id = fields.resource_id(&route.id);
-        let attributes = fields.collect(&route.attributes);
-        let context = fields.collect(&route.context);
+        let id = fields.resource_id(&route.id)?;
+        let attributes = fields.collect(&route.attributes)?;
+        let context = fields.collect(&route.context)?;
         let request = engine::Request {
             principal,
             action: &route.action,
@@ -234,6 +257,8 @@ impl Authorizer<'_> {
             context: &context,
             now: self.now,
         };
+        engine::bounds::check(&request)
+            .map_err(|e| Denial::new(ErrorKind::Input, e.to_string()))?;
         let call = Call {
             source: self.source,
             route: Some(&route.name),
@@ -241,6 +266,14 @@ impl Authorizer<'_> {
             started: self.started,
         };
         let (verdict, _) = self.decider.decide(self.policy, &request, &call, false);
+        if verdict.allowed && !is_header_value(&principal.user_id) {
+            // The upstream learns who the caller is only from this header; a proxy that copies present
+            // headers would keep a client's own `x-gatehouse-user-id` if it were left out.
+            return Err(Denial::new(
+                ErrorKind::Input,
+                "the caller's user id cannot be passed on as a header value",
+            ));
+        }
         if verdict.allowed {
             Ok(Allowed {
                 route: route.name.clone(),
@@ -268,38 +301,49 @@ struct Fields<'r> {
 
 impl Fields<'_> {
     /// The resource id: the template's text with its values filled in (an absent value adds nothing).
-    fn resource_id(&self, pieces: &[IdPiece]) -> String {
+    fn resource_id(&self, pieces: &[IdPiece]) -> Result<String, Denial> {
         let mut id = String::new();
         for piece in pieces {
             match piece {
                 IdPiece::Literal(text) => id.push_str(text),
-                IdPiece::Value(source) => match combine(self.read(source)) {
+                IdPiece::Value(source) => match combine(self.read(source)?) {
                     Some(Value::String(text)) => id.push_str(&text),
                     Some(Value::Number(n)) => id.push_str(&n.to_string()),
-                    _ => {}
+                    Some(Value::Bool(b)) => id.push_str(if b { "true" } else { "false" }),
+                    None => {}
+                    Some(_) => {
+                        return Err(Denial::new(
+                            ErrorKind::Input,
+                            "the request names more than one value for the resource id",
+                        ));
+                    }
                 },
             }
         }
-        id
+        Ok(id)
     }
 
     /// Every field with the values its sources find. A field reads all its sources: equal values count
     /// once, and different ones make a list, which no string condition accepts. So a request that
     /// names two actors (`{"actor": "alice", "activities": [{"actor": "bob"}]}`) or a body user id
     /// that is not the caller's never passes for the caller.
-    fn collect(&self, fields: &[crate::policy::FieldSource]) -> Map<String, Value> {
+    fn collect(&self, fields: &[crate::policy::FieldSource]) -> Result<Map<String, Value>, Denial> {
         let mut out = Map::new();
         for field in fields {
-            let values = field.sources.iter().flat_map(|s| self.read(s)).collect();
+            let mut values = Vec::new();
+            for source in &field.sources {
+                values.extend(self.read(source)?);
+            }
             if let Some(value) = combine(values) {
                 out.insert(field.name.clone(), value);
             }
         }
-        out
+        Ok(out)
     }
 
-    /// A source's values; empty when the request does not carry it.
-    fn read(&self, source: &ValueSource) -> Vec<Value> {
+    /// A source's values; empty when the request does not carry it. A value of the wrong shape, or a
+    /// query parameter or header given twice, is refused: each has one reading, never a first-wins.
+    fn read(&self, source: &ValueSource) -> Result<Vec<Value>, Denial> {
         let present = |s: &str| {
             if s.is_empty() {
                 Vec::new()
@@ -307,7 +351,8 @@ impl Fields<'_> {
                 vec![Value::String(s.to_owned())]
             }
         };
-        match source {
+        let input = |e: String| Denial::new(ErrorKind::Input, e);
+        Ok(match source {
             ValueSource::Capture(name) => self
                 .found
                 .captures
@@ -316,20 +361,25 @@ impl Fields<'_> {
                 .map(|(_, v)| present(v))
                 .unwrap_or_default(),
             ValueSource::Query(name) => query_param(self.call.path, name)
+                .map_err(input)?
                 .map(|v| present(&v))
                 .unwrap_or_default(),
             ValueSource::Header(name) => self
                 .call
                 .headers
-                .header(name)
+                .header(name)?
                 .map(present)
                 .unwrap_or_default(),
             ValueSource::PrincipalId => present(&self.principal.user_id),
             ValueSource::Body(steps) => match self.body {
-                Some(body) => body_values(body, steps).into_iter().cloned().collect(),
+                Some(body) => body_values(body, steps)
+                    .map_err(|e| input(e.to_string()))?
+                    .into_iter()
+                    .cloned()
+                    .collect(),
                 None => Vec::new(),
             },
-        }
+        })
     }
 }
 
@@ -388,13 +438,45 @@ fn token_denial(error: TokenError) -> Denial {
     Denial::new(ErrorKind::Authentication, error.to_string())
 }
 
-/// The first value of query parameter `name`, decoded.
-pub fn query_param(target: &str, name: &str) -> Option<String> {
-    let (_, query) = target.split_once('?')?;
-    let query = query.split('#').next().unwrap_or(query);
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+/// The value of query parameter `name`, decoded; a parameter given more than once is an error, since
+/// servers differ on which of the values they take.
+pub fn query_param(target: &str, name: &str) -> Result<Option<String>, String> {
+    let Some((_, query)) = target.split_once('?') else {
+        return Ok(None);
+    };
+    let mut found = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key == name {
+            if found.is_some() {
+                return Err(format!(
+                    "the query parameter '{}' is given more than once",
+                    sanitize(name)
+                ));
+            }
+            found = Some(value.into_owned());
+        }
+    }
+    Ok(found)
+}
+
+/// The method must be an HTTP token: what a proxy forwards and a server reads the same way.
+fn check_method(method: &str) -> Result<(), Denial> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if method.is_empty() || method.len() > 32 || !method.bytes().all(token) {
+        return Err(Denial::new(
+            ErrorKind::Input,
+            "the original method is not an HTTP method",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `value` can be sent as a header value as it is (printable ASCII and spaces, not at the
+/// ends), so the upstream receives exactly the id that was decided on.
+pub fn is_header_value(value: &str) -> bool {
+    value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
 }
 
 fn path_only(target: &str) -> &str {
@@ -431,13 +513,26 @@ mod tests {
     }
 
     #[test]
-    fn query_parameters_are_decoded() {
+    fn query_parameters_are_decoded_and_never_repeated() {
         assert_eq!(
-            query_param("/a/?api_key=k%20y&x=1", "api_key").as_deref(),
+            query_param("/a/?api_key=k%20y&x=1", "api_key")
+                .unwrap()
+                .as_deref(),
             Some("k y")
         );
-        assert_eq!(query_param("/a/?x=1", "api_key"), None);
-        assert_eq!(query_param("/a/", "api_key"), None);
+        assert_eq!(query_param("/a/?x=1", "api_key"), Ok(None));
+        assert_eq!(query_param("/a/", "api_key"), Ok(None));
+        assert!(query_param("/a/?api_key=a&api_key=b", "api_key").is_err());
+        assert!(query_param("/a/?api_key=a&x=1&api_%6Bey=a", "api_key").is_err());
+    }
+
+    #[test]
+    fn methods_are_http_tokens() {
+        assert!(check_method("GET").is_ok());
+        assert!(check_method("PATCH").is_ok());
+        for bad in ["", "G ET", "GET\n", "G\u{e9}T", &"A".repeat(33)] {
+            assert!(check_method(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
     HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
 };
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::google::rpc;
 use tonic::{Request, Response, Status};
 
@@ -38,27 +39,47 @@ impl ExtAuthzService {
     }
 }
 
-/// Envoy sends headers as a lower-cased map, or as `header_map` when `encode_raw_headers` is set.
-struct EnvoyHeaders<'a> {
-    map: &'a HashMap<String, String>,
-    raw: &'a [HeaderValue],
+/// Envoy sends headers either as a lower-cased map or, when `encode_raw_headers` is set, as
+/// `header_map`; the request says which by carrying a `header_map`, and only that one is read.
+enum EnvoyHeaders<'a> {
+    Map(&'a HashMap<String, String>),
+    Raw(&'a [HeaderValue]),
 }
 
 impl HeaderLookup for EnvoyHeaders<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
-        if let Some(value) = self.map.get(name) {
-            return Some(value);
-        }
-        self.raw
-            .iter()
-            .find(|h| h.key.eq_ignore_ascii_case(name))
-            .and_then(|h| {
-                if h.value.is_empty() {
-                    std::str::from_utf8(&h.raw_value).ok()
-                } else {
-                    Some(h.value.as_str())
+    fn header(&self, name: &str) -> Result<Option<&str>, Denial> {
+        match self {
+            EnvoyHeaders::Map(map) => Ok(map.get(name).map(String::as_str)),
+            EnvoyHeaders::Raw(raw) => {
+                let mut found = raw.iter().filter(|h| h.key.eq_ignore_ascii_case(name));
+                let Some(header) = found.next() else {
+                    return Ok(None);
+                };
+                if found.next().is_some() {
+                    return Err(Denial::new(
+                        ErrorKind::Input,
+                        format!("the {name} header is given more than once"),
+                    ));
                 }
-            })
+                match (header.value.is_empty(), header.raw_value.is_empty()) {
+                    (_, true) => Ok(Some(header.value.as_str())),
+                    (true, false) => {
+                        std::str::from_utf8(&header.raw_value)
+                            .map(Some)
+                            .map_err(|_| {
+                                Denial::new(
+                                    ErrorKind::Input,
+                                    format!("the {name} header is not UTF-8"),
+                                )
+                            })
+                    }
+                    (false, false) => Err(Denial::new(
+                        ErrorKind::Input,
+                        format!("the {name} header has both a value and a raw value"),
+                    )),
+                }
+            }
+        }
     }
 }
 
@@ -82,22 +103,13 @@ impl Authorization for ExtAuthzService {
             );
             return Ok(Response::new(denied(&denial, started)));
         };
-        let no_headers = Vec::new();
-        let headers = EnvoyHeaders {
-            map: &http.headers,
-            raw: http.header_map.as_ref().map_or(&no_headers, |m| &m.headers),
+        let headers = match &http.header_map {
+            Some(map) => EnvoyHeaders::Raw(&map.headers),
+            None => EnvoyHeaders::Map(&http.headers),
         };
-        let body = if headers
-            .header(PARTIAL_BODY_HEADER)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        {
-            CallBody::Truncated
-        } else if !http.raw_body.is_empty() {
-            CallBody::Complete(&http.raw_body)
-        } else if !http.body.is_empty() {
-            CallBody::Complete(http.body.as_bytes())
-        } else {
-            CallBody::Absent
+        let body = match body(&http, &headers) {
+            Ok(body) => body,
+            Err(denial) => return Ok(Response::new(denied(&denial, started))),
         };
         let call = HttpCall {
             method: &http.method,
@@ -110,7 +122,7 @@ impl Authorization for ExtAuthzService {
             metadata
                 .get(key)
                 .and_then(|v| v.to_str().ok())
-                .or_else(|| headers.header(key))
+                .or_else(|| headers.header(key).ok().flatten())
         };
         let span = RequestSpan::start("envoy.service.auth.v3.Authorization/Check", &header);
         let policy = self.app.policies.current();
@@ -130,6 +142,27 @@ impl Authorization for ExtAuthzService {
         };
         Ok(Response::new(response))
     }
+}
+
+/// The request body as Envoy forwarded it: as bytes (`pack_as_bytes`) or as text, never both.
+fn body<'a>(http: &'a HttpRequest, headers: &EnvoyHeaders<'_>) -> Result<CallBody<'a>, Denial> {
+    let partial = headers
+        .header(PARTIAL_BODY_HEADER)?
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    Ok(
+        match (partial, http.raw_body.is_empty(), http.body.is_empty()) {
+            (true, _, _) => CallBody::Truncated,
+            (false, true, true) => CallBody::Absent,
+            (false, false, true) => CallBody::Complete(&http.raw_body),
+            (false, true, false) => CallBody::Complete(http.body.as_bytes()),
+            (false, false, false) => {
+                return Err(Denial::new(
+                    ErrorKind::Input,
+                    "the CheckRequest carries the body both as bytes and as text",
+                ));
+            }
+        },
+    )
 }
 
 fn ok(allowed: &Allowed, strip_authorization: bool) -> CheckResponse {

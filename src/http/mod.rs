@@ -1,12 +1,16 @@
 //! The HTTP listener (`GATEHOUSE_HTTP_LISTEN`): the authorization endpoint for proxies that ask over
 //! HTTP rather than Envoy's gRPC ext_authz.
 //!
-//! `/authz` serves three callers with one handler:
-//! - Envoy's HTTP ext_authz service appends the original path to the configured prefix
-//!   (`/authz/api/v1.0/feed/user/1/?api_key=...`) and keeps the original method;
-//! - nginx `auth_request` sends a subrequest to `/authz` with `X-Original-Method` / `X-Original-URI`
-//!   set in its configuration;
-//! - Traefik ForwardAuth sends `X-Forwarded-Method` / `X-Forwarded-Uri`.
+//! The authorization endpoint has two doors, and each reads the original request from exactly one
+//! place, never falling back to another:
+//! - under `/authz/`, Envoy's HTTP ext_authz service appends the original path to the configured
+//!   prefix (`/authz/api/v1.0/feed/user/1/?api_key=...`) and keeps the original method; the path and
+//!   the method are all that is read, whatever headers the client added;
+//! - `/authz` itself is asked by nginx `auth_request` (`X-Original-Method` / `X-Original-URI`) or by
+//!   Traefik ForwardAuth (`X-Forwarded-Method` / `X-Forwarded-Uri`): `GATEHOUSE_AUTHZ_PROXY` says
+//!   which, and only that pair is read. Each proxy sets its own pair and passes the client's other
+//!   headers through, so the other pair is client input. A missing, repeated or unreadable header is
+//!   a 400.
 //!
 //! 200 means allowed, with the upstream headers; 401, 403 or 400 carry Stream's error body, and the same
 //! body in `x-gatehouse-error`, because nginx does not pass an `auth_request` response body on.
@@ -25,7 +29,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use crate::App;
-use crate::authz::{Authorizer, CallBody, Denial, HeaderLookup, HttpCall, Outcome};
+use crate::authz::{
+    Authorizer, CallBody, Denial, ErrorKind, HeaderLookup, HttpCall, Outcome, ProxyHeaders,
+};
 use crate::decider::Source;
 use crate::telemetry::context::RequestSpan;
 use crate::token::unix_now;
@@ -44,9 +50,9 @@ pub const ERROR_HEADER: &str = "x-gatehouse-error";
 /// The HTTP routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route(AUTHZ_PREFIX, any(authorize))
-        .route("/authz/", any(authorize))
-        .route("/authz/{*original}", any(authorize))
+        .route(AUTHZ_PREFIX, any(authorize_from_headers))
+        .route("/authz/", any(authorize_from_path))
+        .route("/authz/{*original}", any(authorize_from_path))
         .route("/metrics", get(metrics))
         .route("/live", get(live))
         .route("/ready", get(ready))
@@ -88,8 +94,15 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// The log filter in force.
-async fn log_level() -> Response {
+/// The log filter in force; only from loopback, like changing it.
+async fn log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    if !peer.ip().is_loopback() {
+        return (
+            StatusCode::FORBIDDEN,
+            "the log level can be read from loopback only\n",
+        )
+            .into_response();
+    }
     match crate::telemetry::log_filter() {
         Some(filter) => (StatusCode::OK, format!("{filter}\n")).into_response(),
         None => (
@@ -123,16 +136,50 @@ async fn set_log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) 
 struct Headers<'a>(&'a HeaderMap);
 
 impl HeaderLookup for Headers<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(|v| v.to_str().ok())
+    fn header(&self, name: &str) -> Result<Option<&str>, Denial> {
+        let mut values = self.0.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(Denial::new(
+                ErrorKind::Input,
+                format!("the {name} header is given more than once"),
+            ));
+        }
+        value.to_str().map(Some).map_err(|_| {
+            Denial::new(
+                ErrorKind::Input,
+                format!("the {name} header is not printable ASCII"),
+            )
+        })
     }
 }
 
-async fn authorize(State(app): State<Arc<App>>, request: Request) -> Response {
+/// Envoy's HTTP service: the original request is this request's method and its path under `/authz`.
+async fn authorize_from_path(State(app): State<Arc<App>>, request: Request) -> Response {
+    let original = original_from_path(request.method(), request.uri());
+    authorize(app, request, Ok(original)).await
+}
+
+/// nginx or Traefik: the original request is in the configured proxy's pair of headers.
+async fn authorize_from_headers(State(app): State<Arc<App>>, request: Request) -> Response {
+    let original = original_from_headers(app.proxy_headers, request.headers());
+    authorize(app, request, original).await
+}
+
+async fn authorize(
+    app: Arc<App>,
+    request: Request,
+    original: Result<(String, String), Denial>,
+) -> Response {
     let in_flight = app.metrics().start("http_authz");
     let started = in_flight.started();
+    let (method, target) = match original {
+        Ok(original) => original,
+        Err(denial) => return denied(&denial, started),
+    };
     let (parts, body) = request.into_parts();
-    let (method, target) = original_request(&parts.method, &parts.uri, &parts.headers);
     // A body that is too long, or that does not arrive in time, counts as cut short.
     let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
@@ -184,20 +231,8 @@ async fn authorize(State(app): State<Arc<App>>, request: Request) -> Response {
     }
 }
 
-/// The method and request target the proxy is asking about.
-fn original_request(
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
-) -> (String, String) {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let method = header("x-original-method")
-        .or_else(|| header("x-forwarded-method"))
-        .unwrap_or(method.as_str())
-        .to_owned();
-    if let Some(target) = header("x-original-uri").or_else(|| header("x-forwarded-uri")) {
-        return (method, target.to_owned());
-    }
+/// The method and request target Envoy's HTTP service asks about.
+fn original_from_path(method: &Method, uri: &axum::http::Uri) -> (String, String) {
     let path = uri.path();
     let original = path.strip_prefix(AUTHZ_PREFIX).unwrap_or(path);
     let original = if original.is_empty() { "/" } else { original };
@@ -205,7 +240,32 @@ fn original_request(
         Some(query) => format!("{original}?{query}"),
         None => original.to_owned(),
     };
-    (method, target)
+    (method.as_str().to_owned(), target)
+}
+
+/// The method and request target from the proxy's own pair of headers, each present exactly once.
+fn original_from_headers(
+    proxy: ProxyHeaders,
+    headers: &HeaderMap,
+) -> Result<(String, String), Denial> {
+    let (method, uri) = proxy.names();
+    Ok((only_header(headers, method)?, only_header(headers, uri)?))
+}
+
+fn only_header(headers: &HeaderMap, name: &str) -> Result<String, Denial> {
+    let mut values = headers.get_all(name).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(Denial::new(
+            ErrorKind::Input,
+            format!("the proxy must send exactly one {name} header"),
+        ));
+    };
+    value.to_str().map(str::to_owned).map_err(|_| {
+        Denial::new(
+            ErrorKind::Input,
+            format!("the {name} header is not printable ASCII"),
+        )
+    })
 }
 
 fn denied(denial: &Denial, started: Instant) -> Response {
@@ -244,26 +304,59 @@ fn insert(response: &mut Response, name: &str, value: &str) {
 mod tests {
     use super::*;
 
+    fn headers(pairs: &[(&'static str, &'static [u8])]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        headers
+    }
+
     #[test]
-    fn the_original_request_comes_from_headers_or_the_path() {
+    fn the_path_door_reads_the_path_only() {
         let uri: axum::http::Uri = "/authz/api/v1.0/feed/user/1/?api_key=k".parse().unwrap();
-        let (m, t) = original_request(&Method::POST, &uri, &HeaderMap::new());
+        let (m, t) = original_from_path(&Method::POST, &uri);
         assert_eq!(
             (m.as_str(), t.as_str()),
             ("POST", "/api/v1.0/feed/user/1/?api_key=k")
         );
+    }
 
-        let mut headers = HeaderMap::new();
-        headers.insert("x-original-method", HeaderValue::from_static("DELETE"));
-        headers.insert("x-original-uri", HeaderValue::from_static("/api/x/?a=1"));
-        let uri: axum::http::Uri = "/authz".parse().unwrap();
-        let (m, t) = original_request(&Method::GET, &uri, &headers);
+    #[test]
+    fn the_header_door_reads_only_the_configured_pair() {
+        let both = headers(&[
+            ("x-original-method", b"DELETE"),
+            ("x-original-uri", b"/api/x/?a=1"),
+            ("x-forwarded-method", b"PUT"),
+            ("x-forwarded-uri", b"/api/y/"),
+        ]);
+        let (m, t) = original_from_headers(ProxyHeaders::Nginx, &both).unwrap();
         assert_eq!((m.as_str(), t.as_str()), ("DELETE", "/api/x/?a=1"));
-
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-method", HeaderValue::from_static("PUT"));
-        headers.insert("x-forwarded-uri", HeaderValue::from_static("/api/y/"));
-        let (m, t) = original_request(&Method::GET, &uri, &headers);
+        let (m, t) = original_from_headers(ProxyHeaders::Traefik, &both).unwrap();
         assert_eq!((m.as_str(), t.as_str()), ("PUT", "/api/y/"));
+    }
+
+    #[test]
+    fn a_missing_repeated_or_unreadable_header_is_refused_never_replaced() {
+        let cases = [
+            headers(&[
+                ("x-original-method", b"GET"),
+                ("x-forwarded-uri", b"/api/y/"),
+            ]),
+            headers(&[
+                ("x-original-method", b"GET"),
+                ("x-original-uri", b"/api/x/?x=\xc3\xa9"),
+                ("x-forwarded-uri", b"/api/y/"),
+            ]),
+            headers(&[
+                ("x-original-method", b"GET"),
+                ("x-original-uri", b"/api/y/"),
+                ("x-original-uri", b"/api/x/"),
+            ]),
+        ];
+        for case in cases {
+            let denial = original_from_headers(ProxyHeaders::Nginx, &case).unwrap_err();
+            assert_eq!(denial.status(), 400, "{case:?}");
+        }
     }
 }

@@ -104,6 +104,10 @@ pub enum PathError {
     BadEncoding,
     #[error("the path has more than {MAX_SEGMENTS} segments")]
     TooLong,
+    /// Proxies and servers disagree on these (nginx forwards a `#` verbatim, some servers turn `\`
+    /// into `/`), so gatehouse and the upstream could read different paths.
+    #[error("the request target has a '#', a '\\', a space or a byte that is not printable ASCII")]
+    Ambiguous,
 }
 
 impl RouteTable {
@@ -239,7 +243,10 @@ impl Route {
 
 /// Splits a request path into decoded segments, dropping the query string and one trailing `/`.
 fn split_request_path(path: &str) -> Result<Vec<String>, PathError> {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
+    if !is_plain_target(path) {
+        return Err(PathError::Ambiguous);
+    }
+    let path = path.split('?').next().unwrap_or_default();
     let Some(path) = path.strip_prefix('/') else {
         return Err(PathError::NotAbsolute);
     };
@@ -268,6 +275,14 @@ fn split_request_path(path: &str) -> Result<Vec<String>, PathError> {
         segments.push(decoded.into_owned());
     }
     Ok(segments)
+}
+
+/// Whether a request target is printable ASCII without `#` or `\`: the only targets that every proxy
+/// and server reads the same way. Anything else is refused rather than interpreted.
+pub fn is_plain_target(target: &str) -> bool {
+    target
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'\\')
 }
 
 /// A `%` not followed by two hex digits (percent_decode passes those through unchanged).
@@ -506,27 +521,52 @@ fn bad_source(source: &str) -> String {
     )
 }
 
+/// A body field that is not what a route reads there: the route expects a string, number or boolean at
+/// the end of its path, an object at every named step and an array at every `*`. A value of another
+/// shape is never skipped, because skipping it would decide the request as if the field were absent
+/// (an activity whose `actor` is `["bob"]` would pass as one without an actor).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("body field '{path}' is not a {expected}")]
+pub struct BodyShapeError {
+    /// The route's path to the field, as written (`activities.*.actor`).
+    pub path: String,
+    pub expected: &'static str,
+}
+
 /// Reads `steps` from a JSON body. A `*` step fans out over an array; the values found are returned in
-/// order (non-scalar values are skipped).
-pub fn body_values<'v>(body: &'v Value, steps: &[String]) -> Vec<&'v Value> {
+/// order. A missing key adds nothing; a value of the wrong shape anywhere on the path is an error.
+pub fn body_values<'v>(
+    body: &'v Value,
+    steps: &[String],
+) -> Result<Vec<&'v Value>, BodyShapeError> {
+    let shape = |expected| BodyShapeError {
+        path: steps.join("."),
+        expected,
+    };
     let mut current = vec![body];
     for step in steps {
         let mut next = Vec::new();
         for value in current {
             if step == "*" {
-                if let Value::Array(items) = value {
-                    next.extend(items.iter());
+                match value {
+                    Value::Array(items) => next.extend(items.iter()),
+                    _ => return Err(shape("list where the route reads '*'")),
                 }
-            } else if let Some(v) = value.get(step.as_str()) {
-                next.push(v);
+            } else {
+                match value {
+                    Value::Object(map) => next.extend(map.get(step.as_str())),
+                    _ => return Err(shape("JSON object on the way to the field")),
+                }
             }
         }
         current = next;
     }
-    current
-        .into_iter()
-        .filter(|v| !v.is_null() && !v.is_object() && !v.is_array())
-        .collect()
+    for value in &current {
+        if !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+            return Err(shape("string, number or boolean"));
+        }
+    }
+    Ok(current)
 }
 
 #[cfg(test)]
@@ -600,6 +640,13 @@ mod tests {
         assert_eq!(t.find("GET", "/a%2Fb").unwrap_err(), PathError::BadEncoding);
         assert_eq!(t.find("GET", "/a%zz").unwrap_err(), PathError::BadEncoding);
         assert_eq!(t.find("GET", "/a%ff").unwrap_err(), PathError::BadEncoding);
+        for ambiguous in ["/a\\b", "/a#b", "/a b", "/a/\u{e9}", "/a?x=\u{e9}", "/a\t"] {
+            assert_eq!(
+                t.find("GET", ambiguous).unwrap_err(),
+                PathError::Ambiguous,
+                "{ambiguous}"
+            );
+        }
     }
 
     #[test]
@@ -623,11 +670,11 @@ mod tests {
         let body =
             serde_json::json!({"actor": "a", "activities": [{"actor": "b"}, {"actor": "c"}, {}]});
         let steps = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
-        assert_eq!(body_values(&body, &steps("actor")), vec!["a"]);
+        assert_eq!(body_values(&body, &steps("actor")).unwrap(), vec!["a"]);
         assert_eq!(
-            body_values(&body, &steps("activities.*.actor")),
+            body_values(&body, &steps("activities.*.actor")).unwrap(),
             vec!["b", "c"]
         );
-        assert!(body_values(&body, &steps("missing.x")).is_empty());
+        assert!(body_values(&body, &steps("missing.x")).unwrap().is_empty());
     }
 }

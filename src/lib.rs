@@ -48,7 +48,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -211,11 +210,22 @@ pub async fn run_listeners(
         let _ = stop_tx.send(true);
         let _ = drained_tx.send(());
     };
-    let http_task = listeners
-        .http
-        .map(|listener| tokio::spawn(serve_http(Arc::clone(&app), listener, stop_rx)));
+    let limits = config.limits.clone();
+    let http_task = listeners.http.map(|listener| {
+        tokio::spawn(serve_http(
+            Arc::clone(&app),
+            listener,
+            stop_rx,
+            limits.clone(),
+        ))
+    });
     let serve = Server::builder()
         .timeout(REQUEST_TIMEOUT)
+        .max_concurrent_streams(Some(limits.grpc_max_concurrent_streams))
+        .http2_keepalive_interval(Some(limits.grpc_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.grpc_keepalive_timeout))
+        .http2_max_header_list_size(Some(limits.grpc_max_header_bytes))
+        .tcp_keepalive(Some(limits.grpc_keepalive_interval))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -225,7 +235,10 @@ pub async fn run_listeners(
         .add_service(AuthorizationServer::new(ExtAuthzService::new(app)))
         // Without TCP_NODELAY a small response can wait for the peer's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
+            grpc::limited_incoming(
+                TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
+                limits.grpc_max_connections,
+            ),
             signal,
         );
     tokio::pin!(serve);
@@ -256,25 +269,75 @@ pub async fn run_listeners(
     Ok(())
 }
 
-/// Serves the HTTP routes until `stop` turns true.
-async fn serve_http(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// Serves the HTTP routes until `stop` turns true. Each connection must send a request's headers
+/// within the header timeout (also between requests, so an idle connection is closed after it), and
+/// at most `http_max_connections` are open at once: the rest wait in the listen backlog, so a client
+/// holding connections cannot use up the process's file descriptors.
+async fn serve_http(
+    app: Arc<App>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    limits: config::ConnectionLimits,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
     let router = http::router(app);
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let listener = listener.tap_io(|tcp| {
+    tokio::pin!(stopped);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.http_max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.http_header_timeout)
+        .max_buf_size(MAX_HTTP_HEAD_BYTES);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut stopped => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
         }
-    });
-    if let Err(e) = axum::serve(listener, service)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
-        tracing::error!(error = %e, "the HTTP listener failed");
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+            drop(permit);
+        });
     }
+    drop(listener);
+    graceful.shutdown().await;
 }
+
+/// The largest request head (request line and headers) an HTTP client may send.
+const MAX_HTTP_HEAD_BYTES: usize = 64 * 1024;
 
 /// With a policy directory: reload on every change in it and on SIGHUP.
 fn start_reloaders(

@@ -945,6 +945,10 @@ fn reference(set: &Set, req: &Req) -> (bool, String) {
 
 /// The expected decision and deciding rule, for `action` instead of the request's.
 fn reference_for(set: &Set, req: &Req, action: &str) -> (bool, String) {
+    // An action outside the kind's vocabulary is denied before any rule, `actions: "*"` included.
+    if !reference_known_actions(set, &req.kind).contains(action) {
+        return (false, "undeclared-action".to_owned());
+    }
     let captures = set
         .decl(&req.kind)
         .and_then(|d| d.pattern)
@@ -1187,6 +1191,7 @@ fn run_seed(seed: u64, requests_per_set: usize, report: &mut Report) {
             let (allowed, rule) = reference(&set, req);
             let outcome = match (allowed, rule.as_str()) {
                 (_, "default-deny") => "default-deny",
+                (_, "undeclared-action") => "undeclared action",
                 (true, _) => "allowed by a rule",
                 (false, _) => "denied by a rule",
             };
@@ -1275,7 +1280,12 @@ fn the_indexed_engine_decides_as_the_reference_does() {
         details.join("\n\n")
     );
     // The generator must produce every kind of outcome, or the comparison proves little.
-    for outcome in ["default-deny", "allowed by a rule", "denied by a rule"] {
+    for outcome in [
+        "default-deny",
+        "allowed by a rule",
+        "denied by a rule",
+        "undeclared action",
+    ] {
         assert!(
             outcomes.get(outcome).copied().unwrap_or(0) > cases / 20,
             "too few '{outcome}' outcomes: {outcomes:?}"
@@ -1338,13 +1348,28 @@ fn assert_case(set: &Set, req: &Req, allowed: bool, rule: &str) {
     }
 }
 
+/// A kind that declares `actions` and nothing else, so that requests for them are in its vocabulary.
+fn actions_of(kind: &'static str, actions: &[&str]) -> KindDecl {
+    KindDecl {
+        kind,
+        pattern: None,
+        owner: None,
+        channel: None,
+        actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+    }
+}
+
 #[test]
 fn priority_ties_go_to_the_first_declared_deny_across_wildcard_and_named_rules() {
     // Declared allow-first, with the kinds and actions spread over the index's buckets: a named kind
     // and action, a wildcard kind, and a wildcard action.
     let set = Set {
         strategy: None,
-        decls: Vec::new(),
+        decls: vec![
+            actions_of("k0", &["a0", "a1"]),
+            actions_of("k1", &["a0", "a1"]),
+            actions_of("k9", &["a9"]),
+        ],
         rules: vec![
             rule("low-deny", Effect::Deny, -1, &["k0"], &["a0"]),
             rule("allow-any", Effect::Allow, 2, &["*"], &["*"]),
@@ -1414,7 +1439,10 @@ fn counting_strategies_count_every_vote_and_name_the_highest_priority_one() {
     let req = fixed_request(Some("u1"), "k0", "a0", "x:1");
     let with = |strategy| Set {
         strategy: Some(strategy),
-        decls: Vec::new(),
+        decls: vec![
+            actions_of("k0", &["a0", "a1", "a2"]),
+            actions_of("k1", &["a0", "a3"]),
+        ],
         rules: base.clone(),
     };
     // Three permits, two denies.

@@ -143,7 +143,37 @@ impl<'a> Call<'a> {
     }
 }
 
-async fn ask(addr: std::net::SocketAddr, style: Style, call: &Call<'_>) -> Reply {
+/// A server for each way of asking: Envoy's path door and nginx's headers on `main`, Traefik's
+/// headers on `traefik` (`GATEHOUSE_AUTHZ_PROXY=traefik`), with the same policies.
+struct Doors {
+    main: TestServer,
+    traefik: TestServer,
+}
+
+impl std::ops::Deref for Doors {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.main
+    }
+}
+
+impl Doors {
+    async fn stop(self) -> Result<(), gatehouse::error::ServeError> {
+        self.traefik.stop().await?;
+        self.main.stop().await
+    }
+}
+
+async fn ask(doors: &Doors, style: Style, call: &Call<'_>) -> Reply {
+    let addr = match style {
+        Style::Traefik => doors.traefik.http_addr,
+        Style::Envoy | Style::Nginx => doors.main.http_addr,
+    };
+    ask_at(addr, style, call).await
+}
+
+async fn ask_at(addr: std::net::SocketAddr, style: Style, call: &Call<'_>) -> Reply {
     let client = client();
     let mut request = match style {
         Style::Envoy => client.request(
@@ -178,11 +208,18 @@ async fn ask(addr: std::net::SocketAddr, style: Style, call: &Call<'_>) -> Reply
 
 /// Asks the Envoy way (the only one of the three that forwards every method and the body as is).
 async fn envoy(server: &TestServer, call: &Call<'_>) -> Reply {
-    ask(server.http_addr, Style::Envoy, call).await
+    ask_at(server.http_addr, Style::Envoy, call).await
 }
 
-async fn feeds_server() -> TestServer {
-    TestServer::start_with(&[("GATEHOUSE_API_KEY", API_KEY)]).await
+async fn feeds_server() -> Doors {
+    Doors {
+        main: TestServer::start_with(&[("GATEHOUSE_API_KEY", API_KEY)]).await,
+        traefik: TestServer::start_with(&[
+            ("GATEHOUSE_API_KEY", API_KEY),
+            ("GATEHOUSE_AUTHZ_PROXY", "traefik"),
+        ])
+        .await,
+    }
 }
 
 fn api(path: &str) -> String {
@@ -392,7 +429,7 @@ async fn the_three_caller_styles_give_the_same_answers() {
         let what = format!("{} {}", row.call.method, row.call.target);
         let mut answers = Vec::new();
         for style in STYLES {
-            let reply = ask(server.http_addr, style, &row.call).await;
+            let reply = ask(&server, style, &row.call).await;
             match row.allowed_by {
                 Some(rule) => assert_allowed(&reply, rule),
                 None => assert_forbidden(&reply),
@@ -489,7 +526,7 @@ async fn allowed_requests_carry_the_caller_rule_and_revision() {
     // Anonymous callers get nothing on feeds.
     for style in STYLES {
         let reply = ask(
-            server.http_addr,
+            &server,
             style,
             &Call::new("GET", api("/feed/user/bob/")).header("stream-auth-type", "anonymous"),
         )
@@ -549,7 +586,7 @@ async fn a_denial_is_streams_not_allowed_error_in_the_body_and_the_header() {
     let server = feeds_server().await;
     for style in STYLES {
         let reply = ask(
-            server.http_addr,
+            &server,
             style,
             &Call::new("GET", api("/feed/timeline/bob/")).token(&alice()),
         )
@@ -562,7 +599,7 @@ async fn a_denial_is_streams_not_allowed_error_in_the_body_and_the_header() {
         );
 
         let reply = ask(
-            server.http_addr,
+            &server,
             style,
             &Call::new("GET", api("/no_such_endpoint/")).token(&alice()),
         )
@@ -584,7 +621,7 @@ async fn credentials_are_checked_before_any_rule() {
 
     // No token.
     for style in STYLES {
-        let reply = ask(server.http_addr, style, &read_bob()).await;
+        let reply = ask(&server, style, &read_bob()).await;
         assert_stream_error(&reply, 401, 3, "SignatureException");
     }
 
@@ -629,7 +666,7 @@ async fn credentials_are_checked_before_any_rule() {
     ] {
         for style in STYLES {
             let reply = ask(
-                server.http_addr,
+                &server,
                 style,
                 &Call::new("GET", target.clone()).token(&token),
             )
@@ -653,7 +690,7 @@ async fn unreadable_paths_and_bodies_are_input_errors() {
     ] {
         for style in [Style::Nginx, Style::Traefik] {
             let reply = ask(
-                server.http_addr,
+                &server,
                 style,
                 &Call::new("GET", target.clone()).token(&token),
             )
@@ -669,7 +706,7 @@ async fn unreadable_paths_and_bodies_are_input_errors() {
     ] {
         for style in STYLES {
             let reply = ask(
-                server.http_addr,
+                &server,
                 style,
                 &Call::new("GET", target.clone()).token(&token),
             )

@@ -70,7 +70,7 @@ fn sha256_32(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect::<String>()[..32]
+        .collect::<String>()[..64]
         .to_owned()
 }
 

@@ -16,7 +16,7 @@ use super::model::{
     Operand, Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 use super::pattern::Pattern;
-use super::routes::{Route, RouteTable, compile_route};
+use super::routes::{Route, RouteTable, ValueSource, compile_route};
 use super::set::{Parts, PolicySet};
 
 /// Rule priorities are bounded so that they stay readable and can never overflow.
@@ -371,6 +371,16 @@ impl Compiler {
                 None
             }
         });
+        if doc.actions.len() > MAX_ACTIONS_PER_KIND {
+            self.error(
+                at,
+                format!(
+                    "kind '{}' declares {} actions, more than {MAX_ACTIONS_PER_KIND}",
+                    doc.kind,
+                    doc.actions.len()
+                ),
+            );
+        }
         match &doc.feed_groups {
             Some(groups) => {
                 self.feed_groups
@@ -498,6 +508,7 @@ impl Compiler {
             };
             if !route.public {
                 self.check_route_target(&route, candidates, &at);
+                self.check_route_trust(&route, &at);
             }
             if let Some(other) = routes.iter().find(|r| r.same_requests_as(&route)) {
                 let message = format!(
@@ -512,6 +523,49 @@ impl Compiler {
             routes.push(route);
         }
         RouteTable::new(routes)
+    }
+
+    /// A route may not let the client name the owner, feed or channel a kind's rules compare with
+    /// the caller (`attributes.X` in the kind's declaration) unless it marks the attribute trusted.
+    fn check_route_trust(&mut self, route: &Route, at: &At) {
+        for name in &route.trusted {
+            if !route.attributes.iter().any(|f| &f.name == name) {
+                self.error(
+                    at,
+                    format!(
+                        "route '{}' trusts '{name}', which is not one of its attributes",
+                        route.name
+                    ),
+                );
+            }
+        }
+        let Some(decl) = self.kinds.get(&route.kind) else {
+            return;
+        };
+        let identity: Vec<&str> = [&decl.owner, &decl.feed, &decl.channel]
+            .into_iter()
+            .flatten()
+            .filter_map(|op| match op {
+                Operand::Attribute(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut errors = Vec::new();
+        for field in &route.attributes {
+            let client = field.sources.iter().any(ValueSource::client_controlled);
+            if client
+                && identity.contains(&field.name.as_str())
+                && !route.trusted.contains(&field.name)
+            {
+                errors.push(format!(
+                    "route '{}' fills attribute '{}', which decides who owns the {}, from a header, query parameter or body that the client writes; list it under `trusted` only if the proxy sets that header itself or the body is the resource being written",
+                    route.name, field.name, route.kind
+                ));
+            }
+        }
+        for message in errors {
+            self.error(at, message);
+        }
     }
 
     fn check_route_target(&mut self, route: &Route, candidates: &[Candidate], at: &At) {

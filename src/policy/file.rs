@@ -44,6 +44,11 @@ pub struct RouteDoc {
     #[serde(default)]
     pub context: BTreeMap<String, OneOrMany>,
     pub public: Option<bool>,
+    /// Attributes that may take the kind's owner, feed or channel from a source the client controls
+    /// (`header.`, `query.`, `body.`): a header the proxy itself sets, or a body that is the very
+    /// resource being written.
+    #[serde(default)]
+    pub trusted: Vec<String>,
 }
 
 /// Token revocation, Stream's semantics: every token issued before a time is refused.

@@ -48,6 +48,17 @@ pub enum ValueSource {
     PrincipalId,
 }
 
+impl ValueSource {
+    /// Whether the client writes this value itself: a header, the query string or the body. Path
+    /// captures and the verified principal are not: the route and the token fix them.
+    pub fn client_controlled(&self) -> bool {
+        matches!(
+            self,
+            ValueSource::Query(_) | ValueSource::Header(_) | ValueSource::Body(_)
+        )
+    }
+}
+
 /// One field of `attributes` or `context`: the first of its sources that has a value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldSource {
@@ -78,6 +89,8 @@ pub struct Route {
     pub action: String,
     pub attributes: Vec<FieldSource>,
     pub context: Vec<FieldSource>,
+    /// Attributes marked as trusted to come from client-controlled sources.
+    pub trusted: Vec<String>,
 }
 
 /// Routes, in declaration order.
@@ -341,6 +354,7 @@ pub(super) fn compile_route(doc: RouteDoc) -> Result<Route, Vec<String>> {
         action,
         attributes,
         context,
+        trusted: doc.trusted,
     })
 }
 

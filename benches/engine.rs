@@ -418,11 +418,16 @@ fn assert_agree(policy: &PolicySet, cedar: &CedarPolicySet, principal: &Principa
 /// pattern, an owner, a channel and its actions, and ten rules mixing actions, priorities, effects and
 /// conditions (roles, groups, users, owner, in with inline lists and named lists, channel roles,
 /// composition, and a CEL expression on one kind in ten).
-fn generated_rules() -> String {
-    let mut yaml = String::from(
-        "lists:\n  gen_visible: [public, team]\n  gen_frozen: [locked, archived]\n\nresources:\n",
-    );
-    for k in 0..KINDS {
+/// The generated kinds and rules of `kinds`, as one file; the lists go in the first file only. Files are
+/// kept under the 1 MiB a policy file may have.
+fn generated_rules(kinds: std::ops::Range<usize>) -> String {
+    let mut yaml = if kinds.start == 0 {
+        String::from("lists:\n  gen_visible: [public, team]\n  gen_frozen: [locked, archived]\n\n")
+    } else {
+        String::new()
+    };
+    yaml.push_str("resources:\n");
+    for k in kinds.clone() {
         writeln!(
             yaml,
             "  - kind: k{k}\n    id: \"{{tenant}}:{{name**}}\"\n    owner: attributes.owner\n    channel: attributes.channel\n    actions: [read, write, delete, share, archive, export]"
@@ -430,7 +435,7 @@ fn generated_rules() -> String {
         .unwrap();
     }
     yaml.push_str("\nrules:\n");
-    for k in 0..KINDS {
+    for k in kinds {
         let next = (k + 1) % KINDS;
         let tenant = k % 50;
         let rules = [
@@ -481,11 +486,15 @@ fn generated_rules() -> String {
 }
 
 fn large_sources() -> Vec<Source> {
+    const FILES: usize = 4;
     let mut sources = FeedsPreset::sources();
-    sources.push(Source {
-        path: "generated/k.yaml".into(),
-        text: generated_rules(),
-    });
+    for file in 0..FILES {
+        let kinds = file * KINDS / FILES..(file + 1) * KINDS / FILES;
+        sources.push(Source {
+            path: format!("generated/k{file}.yaml"),
+            text: generated_rules(kinds),
+        });
+    }
     sources
 }
 
@@ -531,7 +540,17 @@ fn bench(c: &mut Criterion) {
     let jack = Principal::user("jack");
     for case in grid_cases() {
         for who in [&principal, &jack, &Principal::anonymous()] {
-            assert_agree(&feeds, &cedar, who, &case);
+            // Cedar's translation has no action vocabulary: an action the kind does not declare is
+            // denied by gatehouse before any rule, and there is nothing to compare.
+            if feeds.knows_action(case.kind, case.action) {
+                assert_agree(&feeds, &cedar, who, &case);
+            } else {
+                let decision = engine::decide(&feeds, &request(who, &case));
+                assert_eq!(
+                    (decision.allowed, decision.rule),
+                    (false, "undeclared-action")
+                );
+            }
             let (small, big) = (
                 engine::decide(&feeds, &request(who, &case)),
                 engine::decide(&large, &request(who, &case)),

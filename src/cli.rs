@@ -368,6 +368,9 @@ fn push_policy(report: &mut String, policy: &crate::engine::PolicyTrace, depth: 
 /// Whose decisions, from which decision log files, since when.
 pub struct LogQuery {
     pub logs: Vec<PathBuf>,
+    /// The live policies the log's decisions came from (`suggest` keeps only what they cannot have
+    /// decided on anything but the subject); `None`: the built-in preset.
+    pub policy_dir: Option<PathBuf>,
     pub user_id: Option<String>,
     pub role: Option<String>,
     pub since: Option<String>,
@@ -464,7 +467,12 @@ pub fn suggest(query: LogQuery) -> Result<String, CliError> {
     let (entries, since) = query.load()?;
     let items = crate::audit::exercised(&entries, &subject, since);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let suggestion = crate::audit::suggest(&subject, &items, &now);
+    let live = match &query.policy_dir {
+        Some(dir) => crate::store::load_dir(dir),
+        None => crate::policy::FeedsPreset::default().compile(),
+    }
+    .map_err(CliError::Policy)?;
+    let suggestion = crate::audit::suggest(&live, &subject, &items, &now);
     for note in &suggestion.notes {
         eprintln!("gatehouse: note: {note}");
     }

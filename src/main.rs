@@ -102,6 +102,10 @@ struct LogQuery {
     /// The decision log file (GATEHOUSE_DECISION_LOG_FILE); rotated files are read with --log too.
     #[arg(long = "log", required = true)]
     logs: Vec<PathBuf>,
+    /// The policy directory that made the decisions (`suggest` checks its suggestion against it);
+    /// the built-in preset when not given.
+    #[arg(long, env = "GATEHOUSE_POLICY_DIR")]
+    policy_dir: Option<PathBuf>,
     #[arg(
         long = "user",
         conflicts_with = "role",
@@ -119,6 +123,7 @@ impl LogQuery {
     fn into_cli(self) -> cli::LogQuery {
         cli::LogQuery {
             logs: self.logs,
+            policy_dir: self.policy_dir,
             user_id: self.user_id,
             role: self.role,
             since: self.since,

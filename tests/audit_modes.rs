@@ -343,14 +343,23 @@ async fn the_suggested_policy_allows_exactly_what_the_user_was_allowed() {
     let decisions = exercise_carol(&mut client).await;
     exercised_after(&mut client, user("carol"), decisions).await;
     let suggestion = suggest(&mut client, user("carol")).await;
-    assert_eq!(suggestion.rules, 4, "{}", suggestion.policy);
-    assert!(suggestion.notes.is_empty(), "{:?}", suggestion.notes);
+    // The write to carol's own feed was allowed only because its actor was carol (no-impersonation
+    // reads the request's context): a grant cannot carry that, so it is left out, and said.
+    assert_eq!(suggestion.rules, 3, "{}", suggestion.policy);
+    assert_eq!(suggestion.notes.len(), 1, "{:?}", suggestion.notes);
+    assert!(
+        suggestion.notes[0].starts_with("write on feed 'timeline:carol' is left out"),
+        "{:?}",
+        suggestion.notes
+    );
     server.stop().await.unwrap();
+    let suggested =
+        |ask: &Ask, allowed: bool| allowed && !(ask.kind == "feed" && ask.action == "write");
 
     // Each rule: one kind and id, carol only, ids exact (no deciding rule of the preset has an id
     // pattern), and the denied request is in none of them.
     let rules = rules_of(&suggestion.policy);
-    assert_eq!(rules.len(), 4, "{}", suggestion.policy);
+    assert_eq!(rules.len(), 3, "{}", suggestion.policy);
     for rule in &rules {
         assert_eq!(rule["effect"], "allow", "{rule:#?}");
         assert_eq!(rule["when"], json!({"users": ["carol"]}), "{rule:#?}");
@@ -359,7 +368,7 @@ async fn the_suggested_policy_allows_exactly_what_the_user_was_allowed() {
     for (ask, _, _, allowed) in carols_requests() {
         assert_eq!(
             covers_literally(&rules, ask.kind, ask.id, ask.action),
-            allowed,
+            suggested(&ask, allowed),
             "{ask:?} in {}",
             suggestion.policy
         );
@@ -370,6 +379,7 @@ async fn the_suggested_policy_allows_exactly_what_the_user_was_allowed() {
     let mut client = server.client().await;
     let carol = user_token("carol");
     for (ask, _, _, allowed) in carols_requests() {
+        let allowed = suggested(&ask, allowed);
         let answer = ask.ask(&mut client, &carol).await;
         assert_eq!(answer.allowed, allowed, "{ask:?}: {answer:#?}");
         if allowed {
@@ -414,11 +424,14 @@ async fn a_policy_suggested_for_a_role_allows_other_holders_of_the_role() {
     let asks = [
         Ask::new("read", "feed", "user:bob"),
         Ask::new("read", "users", "dave"),
-        Ask::new("write", "feed", "timeline:mia").context(json!({"actor": "mia"})),
     ];
     for ask in &asks {
         assert!(ask.ask(&mut client, &mia).await.allowed, "{ask:?}");
     }
+    // Allowed because the feed is mia's own: another holder of the role does not own it, so the
+    // grant cannot go to the role; it is left out, and said.
+    let own = Ask::new("write", "feed", "timeline:mia").context(json!({"actor": "mia"}));
+    assert!(own.ask(&mut client, &mia).await.allowed);
     // A denied request is not granted to the role.
     let denied = Ask::new("read", "feed", "timeline:bob");
     assert!(!denied.ask(&mut client, &mia).await.allowed);
@@ -432,7 +445,8 @@ async fn a_policy_suggested_for_a_role_allows_other_holders_of_the_role() {
     let suggestion = suggest(&mut client, role("moderator")).await;
     server.stop().await.unwrap();
 
-    assert_eq!(suggestion.rules, 3, "{}", suggestion.policy);
+    assert_eq!(suggestion.rules, 2, "{}", suggestion.policy);
+    assert_eq!(suggestion.notes.len(), 1, "{:?}", suggestion.notes);
     let rules = rules_of(&suggestion.policy);
     for rule in &rules {
         assert_eq!(rule["when"], json!({"roles": ["moderator"]}), "{rule:#?}");
@@ -452,15 +466,20 @@ async fn a_policy_suggested_for_a_role_allows_other_holders_of_the_role() {
         assert!(!answer.allowed, "nina {ask:?}: {answer:#?}");
     }
     assert!(!denied.ask(&mut client, &max).await.allowed);
+    assert!(!own.ask(&mut client, &max).await.allowed);
     server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn an_id_pattern_of_the_deciding_rule_is_kept_in_the_suggestion() {
-    // Stream's Feeds policy where the global read rule names the ids it covers with a pattern.
+    // Stream's Feeds policy where the global read rule names the ids it covers with a pattern instead
+    // of a condition on the id's group (a condition on the id could not be carried over a pattern).
     let rule = "  - name: read-global-read-feeds\n    description: feeds of global read groups are readable by any user\n    effect: allow\n    resource: feed\n";
-    assert!(FEEDS_YAML.contains(rule));
-    let feeds = FEEDS_YAML.replace(rule, &format!("{rule}    id: \"user:*\"\n"));
+    let condition = "      in: { captures.group: \"$global_read_feed_groups\" }\n";
+    assert!(FEEDS_YAML.contains(rule) && FEEDS_YAML.contains(condition));
+    let feeds = FEEDS_YAML
+        .replace(rule, &format!("{rule}    id: \"user:*\"\n"))
+        .replacen(condition, "", 1);
     let dir = TempDir::new().unwrap();
     write(&dir.path().join("feeds.yaml"), &feeds);
     let server = serve_dir(dir.path(), &[]).await;

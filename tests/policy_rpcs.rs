@@ -778,6 +778,11 @@ async fn a_condition_that_cannot_be_evaluated_never_lets_a_request_through() {
         dir.path().join("set.yaml"),
         r#"settings:
   strategy: priority
+resources:
+  - kind: note
+    actions: [read]
+  - kind: report
+    actions: [read]
 rules:
   - name: anyone-reads-notes
     effect: allow

@@ -287,12 +287,17 @@ rules:
     assert_eq!(denied.rule, "default-deny");
     assert_eq!(decided(&read_doc(&mut client).await), Decided::B);
 
-    // Deleting the last file leaves an empty, valid set: nothing is allowed.
+    // Deleting the last file would leave an empty set that denies everything: the reload is refused
+    // and the last good set keeps serving.
+    let before = status(&mut client).await.reloads_failed;
     std::fs::remove_file(&policy).unwrap();
-    let empty = wait_for_decision(&mut client, Decided::Nothing).await;
-    let status = wait_for_revision(&mut client, &empty.policy_revision).await;
-    assert!(status.files.is_empty(), "{status:?}");
-    assert_eq!(status.reloads_failed, 0);
+    let failed = wait_for_failed_reload(&mut client, before).await;
+    assert_eq!(
+        failed.policy_revision, recreated.policy_revision,
+        "{failed:?}"
+    );
+    assert_eq!(files(&failed), [("p.yaml", sha256_32(SET_B).as_str())]);
+    assert_eq!(decided(&read_doc(&mut client).await), Decided::B);
     server.stop().await.unwrap();
 }
 

@@ -265,7 +265,31 @@ impl Authorizer<'_> {
             span: self.span,
             started: self.started,
         };
-        let (verdict, _) = self.decider.decide(self.policy, &request, &call, false);
+        let (mut verdict, _) = self.decider.decide(self.policy, &request, &call, false);
+        let mut asked = request;
+        // The other resources the request acts on: the first one denied decides.
+        let also: Vec<String> = route
+            .also_ids
+            .iter()
+            .map(|pieces| fields.resource_id(pieces))
+            .collect::<Result<_, _>>()?;
+        for id in also.iter().filter(|id| !id.is_empty()) {
+            if !verdict.allowed {
+                break;
+            }
+            let other = engine::Request {
+                resource: engine::Resource {
+                    id,
+                    ..request.resource
+                },
+                ..request
+            };
+            engine::bounds::check(&other)
+                .map_err(|e| Denial::new(ErrorKind::Input, e.to_string()))?;
+            let (next, _) = self.decider.decide(self.policy, &other, &call, false);
+            verdict = next;
+            asked = other;
+        }
         if verdict.allowed && !is_header_value(&principal.user_id) {
             // The upstream learns who the caller is only from this header; a proxy that copies present
             // headers would keep a client's own `x-gatehouse-user-id` if it were left out.
@@ -284,7 +308,7 @@ impl Authorizer<'_> {
                 dry_run: verdict.dry_run,
             })
         } else {
-            Err(Denial::new(ErrorKind::NotAllowed, verdict.reason(&request))
+            Err(Denial::new(ErrorKind::NotAllowed, verdict.reason(&asked))
                 .with_rule(verdict.decision.rule)
                 .at_revision(self.policy.revision()))
         }

@@ -418,7 +418,8 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let entries = self.app.decider.log.snapshot();
         let exercised = audit::exercised(&entries, &subject, since_ms(request.since));
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let suggestion = audit::suggest(&subject, &exercised, &now);
+        let live = self.app.policies.current();
+        let suggestion = audit::suggest(&live, &subject, &exercised, &now);
         Ok(Response::new(pb::SuggestPolicyResponse {
             policy: suggestion.yaml,
             rules: u32::try_from(suggestion.rules).unwrap_or(u32::MAX),

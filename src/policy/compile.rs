@@ -94,9 +94,23 @@ pub const MAX_FLOW_DEPTH: usize = 64;
 /// The deepest indentation accepted, in columns: block-style nesting is bounded by it.
 pub const MAX_INDENT: usize = 256;
 /// The most rules, policies, permissions and routes one set may hold.
-pub const MAX_ITEMS: usize = 10_000;
+pub const MAX_ITEMS: usize = 50_000;
 /// The most actions one kind may have: `AllowedActions` decides each of them.
 pub const MAX_ACTIONS_PER_KIND: usize = 256;
+
+/// Collects the operands `condition` compares with the caller.
+fn compared_with_principal(condition: &Condition, out: &mut Vec<Operand>) {
+    match condition {
+        Condition::All(all) | Condition::Any(all) => {
+            for c in all {
+                compared_with_principal(c, out);
+            }
+        }
+        Condition::Not(inner) => compared_with_principal(inner, out),
+        Condition::IsPrincipal(op) | Condition::RefersToPrincipal(op) => out.push(op.clone()),
+        _ => {}
+    }
+}
 
 /// Refuses, before parsing, a file whose size or nesting would make parsing it costly.
 fn check_file_shape(text: &str) -> Result<(), String> {
@@ -508,7 +522,7 @@ impl Compiler {
             };
             if !route.public {
                 self.check_route_target(&route, candidates, &at);
-                self.check_route_trust(&route, &at);
+                self.check_route_trust(&route, candidates, &at);
             }
             if let Some(other) = routes.iter().find(|r| r.same_requests_as(&route)) {
                 let message = format!(
@@ -525,41 +539,76 @@ impl Compiler {
         RouteTable::new(routes)
     }
 
-    /// A route may not let the client name the owner, feed or channel a kind's rules compare with
-    /// the caller (`attributes.X` in the kind's declaration) unless it marks the attribute trusted.
-    fn check_route_trust(&mut self, route: &Route, at: &At) {
+    /// A route may not let the client name who owns the resource: a field the kind's declaration
+    /// reads its owner, feed or channel from, or one an allow rule for the route's kind and action
+    /// compares with the caller (`is_principal`, `refers_to_principal`), filled from a header, query
+    /// parameter or body, is an error unless the route marks it `trusted`. Deny rules may compare
+    /// such fields freely: there a forged value can only deny.
+    fn check_route_trust(&mut self, route: &Route, candidates: &[Candidate], at: &At) {
         for name in &route.trusted {
-            if !route.attributes.iter().any(|f| &f.name == name) {
+            if !route
+                .attributes
+                .iter()
+                .chain(&route.context)
+                .any(|f| &f.name == name)
+            {
                 self.error(
                     at,
                     format!(
-                        "route '{}' trusts '{name}', which is not one of its attributes",
+                        "route '{}' trusts '{name}', which it does not fill",
                         route.name
                     ),
                 );
             }
         }
-        let Some(decl) = self.kinds.get(&route.kind) else {
-            return;
-        };
-        let identity: Vec<&str> = [&decl.owner, &decl.feed, &decl.channel]
+        let decl = self.kinds.get(&route.kind);
+        let mut identity: Vec<Operand> = decl
             .into_iter()
+            .flat_map(|d| [&d.owner, &d.feed, &d.channel])
             .flatten()
-            .filter_map(|op| match op {
-                Operand::Attribute(name) => Some(name.as_str()),
-                _ => None,
-            })
+            .cloned()
             .collect();
-        let mut errors = Vec::new();
-        for field in &route.attributes {
-            let client = field.sources.iter().any(ValueSource::client_controlled);
-            if client
-                && identity.contains(&field.name.as_str())
-                && !route.trusted.contains(&field.name)
+        for candidate in candidates {
+            let covers_kind = match &candidate.kinds {
+                Kinds::Any => true,
+                Kinds::Only(kinds) => kinds.contains(&route.kind),
+            };
+            let covers_action = match &candidate.actions {
+                Actions::Any => true,
+                Actions::Only(actions) => actions.contains(&route.action),
+            };
+            if let (
+                true,
+                true,
+                Body::Rule {
+                    effect: Effect::Allow,
+                    when,
+                    unless,
+                },
+            ) = (covers_kind, covers_action, &candidate.body)
             {
+                for condition in when.iter().chain(unless.iter()) {
+                    compared_with_principal(condition, &mut identity);
+                }
+            }
+        }
+        let mut errors = Vec::new();
+        let fields = route
+            .attributes
+            .iter()
+            .map(|f| (f, Operand::Attribute(f.name.clone())))
+            .chain(
+                route
+                    .context
+                    .iter()
+                    .map(|f| (f, Operand::Context(f.name.clone()))),
+            );
+        for (field, operand) in fields {
+            let client = field.sources.iter().any(ValueSource::client_controlled);
+            if client && identity.contains(&operand) && !route.trusted.contains(&field.name) {
                 errors.push(format!(
-                    "route '{}' fills attribute '{}', which decides who owns the {}, from a header, query parameter or body that the client writes; list it under `trusted` only if the proxy sets that header itself or the body is the resource being written",
-                    route.name, field.name, route.kind
+                    "route '{}' fills '{operand}', which decides who owns the {} or is compared with the caller to allow it, from a header, query parameter or body that the client writes; list it under `trusted` only if the proxy sets that header itself or the body is the resource being written",
+                    route.name, route.kind
                 ));
             }
         }

@@ -49,6 +49,10 @@ pub struct RouteDoc {
     /// resource being written.
     #[serde(default)]
     pub trusted: Vec<String>,
+    /// More resources of the same kind the request acts on (id templates, as `id`): each that has a
+    /// value must be allowed too.
+    #[serde(default)]
+    pub also_ids: Vec<String>,
 }
 
 /// Token revocation, Stream's semantics: every token issued before a time is refused.

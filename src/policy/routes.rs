@@ -91,6 +91,8 @@ pub struct Route {
     pub context: Vec<FieldSource>,
     /// Attributes marked as trusted to come from client-controlled sources.
     pub trusted: Vec<String>,
+    /// More ids of the same kind the request acts on; each with a value is decided too.
+    pub also_ids: Vec<Vec<IdPiece>>,
 }
 
 /// Routes, in declaration order.
@@ -225,6 +227,7 @@ impl Route {
         let in_id = self
             .id
             .iter()
+            .chain(self.also_ids.iter().flatten())
             .any(|p| matches!(p, IdPiece::Value(ValueSource::Body(_))));
         in_id
             || self
@@ -335,6 +338,13 @@ pub(super) fn compile_route(doc: RouteDoc) -> Result<Route, Vec<String>> {
             Vec::new()
         }
     };
+    let mut also_ids = Vec::new();
+    for template in &doc.also_ids {
+        match parse_id(template, &captures) {
+            Ok(id) => also_ids.push(id),
+            Err(e) => errors.push(e),
+        }
+    }
     let attributes = fields(doc.attributes, &captures, &mut errors);
     let context = fields(doc.context, &captures, &mut errors);
     if public && (!kind.is_empty() || !action.is_empty()) {
@@ -355,6 +365,7 @@ pub(super) fn compile_route(doc: RouteDoc) -> Result<Route, Vec<String>> {
         attributes,
         context,
         trusted: doc.trusted,
+        also_ids,
     })
 }
 
@@ -600,6 +611,8 @@ mod tests {
             attributes: BTreeMap::new(),
             context: BTreeMap::new(),
             public: None,
+            trusted: Vec::new(),
+            also_ids: Vec::new(),
         })
         .unwrap()
     }

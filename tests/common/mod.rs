@@ -309,6 +309,9 @@ pub fn write(path: &std::path::Path, text: &str) {
 
 /// Set A: everyone may read documents.
 pub const SET_A: &str = "\
+resources:
+  - kind: doc
+    actions: [read, write]
 rules:
   - name: docs-open
     effect: allow
@@ -318,6 +321,9 @@ rules:
 
 /// Set B: nobody may read documents, under another rule name.
 pub const SET_B: &str = "\
+resources:
+  - kind: doc
+    actions: [read, write]
 rules:
   - name: docs-closed
     effect: deny

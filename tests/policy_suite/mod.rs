@@ -302,7 +302,7 @@ fn explanation_mismatch(case: &Case, response: &pb::CheckResponse) -> Option<Str
             ));
         }
     }
-    if ["default-deny", "server-token"].contains(&response.rule.as_str()) {
+    if ["default-deny", "server-token", "undeclared-action"].contains(&response.rule.as_str()) {
         return None;
     }
     let wanted = if response.allowed { "permit" } else { "deny" };

@@ -13,11 +13,11 @@
 # both ignored by git: the committed seeds in fuzz/corpus/<target>/ are copied, never grown.
 #
 # A failing input is left in fuzz/scratch/artifacts/<target>/; keep it in fuzz/regressions/<target>/
-# to replay it after a fix. Exit status: 0 when every target ran clean, 1 when any crashed, timed out
+# (with a line in fuzz/regressions/README.md): every later run starts from it, and `replay` runs it. Exit status: 0 when every target ran clean, 1 when any crashed, timed out
 # or ran out of memory, 2 for a usage or build error.
 #
 # Environment: FUZZ_TIMEOUT (seconds one input may take, 2), FUZZ_RSS_MB (2048), FUZZ_JOBS (cargo
-# jobs, 1), FUZZ_NICE (10), FUZZ_TOOLCHAIN (rustup toolchain, stable), FUZZ_ARGS (more libFuzzer
+# jobs: 1, or every core under CI=true), FUZZ_NICE (10), FUZZ_TOOLCHAIN (rustup toolchain, stable), FUZZ_ARGS (more libFuzzer
 # flags). Needs no terminal; works under CI=true.
 
 set -euo pipefail
@@ -29,7 +29,12 @@ fuzz_dir="$root/fuzz"
 scratch="$fuzz_dir/scratch"
 timeout_s=${FUZZ_TIMEOUT:-2}
 rss_mb=${FUZZ_RSS_MB:-2048}
-jobs=${FUZZ_JOBS:-1}
+# One cargo job by default, so a developer's own builds keep a core; CI has the machine to itself.
+if [ "${CI:-}" = true ]; then
+  jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
+else
+  jobs=${FUZZ_JOBS:-1}
+fi
 niceness=${FUZZ_NICE:-10}
 toolchain=${FUZZ_TOOLCHAIN:-stable}
 
@@ -112,7 +117,7 @@ if [ "$mode" = replay ]; then
     [ -d "$dir" ] || continue
     for input in "$dir"/*; do
       [ -f "$input" ] || continue
-      case "$input" in *.md | *.txt) continue ;; esac
+      case "$input" in *.md) continue ;; esac
       if "$bin_dir/$t" -timeout="$timeout_s" -rss_limit_mb="$rss_mb" "$input" >/dev/null 2>&1; then
         printf '%-12s %-50s ok\n' "$t" "$(basename "$input")"
       else
@@ -146,6 +151,10 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   if [ -d "$fuzz_dir/corpus/$t" ]; then
     cp -R "$fuzz_dir/corpus/$t/." "$corpus/"
+  fi
+  # Inputs that once failed are run first, with the seeds.
+  if [ -d "$fuzz_dir/regressions/$t" ]; then
+    find "$fuzz_dir/regressions/$t" -maxdepth 1 -type f ! -name '*.md' -exec cp {} "$corpus/" \;
   fi
   flags=(
     -max_total_time="$seconds"

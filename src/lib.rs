@@ -18,6 +18,7 @@
 //!   error bodies), shared by the proxy front ends.
 //! - [`grpc`]: thin tonic services: ours, Envoy's ext_authz, health and reflection.
 //! - [`http`]: the HTTP listener: the `/authz` endpoint for nginx, Traefik and Envoy's HTTP service.
+//! - [`conn`]: guards on both listeners' connections: a cap on how many, deadlines on stalled peers.
 //! - [`cli`]: the commands people run: issue and verify tokens locally, check against a server.
 //! - [`telemetry`]: logging (with a runtime filter), OpenTelemetry export, metrics, trace context.
 //! - [`decider`]: where every check is decided: enforcement mode, shadow set, and its record.
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod authz;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod decider;
 pub mod engine;
 pub mod error;
@@ -221,6 +223,11 @@ pub async fn run_listeners(
     });
     let serve = Server::builder()
         .timeout(REQUEST_TIMEOUT)
+        // At most this many calls are decoded and decided at once, over all connections: with the
+        // message size limits, what a flood of streams can make the server buffer is bounded.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_CALLS_IN_FLIGHT,
+        ))
         .max_concurrent_streams(Some(limits.grpc_max_concurrent_streams))
         .http2_keepalive_interval(Some(limits.grpc_keepalive_interval))
         .http2_keepalive_timeout(Some(limits.grpc_keepalive_timeout))
@@ -229,15 +236,28 @@ pub async fn run_listeners(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(GatehouseServer::new(GatehouseService::new(Arc::clone(
-            &app,
-        ))))
-        .add_service(AuthorizationServer::new(ExtAuthzService::new(app)))
+        .add_service(
+            GatehouseServer::new(GatehouseService::new(Arc::clone(&app)))
+                .max_decoding_message_size(MAX_API_MESSAGE_BYTES),
+        )
+        .add_service(
+            AuthorizationServer::new(ExtAuthzService::new(app))
+                .max_decoding_message_size(MAX_EXT_AUTHZ_MESSAGE_BYTES),
+        )
         // Without TCP_NODELAY a small response can wait for the peer's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(
-            grpc::limited_incoming(
+            conn::limited_incoming(
                 TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
                 limits.grpc_max_connections,
+                conn::Deadlines {
+                    // A client sends the HTTP/2 preface at once; an idle one still answers the
+                    // keepalive pings, so silence past two intervals and the timeout is a dead peer.
+                    first_read: Some(limits.grpc_keepalive_timeout),
+                    read_idle: Some(
+                        limits.grpc_keepalive_interval * 2 + limits.grpc_keepalive_timeout,
+                    ),
+                    write_stall: Some(limits.grpc_keepalive_interval),
+                },
             ),
             signal,
         );
@@ -317,6 +337,16 @@ async fn serve_http(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
         }
+        // hyper times out a client that is slow to send headers; this closes one that stops reading
+        // the responses (pipelined requests whose answers it never takes).
+        let tcp = conn::Limited::new(
+            tcp,
+            permit,
+            conn::Deadlines {
+                write_stall: Some(limits.http_header_timeout),
+                ..conn::Deadlines::default()
+            },
+        );
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request
@@ -329,12 +359,19 @@ async fn serve_http(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
             }
-            drop(permit);
         });
     }
     drop(listener);
     graceful.shutdown().await;
 }
+
+/// Calls decoded and decided at once, over every gRPC connection.
+const MAX_CALLS_IN_FLIGHT: usize = 256;
+/// The largest message of our API (a CheckBatch of 1000 small items fits several times over).
+const MAX_API_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The largest ext_authz CheckRequest: Envoy's `max_request_bytes` of body (1 MiB in our example) and
+/// the request's headers.
+const MAX_EXT_AUTHZ_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
 /// The largest request head (request line and headers) an HTTP client may send.
 const MAX_HTTP_HEAD_BYTES: usize = 64 * 1024;

@@ -10,6 +10,7 @@
 //! body that cannot be read is refused, and a credential problem is a 401 before any rule is looked at.
 
 mod stream_error;
+mod strict;
 
 use serde_json::{Map, Value};
 
@@ -430,16 +431,14 @@ fn read_body(route: &Route, body: CallBody<'_>) -> Result<Option<Value>, Denial>
     match body {
         CallBody::Absent => Ok(None),
         CallBody::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(None),
-        CallBody::Complete(bytes) => {
-            serde_json::from_slice::<Value>(bytes)
-                .map(Some)
-                .map_err(|e| {
-                    Denial::new(
-                        ErrorKind::Input,
-                        format!("the request body is not valid JSON ({e})"),
-                    )
-                })
-        }
+        CallBody::Complete(bytes) => serde_json::from_slice::<strict::Strict>(bytes)
+            .map(|strict| Some(strict.0))
+            .map_err(|e| {
+                Denial::new(
+                    ErrorKind::Input,
+                    format!("the request body is not valid JSON, or repeats a key ({e})"),
+                )
+            }),
         CallBody::Truncated => Err(Denial::new(
             ErrorKind::Input,
             "the request body reached the authorizer cut short, and this route reads fields from it; raise the proxy's body limit",

@@ -5,12 +5,10 @@
 
 mod convert;
 mod ext_authz;
-mod incoming;
 mod metadata;
 mod service;
 
 pub use ext_authz::ExtAuthzService;
-pub use incoming::limited_incoming;
 pub use service::GatehouseService;
 
 /// Generated code of `proto/gatehouse/v1/gatehouse.proto`, client included for callers and tests.

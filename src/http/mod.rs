@@ -40,10 +40,14 @@ use crate::token::unix_now;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long the endpoint waits for a request body.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest log filter accepted.
+const MAX_LOG_FILTER_BYTES: usize = 4096;
 /// The longest original URI accepted.
 const MAX_URI_BYTES: usize = 16 * 1024;
 /// The prefix of the authorization endpoint.
 pub const AUTHZ_PREFIX: &str = "/authz";
+/// Envoy's HTTP ext_authz removes the headers named here from the request it lets through.
+const ENVOY_HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 /// Carries the error body on denials, for proxies that drop the body (nginx `auth_request`).
 pub const ERROR_HEADER: &str = "x-gatehouse-error";
 
@@ -114,8 +118,9 @@ async fn log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
 }
 
 /// Sets the log filter (a `tracing` filter such as `debug` or `info,gatehouse=trace`); only from
-/// loopback, so that only someone on the pod itself can turn logging up.
-async fn set_log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+/// loopback, so that only someone on the pod itself can turn logging up. The peer is checked before
+/// the body is read, and the body is short and read under a deadline.
+async fn set_log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
     if !peer.ip().is_loopback() {
         return (
             StatusCode::FORBIDDEN,
@@ -123,6 +128,17 @@ async fn set_log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) 
         )
             .into_response();
     }
+    let read = axum::body::to_bytes(request.into_body(), MAX_LOG_FILTER_BYTES);
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) | Err(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "the filter must arrive at once and be at most 4096 bytes\n",
+            )
+                .into_response();
+        }
+    };
     let filter = String::from_utf8_lossy(&body).trim().to_owned();
     match crate::telemetry::set_log_filter(&filter) {
         Ok(()) => {
@@ -222,9 +238,17 @@ async fn authorize(
     match outcome {
         Outcome::Allowed(allowed) => {
             let mut response = StatusCode::OK.into_response();
+            let mut absent = Vec::new();
             for (name, value) in allowed.upstream_headers() {
+                if value.is_empty() {
+                    absent.push(name);
+                }
                 insert(&mut response, name, value);
             }
+            // Envoy's HTTP service only overwrites the headers an answer carries: this removes a
+            // client's own x-gatehouse-user-id when there is no user (nginx and Traefik replace
+            // or drop them themselves, and ignore this header).
+            insert(&mut response, ENVOY_HEADERS_TO_REMOVE, &absent.join(","));
             response
         }
         Outcome::Denied(denial) => denied(&denial, started),

@@ -255,6 +255,12 @@ impl CelCondition {
         }
         let mut uses = Uses::default();
         uses.collect(program.expression(), &mut Vec::new());
+        if let Some(id) = regex_from_input(program.expression()) {
+            return Err(CelError::Unsupported {
+                what: "matches() takes a literal pattern: a pattern from the request would be compiled on every evaluation".to_owned(),
+                position: checker.position(id),
+            });
+        }
         let (nodes, nesting) = shape(program.expression());
         if nesting > MAX_COMPREHENSION_NESTING {
             return Err(CelError::TooLarge {
@@ -366,6 +372,43 @@ fn check_source_size(source: &str) -> Result<(), CelError> {
         }
     }
     Ok(())
+}
+
+/// The id of a `matches` call whose pattern is not a literal, if any.
+fn regex_from_input(expr: &IdedExpr) -> Option<u64> {
+    let children: Vec<&IdedExpr> = match &expr.expr {
+        Expr::Call(call) => {
+            if call.func_name == "matches"
+                && !call
+                    .args
+                    .last()
+                    .is_some_and(|pattern| matches!(pattern.expr, Expr::Literal(_)))
+            {
+                return Some(expr.id);
+            }
+            call.target.iter().map(|t| &**t).chain(&call.args).collect()
+        }
+        Expr::Select(select) => vec![&select.operand],
+        Expr::Comprehension(c) => vec![
+            &c.iter_range,
+            &c.accu_init,
+            &c.loop_cond,
+            &c.loop_step,
+            &c.result,
+        ],
+        Expr::List(list) => list.elements.iter().collect(),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .filter_map(|entry| match &entry.expr {
+                EntryExpr::MapEntry(entry) => Some([&entry.key, &entry.value]),
+                _ => None,
+            })
+            .flatten()
+            .collect(),
+        Expr::Ident(_) | Expr::Struct(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
+    };
+    children.into_iter().find_map(regex_from_input)
 }
 
 /// The expression's node count and comprehension nesting depth.
@@ -1880,6 +1923,44 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.source(), "context.x == 1");
         assert_eq!(serde_json::to_value(&a).ok(), Some(json!("context.x == 1")));
+    }
+
+    #[test]
+    fn costly_conditions_are_refused_at_load_or_stopped_before_they_run() {
+        assert!(CelCondition::compile("context.s.matches('^a+$')").is_ok());
+        assert!(matches!(
+            CelCondition::compile("context.s.matches(context.p)"),
+            Err(CelError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            CelCondition::compile("context.l.all(a, context.l.all(b, context.l.all(c, a == b)))"),
+            Err(CelError::TooLarge { .. })
+        ));
+        let deep = format!("{}true{}", "(".repeat(40), ")".repeat(40));
+        assert!(matches!(
+            CelCondition::compile(&deep),
+            Err(CelError::TooLarge { .. })
+        ));
+        let nested =
+            CelCondition::compile("context.l.all(a, context.l.exists(b, a == b))").unwrap();
+        let (principal, resource) = (principal(), resource());
+        let small = json!({"l": [1, 2, 3]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let big = json!({"l": (0..1000).collect::<Vec<_>>()})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let input = |context| CelInput {
+            principal: &principal,
+            resource: &resource,
+            action: "read",
+            context,
+        };
+        assert_eq!(nested.evaluate(&input(&small)), Ok(true));
+        let refused = nested.evaluate(&input(&big)).unwrap_err();
+        assert!(refused.contains("over the budget"), "{refused}");
     }
 
     /// Prints the cost of one evaluation: `cargo test --release --lib policy::cel -- --ignored --nocapture`.

@@ -160,8 +160,10 @@ impl RouteTable {
 }
 
 impl Route {
+    /// Methods are case-sensitive (RFC 9110): `get` is not `GET`, and a server may treat it as
+    /// something else.
     fn allows_method(&self, method: &str) -> bool {
-        self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+        self.methods.is_empty() || self.methods.iter().any(|m| m == method)
     }
 
     fn matches(&self, path: &[String]) -> bool {
@@ -558,6 +560,12 @@ pub struct BodyShapeError {
     pub expected: &'static str,
 }
 
+/// A key as a case-insensitive JSON decoder compares it: lower case, with the two letters whose
+/// simple case folding Go also applies (`ſ` to `s`, the Kelvin sign to `k`).
+fn fold_key(key: &str) -> String {
+    key.to_lowercase().replace('\u{17f}', "s")
+}
+
 /// Reads `steps` from a JSON body. A `*` step fans out over an array; the values found are returned in
 /// order. A missing key adds nothing; a value of the wrong shape anywhere on the path is an error.
 pub fn body_values<'v>(
@@ -579,7 +587,15 @@ pub fn body_values<'v>(
                 }
             } else {
                 match value {
-                    Value::Object(map) => next.extend(map.get(step.as_str())),
+                    Value::Object(map) => {
+                        // Servers that match keys regardless of case (Go's encoding/json, for one)
+                        // would read `ACTOR` as `actor`: a second spelling is refused, not ignored.
+                        let folded = fold_key(step);
+                        if map.keys().any(|k| k != step && fold_key(k) == folded) {
+                            return Err(shape("single key: another key differs only in case"));
+                        }
+                        next.extend(map.get(step.as_str()));
+                    }
                     _ => return Err(shape("JSON object on the way to the field")),
                 }
             }
@@ -703,5 +719,31 @@ mod tests {
             vec!["b", "c"]
         );
         assert!(body_values(&body, &steps("missing.x")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_body_key_in_another_case_is_refused() {
+        let steps = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
+        for body in [
+            serde_json::json!({"actor": "jack", "ACTOR": "tommaso"}),
+            serde_json::json!({"actor": "jack", "Actor": "tommaso"}),
+        ] {
+            assert!(body_values(&body, &steps("actor")).is_err(), "{body}");
+        }
+        assert!(body_values(&serde_json::json!({"ACTOR": "tommaso"}), &steps("actor")).is_err());
+        assert!(
+            body_values(
+                &serde_json::json!({"user_id": "j", "u\u{17f}er_id": "t"}),
+                &steps("user_id")
+            )
+            .is_err()
+        );
+        assert!(
+            body_values(
+                &serde_json::json!({"actor": "a", "verb": "b"}),
+                &steps("actor")
+            )
+            .is_ok()
+        );
     }
 }

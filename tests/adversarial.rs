@@ -2563,3 +2563,174 @@ routes:
         assert!(report.contains(route), "the error names {route}: {report}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Second round: what probing found after the first fixes.
+
+#[tokio::test]
+async fn bodies_with_repeated_keys_or_keys_in_another_case_are_refused() {
+    let server = feeds_server(&[]).await;
+    let jack = jack();
+    // Go's encoding/json reads `ACTOR` and `uſer_id` as `actor` and `user_id`; with a repeated key,
+    // some parsers keep the first value and others the last.
+    let cases: [(&str, &[u8]); 5] = [
+        ("/feed/user/jack/", br#"{"actor":"jack","ACTOR":"tommaso","verb":"post","object":"x"}"#),
+        ("/feed/user/jack/", br#"{"actor":"tommaso","actor":"jack","verb":"post","object":"x"}"#),
+        ("/reaction/", br#"{"kind":"like","activity_id":"a","User_Id":"tommaso"}"#),
+        ("/reaction/", "{\"kind\":\"like\",\"activity_id\":\"a\",\"user_id\":\"jack\",\"u\u{17f}er_id\":\"tommaso\"}".as_bytes()),
+        ("/collections/food/", br#"{"id":"x","user_id":"jack","USER_ID":"tommaso"}"#),
+    ];
+    for (path, body) in cases {
+        let reply = send(
+            "POST",
+            format!("http://{}/authz{}", server.http_addr, api(path)),
+            &[
+                ("authorization", jack.as_bytes().to_vec()),
+                ("stream-auth-type", b"jwt".to_vec()),
+            ],
+            Some(body.to_vec()),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            400,
+            "{path} {}: {reply:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    // The same requests spelled once each are decided as usual.
+    let fine = send(
+        "POST",
+        format!(
+            "http://{}/authz{}",
+            server.http_addr,
+            api("/feed/user/jack/")
+        ),
+        &[
+            ("authorization", jack.as_bytes().to_vec()),
+            ("stream-auth-type", b"jwt".to_vec()),
+        ],
+        Some(br#"{"actor":"jack","verb":"post","object":"x"}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(fine.status, 200, "{fine:?}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_http_client_that_stops_reading_its_responses_is_disconnected() {
+    let server = feeds_server(&[("GATEHOUSE_HTTP_HEADER_TIMEOUT", "1s")]).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let mut stream = socket.connect(server.http_addr).await.unwrap();
+    let request = b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n";
+    const SENT: usize = 2_500;
+    let mut pipelined = Vec::with_capacity(request.len() * SENT);
+    for _ in 0..SENT {
+        pipelined.extend_from_slice(request);
+    }
+    // The server may stop reading (and close) before all of it is taken.
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.write_all(&pipelined)).await;
+    // Stop reading for well past the timeout; meanwhile the server answers others.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ordinary_check_answers(server.addr, "feed", "user:jack", "a client not reading").await;
+    let live = promptly("/live", async {
+        http_client()
+            .get(format!("http://{}/live", server.http_addr))
+            .send()
+            .await
+    })
+    .await;
+    assert!(live.is_ok(), "{live:?}");
+    // Now read what is left: the stream ends long before 2,500 answers arrived.
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buffer = [0u8; 65536];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the connection was still open after 30 s");
+    let answers = received
+        .windows(12)
+        .filter(|w| w == b"HTTP/1.1 200")
+        .count();
+    assert!(
+        answers < SENT,
+        "every one of {SENT} responses was delivered"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_grpc_socket_that_never_speaks_is_closed() {
+    let server = feeds_server(&[("GATEHOUSE_GRPC_KEEPALIVE_TIMEOUT", "1s")]).await;
+    let started = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut buffer = [0u8; 1024];
+    // The server may send its own HTTP/2 preface first; then it must close the connection.
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match silent.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a socket that sent nothing was still open after {:?}",
+        started.elapsed()
+    );
+    ordinary_check_answers(server.addr, "feed", "user:jack", "after a silent socket").await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn grpc_messages_over_the_limit_are_refused_before_they_are_decided() {
+    let server = feeds_server(&[]).await;
+    let mut client = server.client().await;
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let request = common::check_request(
+        &jack(),
+        "read",
+        "feed",
+        "user:jack",
+        json!({}),
+        json!({ "padding": huge }),
+    );
+    let refused = client.check(request).await.unwrap_err();
+    assert!(
+        matches!(refused.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{refused:?}"
+    );
+    ordinary_check_answers(
+        server.addr,
+        "feed",
+        "user:jack",
+        "after an oversized message",
+    )
+    .await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_regex_from_the_request_is_a_load_error() {
+    let dir = PolicyDir::new(&[(
+        "rules.yaml",
+        "resources:\n  - kind: doc\n    actions: [read]\nrules:\n  - name: pattern-from-request\n    effect: allow\n    resource: doc\n    actions: [read]\n    when:\n      cel: \"context.s.matches(context.p)\"\n",
+    )]);
+    let out = common::gatehouse_command()
+        .arg("validate")
+        .arg(&dir.path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains("literal pattern"), "{report}");
+}

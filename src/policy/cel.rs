@@ -376,19 +376,35 @@ fn check_source_size(source: &str) -> Result<(), CelError> {
 
 /// The id of a `matches` call whose pattern is not a literal, if any.
 fn regex_from_input(expr: &IdedExpr) -> Option<u64> {
-    let children: Vec<&IdedExpr> = match &expr.expr {
-        Expr::Call(call) => {
-            if call.func_name == "matches"
-                && !call
-                    .args
-                    .last()
-                    .is_some_and(|pattern| matches!(pattern.expr, Expr::Literal(_)))
-            {
-                return Some(expr.id);
-            }
-            call.target.iter().map(|t| &**t).chain(&call.args).collect()
-        }
+    if let Expr::Call(call) = &expr.expr
+        && call.func_name == "matches"
+        && !call
+            .args
+            .last()
+            .is_some_and(|pattern| matches!(pattern.expr, Expr::Literal(_)))
+    {
+        return Some(expr.id);
+    }
+    children(expr).into_iter().find_map(regex_from_input)
+}
+
+/// The expression's node count and comprehension nesting depth.
+fn shape(expr: &IdedExpr) -> (u64, u32) {
+    let (nodes, nesting) = children(expr)
+        .into_iter()
+        .map(shape)
+        .fold((1, 0), |(n, d), (cn, cd)| (n + cn, d.max(cd)));
+    match expr.expr {
+        Expr::Comprehension(_) => (nodes, nesting + 1),
+        _ => (nodes, nesting),
+    }
+}
+
+/// The direct subexpressions of `expr`.
+fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
+    match &expr.expr {
         Expr::Select(select) => vec![&select.operand],
+        Expr::Call(call) => call.target.iter().map(|t| &**t).chain(&call.args).collect(),
         Expr::Comprehension(c) => vec![
             &c.iter_range,
             &c.accu_init,
@@ -407,45 +423,7 @@ fn regex_from_input(expr: &IdedExpr) -> Option<u64> {
             .flatten()
             .collect(),
         Expr::Ident(_) | Expr::Struct(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
-    };
-    children.into_iter().find_map(regex_from_input)
-}
-
-/// The expression's node count and comprehension nesting depth.
-fn shape(expr: &IdedExpr) -> (u64, u32) {
-    let children: Vec<&IdedExpr> = match &expr.expr {
-        Expr::Select(select) => vec![&select.operand],
-        Expr::Call(call) => call.target.iter().map(|t| &**t).chain(&call.args).collect(),
-        Expr::Comprehension(c) => {
-            let parts = [
-                &c.iter_range,
-                &c.accu_init,
-                &c.loop_cond,
-                &c.loop_step,
-                &c.result,
-            ];
-            let (nodes, nesting) = parts
-                .iter()
-                .map(|e| shape(e))
-                .fold((1, 0), |(n, d), (cn, cd)| (n + cn, d.max(cd)));
-            return (nodes, nesting + 1);
-        }
-        Expr::List(list) => list.elements.iter().collect(),
-        Expr::Map(map) => map
-            .entries
-            .iter()
-            .filter_map(|entry| match &entry.expr {
-                EntryExpr::MapEntry(entry) => Some([&entry.key, &entry.value]),
-                _ => None,
-            })
-            .flatten()
-            .collect(),
-        Expr::Ident(_) | Expr::Struct(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
-    };
-    children
-        .into_iter()
-        .map(shape)
-        .fold((1, 0), |(n, d), (cn, cd)| (n + cn, d.max(cd)))
+    }
 }
 
 /// What went wrong, naming the types of the values involved but never the values: they are request

@@ -51,8 +51,11 @@ mod reference {
         for req in &requests {
             if let Err(why) = check(&policy, &set, req, true) {
                 let small = shrink(set.clone(), req, &why);
+                let why_small = compile_set(&small)
+                    .map(|p| check(&p, &small, req, true).err().unwrap_or_default())
+                    .unwrap_or_else(|e| format!("the shrunk set does not compile: {e}"));
                 panic!(
-                    "{why}\n  request: {req:?}\n--- shrunk YAML ---\n{}--- full YAML ---\n{}",
+                    "{why}\n  request: {req:?}\n  shrunk: {why_small}\n--- shrunk YAML ---\n{}--- full YAML ---\n{}",
                     render(&small),
                     render(&set)
                 );

@@ -9,10 +9,11 @@
 # checks). The targets are built by plain `cargo build` with the instrumentation cargo-fuzz would add
 # (`-Cpasses=sancov-module` and the sanitizer-coverage LLVM options, `--cfg fuzzing`), none of which
 # needs nightly; no sanitizer, so panics, timeouts, leaks past the RSS limit and stack overflows are what
-# is found. Output goes to fuzz/target (build) and fuzz/scratch (corpora and artifacts of this run),
-# both ignored by git: the committed seeds in fuzz/corpus/<target>/ are copied, never grown.
+# is found. Output goes to fuzz/target (build) and fuzz/scratch/<run>/ (logs, artifacts and, while
+# the run lasts, corpora), both ignored by git: the committed seeds in fuzz/corpus/<target>/ are
+# copied, never grown.
 #
-# A failing input is left in fuzz/scratch/artifacts/<target>/; keep it in fuzz/regressions/<target>/
+# A failing input is left in fuzz/scratch/<run>/artifacts/<target>/; keep it in fuzz/regressions/<target>/
 # (with a line in fuzz/regressions/README.md): every later run starts from it, and `replay` runs it. Exit status: 0 when every target ran clean, 1 when any crashed, timed out
 # or ran out of memory, 2 for a usage or build error.
 #
@@ -26,7 +27,8 @@ ALL_TARGETS=(token policy_load cel id_pattern routes engine)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fuzz_dir="$root/fuzz"
-scratch="$fuzz_dir/scratch"
+# Each run has its own scratch directory, so runs side by side do not share corpora or artifacts.
+scratch="$fuzz_dir/scratch/$(date -u +%Y%m%dT%H%M%SZ)-$$"
 timeout_s=${FUZZ_TIMEOUT:-2}
 rss_mb=${FUZZ_RSS_MB:-2048}
 # One cargo job by default, so a developer's own builds keep a core; CI has the machine to itself.
@@ -206,9 +208,12 @@ for t in "${targets[@]}"; do
     done
     say "$t: full log in $log"
   fi
+  # The grown corpus is this run's only: drop it, keep the log and any artifact.
+  rm -rf "$corpus"
   summary+=("$(printf '%-12s %12s %9s %7s %8s %12s %8s  %s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}" "$result")")
 done
 
+say "logs and artifacts in $scratch"
 printf '\n%-12s %12s %9s %7s %8s %12s %8s  %s\n' target execs exec/s cov ft corpus rss_mb result
 for line in "${summary[@]}"; do
   printf '%s\n' "$line"

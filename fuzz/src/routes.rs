@@ -7,7 +7,7 @@
 //! takes part. A request target must be printable ASCII without `#` or `\` (anything else is
 //! ambiguous between proxies and servers, and refused). Request segments are percent-decoded; a path
 //! with an encoded `/` or `\`, a bad escape, invalid UTF-8, a `.` or `..` segment or more than 64
-//! segments is refused. Among the
+//! segments is refused. Methods are case-sensitive (RFC 9110). Among the
 //! routes that match, the most specific wins, segment by segment from the left (literal over one
 //! segment over the rest; a route that ends earlier ranks lower); equal ranks go to the first declared.
 
@@ -141,7 +141,7 @@ pub fn find(
     let mut best: Option<(usize, Vec<u8>, Vec<(String, String)>)> = None;
     for (index, route) in routes.iter().enumerate() {
         let methods = route.methods();
-        if !methods.is_empty() && !methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+        if !methods.is_empty() && !methods.iter().any(|m| m == method) {
             continue;
         }
         let template = template_segments(route.template());

@@ -5,6 +5,13 @@ second listener on envoy.healthPort answers the kubelet's probes; the admin inte
 127.0.0.1 only.
 */}}
 {{- define "gatehouse.envoyConfig" -}}
+# Every cost has a bound: connections from clients too.
+overload_manager:
+  resource_monitors:
+    - name: envoy.resource_monitors.global_downstream_max_connections
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
+        max_active_downstream_connections: {{ .Values.envoy.maxConnections }}
 admin:
   address:
     socket_address: { address: 127.0.0.1, port_value: {{ .Values.envoy.adminPort }} }

@@ -1453,3 +1453,38 @@ async fn the_sidecar_pod_serves_stream_clients_denies_when_gatehouse_is_gone_and
     );
     drop(pod);
 }
+
+#[test]
+fn the_service_monitor_selects_exactly_one_service_exposing_metrics() {
+    for mode in ["sidecar", "standalone"] {
+        let docs = documents(&rendered(&[
+            "--set",
+            &format!("mode={mode}"),
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--set",
+            "service.headless=true",
+        ]));
+        let monitor = find(&docs, "ServiceMonitor", "gh-gatehouse");
+        let selector = monitor["spec"]["selector"]["matchLabels"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        let selected: Vec<&Yaml> = docs
+            .iter()
+            .filter(|d| text(&d["kind"]) == "Service")
+            .filter(|d| {
+                selector
+                    .iter()
+                    .all(|(k, v)| d["metadata"]["labels"][text(k).as_str()] == *v)
+            })
+            .collect();
+        assert_eq!(selected.len(), 1, "{mode}: {:?}", kinds(&docs));
+        let ports: Vec<String> = list(&selected[0]["spec"]["ports"])
+            .iter()
+            .map(|p| format!("{}:{}", text(&p["name"]), text(&p["targetPort"])))
+            .collect();
+        assert!(ports.contains(&"http:http".to_owned()), "{mode}: {ports:?}");
+        assert_eq!(text(&monitor["spec"]["endpoints"][0]["path"]), "/metrics");
+    }
+}

@@ -170,8 +170,8 @@ fn variants() -> Vec<(&'static str, Vec<&'static str>)> {
             ],
         ),
         (
-            "sidecar, native sidecars",
-            vec!["--set", "nativeSidecars=true"],
+            "sidecar, ordinary containers",
+            vec!["--set", "nativeSidecars=false"],
         ),
         (
             "sidecar, policies in the chart",
@@ -414,7 +414,91 @@ fn misspelt_or_contradictory_values_make_helm_template_fail() {
                 "--set",
                 "gatehouse.grpcPort=50051",
             ],
-            "envoy.port",
+            "ports must differ",
+        ),
+        (vec!["--set", "app.port=8181"], "ports must differ"),
+        (vec!["--set", "envoy.timeout=0s"], "timeout"),
+        (vec!["--set", "envoy.timeout=30s"], "timeout"),
+        (
+            vec!["--set", "otel.endpoint=https://collector:4317"],
+            "endpoint",
+        ),
+        (
+            vec![
+                "--set",
+                "gatehouse.env[0].name=GATEHOUSE_LISTEN",
+                "--set",
+                "gatehouse.env[0].value=0.0.0.0:50051",
+            ],
+            "gatehouse.env.0.name",
+        ),
+        (
+            vec![
+                "--set",
+                "gatehouse.env[0].name=GATEHOUSE_API_SECRET",
+                "--set",
+                "gatehouse.env[0].value=x",
+            ],
+            "gatehouse.env.0.name",
+        ),
+        (
+            vec![
+                "--set",
+                "apiSecret.create=true",
+                "--set",
+                "apiSecret.value=short",
+            ],
+            "apiSecret.value",
+        ),
+        (
+            vec!["--set", "securityContext.privileged=true"],
+            "privileged",
+        ),
+        (
+            vec!["--set", "securityContext.readOnlyRootFilesystem=false"],
+            "readOnlyRootFilesystem",
+        ),
+        (
+            vec!["--set", "podSecurityContext.runAsNonRoot=false"],
+            "runAsNonRoot",
+        ),
+        (
+            vec!["--set", "app.securityContext.privileged=true"],
+            "privileged",
+        ),
+        (
+            vec!["--set", "gatehouse.drainDelaySeconds=0"],
+            "drainDelaySeconds",
+        ),
+        (vec!["--set", "hostNetwork=true"], "hostNetwork"),
+        (
+            vec![
+                "--set",
+                "autoscaling.enabled=true",
+                "--set",
+                "autoscaling.minReplicas=5",
+                "--set",
+                "autoscaling.maxReplicas=3",
+            ],
+            "minReplicas",
+        ),
+        (
+            vec![
+                "--set",
+                "replicaCount=2",
+                "--set",
+                "podDisruptionBudget.minAvailable=2",
+            ],
+            "minAvailable",
+        ),
+        (
+            vec![
+                "--set",
+                "replicaCount=2",
+                "--set",
+                "podDisruptionBudget.minAvailable=100%",
+            ],
+            "minAvailable",
         ),
         (
             vec![
@@ -445,9 +529,11 @@ fn sidecar_mode_renders_the_pod_with_gatehouse_on_loopback_and_only_envoy_expose
     ]));
     let deployment = find(&docs, "Deployment", "gh-gatehouse");
     let pod = &deployment["spec"]["template"]["spec"];
-    let containers = list(&pod["containers"]);
+    // Native sidecars by default: gatehouse, then Envoy, before the app.
+    let mut containers = list(&pod["initContainers"]);
+    containers.extend(list(&pod["containers"]));
     let names: Vec<String> = containers.iter().map(|c| text(&c["name"])).collect();
-    assert_eq!(names, ["app", "envoy", "gatehouse"]);
+    assert_eq!(names, ["gatehouse", "envoy", "app"]);
 
     let gatehouse = named(&containers, "gatehouse");
     let env = env_of(gatehouse);
@@ -498,7 +584,11 @@ fn sidecar_mode_renders_the_pod_with_gatehouse_on_loopback_and_only_envoy_expose
         "timeout: 0.25s",
         "socket_address: { address: 127.0.0.1, port_value: 50051 }",
         "socket_address: { address: 127.0.0.1, port_value: 5678 }",
-        "socket_address: { address: 127.0.0.1, port_value: 9901 }",
+        "pipe: { path: /var/run/envoy-admin/admin.sock, mode: 0600 }",
+        "headers_with_underscores_action: REJECT_REQUEST",
+        "request_headers_timeout: 10s",
+        "max_concurrent_streams: 100",
+        "envoy.resource_monitors.fixed_heap",
     ] {
         assert!(
             envoy.contains(needle),
@@ -527,14 +617,19 @@ fn sidecar_mode_renders_the_pod_with_gatehouse_on_loopback_and_only_envoy_expose
         assert!(!container["resources"]["limits"]["memory"].is_null());
     }
 
-    // Termination waits for the drain delay and the grace period; Envoy outlives the drain delay.
-    assert_eq!(text(&pod["terminationGracePeriodSeconds"]), "20");
+    // Termination: the app sleeps through the endpoint update and stops, then the sidecars stop
+    // (Envoy, then gatehouse with its drain delay and grace period).
+    assert_eq!(text(&pod["terminationGracePeriodSeconds"]), "25");
     assert_eq!(env["GATEHOUSE_DRAIN_DELAY"], "5s");
-    let envoy_container = named(&containers, "envoy");
-    assert_eq!(
-        text(&envoy_container["lifecycle"]["preStop"]["sleep"]["seconds"]),
-        "5"
-    );
+    let app = named(&containers, "app");
+    assert_eq!(text(&app["lifecycle"]["preStop"]["sleep"]["seconds"]), "5");
+    assert!(named(&containers, "envoy")["lifecycle"].is_null());
+    // The admin socket's volume is Envoy's alone.
+    for container in &containers {
+        let mounts = list(&container["volumeMounts"]);
+        let has_admin = mounts.iter().any(|m| text(&m["name"]) == "envoy-admin");
+        assert_eq!(has_admin, text(&container["name"]) == "envoy");
+    }
 
     // A single replica has no PodDisruptionBudget; the NetworkPolicy admits Envoy's port only.
     assert!(
@@ -548,27 +643,24 @@ fn sidecar_mode_renders_the_pod_with_gatehouse_on_loopback_and_only_envoy_expose
 }
 
 #[test]
-fn native_sidecars_start_gatehouse_then_envoy_before_the_app() {
-    let docs = documents(&rendered(&["--set", "nativeSidecars=true"]));
+fn without_native_sidecars_envoy_sleeps_and_gatehouse_outlives_it() {
+    let docs = documents(&rendered(&["--set", "nativeSidecars=false"]));
     let pod = &find(&docs, "Deployment", "gh-gatehouse")["spec"]["template"]["spec"];
-    let init = list(&pod["initContainers"]);
-    let order: Vec<(String, String)> = init
-        .iter()
-        .map(|c| (text(&c["name"]), text(&c["restartPolicy"])))
-        .collect();
+    assert!(pod["initContainers"].is_null());
+    let containers = list(&pod["containers"]);
+    let names: Vec<String> = containers.iter().map(|c| text(&c["name"])).collect();
+    assert_eq!(names, ["app", "envoy", "gatehouse"]);
+    assert!(containers.iter().all(|c| c["restartPolicy"].is_null()));
+    let envoy = named(&containers, "envoy");
     assert_eq!(
-        order,
-        [
-            ("gatehouse".to_owned(), "Always".to_owned()),
-            ("envoy".to_owned(), "Always".to_owned())
-        ]
+        text(&envoy["lifecycle"]["preStop"]["sleep"]["seconds"]),
+        "5"
     );
-    let containers: Vec<String> = list(&pod["containers"])
-        .iter()
-        .map(|c| text(&c["name"]))
-        .collect();
-    assert_eq!(containers, ["app"]);
-    assert!(named(&init, "envoy")["lifecycle"].is_null());
+    assert_eq!(
+        env_of(named(&containers, "gatehouse"))["GATEHOUSE_DRAIN_DELAY"],
+        "7s"
+    );
+    assert_eq!(text(&pod["terminationGracePeriodSeconds"]), "27");
 }
 
 #[test]
@@ -654,9 +746,10 @@ fn a_team_chart_includes_the_sidecars_in_its_own_deployment() {
         kinds(&docs)
     );
     let pod = &find(&docs, "Deployment", "feeds-feeds-api")["spec"]["template"]["spec"];
-    let containers = list(&pod["containers"]);
+    let mut containers = list(&pod["initContainers"]);
+    containers.extend(list(&pod["containers"]));
     let names: Vec<String> = containers.iter().map(|c| text(&c["name"])).collect();
-    assert_eq!(names, ["feeds-api", "envoy", "gatehouse"]);
+    assert_eq!(names, ["gatehouse", "envoy", "feeds-api"]);
     let config_map = text(&named(&list(&pod["volumes"]), "envoy-config")["configMap"]["name"]);
     let envoy = text(&find(&docs, "ConfigMap", &config_map)["data"]["envoy.yaml"]);
     assert!(
@@ -1033,7 +1126,6 @@ impl Pod {
 struct Ports {
     envoy: u16,
     envoy_health: u16,
-    envoy_admin: u16,
     grpc: u16,
     http: u16,
     app: u16,
@@ -1044,9 +1136,11 @@ const E2E_SECRET: &str = "an-e2e-api-secret-of-more-than-32-bytes";
 const E2E_KEY: &str = "e2e-key";
 
 /// Renders the chart's sidecar-mode pod for the local images and ports, and adapts what podman 4.3's
-/// `kube play` cannot run as a cluster would: it publishes every containerPort (impossible with host
-/// networking), so `ports` are dropped; and it mounts Secret volumes with their values still base64, so
-/// the API secret volume becomes a host directory holding the same file. Everything else is the chart's.
+/// `kube play` cannot run as a cluster would: the pod runs in the host's network (podman has no pod
+/// network here), so container `ports` are dropped (podman cannot publish them with host networking);
+/// native sidecars are off (podman runs init containers to completion); and Secret volumes come out
+/// still base64-encoded, so the API secret volume becomes a host directory holding the same file.
+/// Everything else is the chart's.
 fn sidecar_pod(ports: &Ports) -> Pod {
     let dir = scratch();
     let secret_dir = dir.path().join("api-secret");
@@ -1058,7 +1152,7 @@ fn sidecar_pod(ports: &Ports) -> Pod {
 
     let set = |key: &str, value: String| format!("{key}={value}");
     let values = [
-        set("hostNetwork", "true".into()),
+        set("nativeSidecars", "false".into()),
         set("image.tag", "test".into()),
         set("image.pullPolicy", "Never".into()),
         set(
@@ -1069,7 +1163,6 @@ fn sidecar_pod(ports: &Ports) -> Pod {
         set("envoy.command", "{/envoy}".into()),
         set("envoy.port", ports.envoy.to_string()),
         set("envoy.healthPort", ports.envoy_health.to_string()),
-        set("envoy.adminPort", ports.envoy_admin.to_string()),
         set("app.image.repository", "localhost/gatehouse-e2e-app".into()),
         set("app.image.pullPolicy", "Never".into()),
         set("app.port", ports.app.to_string()),
@@ -1101,6 +1194,7 @@ fn sidecar_pod(ports: &Ports) -> Pod {
             "ConfigMap" => kept.push(doc),
             "Deployment" => {
                 let pod = &mut doc["spec"]["template"]["spec"];
+                pod["hostNetwork"] = Yaml::Bool(true);
                 if let Some(containers) = pod["containers"].as_sequence_mut() {
                     for container in containers {
                         if let Some(map) = container.as_mapping_mut() {
@@ -1252,7 +1346,6 @@ async fn the_sidecar_pod_serves_stream_clients_denies_when_gatehouse_is_gone_and
     let ports = Ports {
         envoy: free_port(),
         envoy_health: free_port(),
-        envoy_admin: free_port(),
         grpc: free_port(),
         http: free_port(),
         app: free_port(),
@@ -1383,6 +1476,41 @@ async fn the_sidecar_pod_serves_stream_clients_denies_when_gatehouse_is_gone_and
             .iter()
             .any(|p| p.contains("/feed/user/dave/"))
     );
+
+    // The underscore spelling, which CGI-style servers read as the same header, is refused; a method
+    // override, which would make the app run another method than the one decided, never reaches it.
+    let (status, _) = feed_read(
+        &ports,
+        "user/frank",
+        Some(&alice),
+        &[("x_gatehouse_user_id", "bob")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = feed_read(
+        &ports,
+        "user/grace",
+        Some(&alice),
+        &[("x-http-method-override", "DELETE")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let records = recorded(&ports).await;
+    assert!(
+        !paths(&records)
+            .iter()
+            .any(|p| p.contains("/feed/user/frank/"))
+    );
+    let overridden: Vec<&Json> = records
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/feed/user/grace/"))
+        })
+        .collect();
+    assert_eq!(overridden.len(), 1);
+    assert!(overridden[0]["headers"]["x-http-method-override"].is_null());
 
     // SIGTERM (`podman stop`): gatehouse reports not ready while it is still alive, then exits.
     let gatehouse = pod.container("gatehouse");

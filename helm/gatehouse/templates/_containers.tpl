@@ -45,7 +45,7 @@ answers loopback only). Standalone mode listens on all addresses.
     - name: GATEHOUSE_AUTHZ_PROXY
       value: {{ .Values.gatehouse.authzProxy | quote }}
     - name: GATEHOUSE_DRAIN_DELAY
-      value: {{ printf "%vs" .Values.gatehouse.drainDelaySeconds | quote }}
+      value: {{ printf "%vs" (include "gatehouse.drainDelaySeconds" .) | quote }}
     - name: GATEHOUSE_SHUTDOWN_GRACE
       value: {{ printf "%vs" .Values.gatehouse.shutdownGraceSeconds | quote }}
     - name: GATEHOUSE_RELOAD_DEBOUNCE
@@ -86,7 +86,8 @@ answers loopback only). Standalone mode listens on all addresses.
   readinessProbe:
     grpc: {port: {{ .Values.gatehouse.grpcPort }}}
     periodSeconds: 2
-    failureThreshold: 1
+    timeoutSeconds: 2
+    failureThreshold: 2
   {{- else }}
   startupProbe:
     httpGet: {path: /ready, port: http}
@@ -99,7 +100,8 @@ answers loopback only). Standalone mode listens on all addresses.
   readinessProbe:
     httpGet: {path: /ready, port: http}
     periodSeconds: 2
-    failureThreshold: 1
+    timeoutSeconds: 2
+    failureThreshold: 2
   {{- end }}
   resources:
     {{- toYaml .Values.gatehouse.resources | nindent 4 }}
@@ -140,7 +142,7 @@ answers loopback only). Standalone mode listens on all addresses.
   {{- if .Values.nativeSidecars }}
   restartPolicy: Always
   {{- else }}
-  # Keep proxying while the endpoints update, as gatehouse keeps deciding.
+  # Keep proxying while the endpoints update; gatehouse keeps deciding two seconds longer.
   lifecycle:
     preStop:
       sleep:
@@ -164,7 +166,8 @@ answers loopback only). Standalone mode listens on all addresses.
   readinessProbe:
     httpGet: {path: /ready, port: envoy-health}
     periodSeconds: 2
-    failureThreshold: 1
+    timeoutSeconds: 2
+    failureThreshold: 2
   resources:
     {{- toYaml .Values.envoy.resources | nindent 4 }}
   securityContext:
@@ -173,6 +176,9 @@ answers loopback only). Standalone mode listens on all addresses.
     - name: envoy-config
       mountPath: /etc/envoy
       readOnly: true
+    # The admin socket, in a volume no other container mounts.
+    - name: envoy-admin
+      mountPath: /var/run/envoy-admin
 {{- end }}
 
 {{/* The volumes the two sidecars mount, as items of a volume list. */}}
@@ -202,5 +208,9 @@ answers loopback only). Standalone mode listens on all addresses.
   configMap:
     name: {{ include "gatehouse.fullname" . }}-envoy
     optional: false
+- name: envoy-admin
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
 {{- end }}
 {{- end }}

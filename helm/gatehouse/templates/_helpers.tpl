@@ -78,9 +78,27 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- end }}
 {{- end }}
 
+{{/*
+gatehouse's drain delay: in sidecar mode without native sidecars, two seconds longer than Envoy's preStop
+sleep, so Envoy never forwards to a gatehouse that has closed its listener.
+*/}}
+{{- define "gatehouse.drainDelaySeconds" -}}
+{{- if and (eq .Values.mode "sidecar") (not .Values.nativeSidecars) }}
+{{- add .Values.gatehouse.drainDelaySeconds 2 }}
+{{- else }}
+{{- .Values.gatehouse.drainDelaySeconds }}
+{{- end }}
+{{- end }}
+
+{{/*
+The kubelet's patience: standalone, gatehouse's drain and grace; sidecar, first the app's preStop sleep
+and stop (native sidecars stop only after the app), then gatehouse's drain and grace; plus 5 seconds.
+*/}}
 {{- define "gatehouse.terminationGracePeriodSeconds" -}}
 {{- if gt (int .Values.terminationGracePeriodSeconds) 0 }}
 {{- .Values.terminationGracePeriodSeconds }}
+{{- else if eq .Values.mode "sidecar" }}
+{{- add .Values.gatehouse.drainDelaySeconds (include "gatehouse.drainDelaySeconds" .) .Values.gatehouse.shutdownGraceSeconds 5 }}
 {{- else }}
 {{- add .Values.gatehouse.drainDelaySeconds .Values.gatehouse.shutdownGraceSeconds 5 }}
 {{- end }}
@@ -103,7 +121,19 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- if and .Values.shadowPolicies .Values.existingShadowPolicyConfigMap }}
 {{- fail "set shadowPolicies or existingShadowPolicyConfigMap, not both" }}
 {{- end }}
-{{- if and (eq .Values.mode "sidecar") (has (int .Values.envoy.port) (list (int .Values.gatehouse.grpcPort) (int .Values.gatehouse.httpPort) (int .Values.envoy.healthPort) (int .Values.envoy.adminPort) (int .Values.app.port))) }}
-{{- fail "envoy.port must differ from the other ports of the pod" }}
+{{- $ports := list (int .Values.gatehouse.grpcPort) (int .Values.gatehouse.httpPort) }}
+{{- if eq .Values.mode "sidecar" }}
+{{- $ports = concat $ports (list (int .Values.envoy.port) (int .Values.envoy.healthPort) (int .Values.app.port)) }}
+{{- end }}
+{{- if ne (len $ports) (len (uniq $ports)) }}
+{{- fail (printf "the pod's ports must differ (gatehouse.grpcPort, gatehouse.httpPort, envoy.port, envoy.healthPort, app.port): %v" $ports) }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
+{{- end }}
+{{- $replicas := ternary (int .Values.autoscaling.minReplicas) (int .Values.replicaCount) .Values.autoscaling.enabled }}
+{{- $minAvailable := toString .Values.podDisruptionBudget.minAvailable }}
+{{- if and .Values.podDisruptionBudget.enabled (gt $replicas 1) (or (eq $minAvailable "100%") (and (regexMatch "^[0-9]+$" $minAvailable) (ge (atoi $minAvailable) $replicas))) }}
+{{- fail "podDisruptionBudget.minAvailable leaves no pod to evict: nodes could never be drained" }}
 {{- end }}
 {{- end }}

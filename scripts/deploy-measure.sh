@@ -11,7 +11,9 @@
 #
 #   scripts/deploy-measure.sh [ROUNDS] [SECONDS]      (default 3 rounds of 10 s each)
 #
-# Prints, per set-up, the median over rounds of wrk's median latency and of requests/s, and the resident
+# Each round loads each set-up with one connection (latency, CPUs mostly idle) and with 16 (throughput,
+# both cores busy). Prints, per set-up and load, the median over rounds of wrk's median latency and of
+# requests/s, and the resident
 # memory (VmRSS) of gatehouse and Envoy idle and after the load. Needs root (network namespaces), wrk
 # (installed from Debian if missing), and scripts/deploy-env.sh's Envoy and helm.
 set -euo pipefail
@@ -87,7 +89,7 @@ done
 
 # --- Three Envoy configurations from the chart's ----------------------------------------------------------
 "$HELM" template m "$ROOT/helm/gatehouse" --set gatehouse.grpcPort="$GRPC_PORT" --set app.port="$APP_PORT" \
-    --set envoy.port=19680 --set envoy.healthPort=19682 --set envoy.adminPort=19690 >"$WORK/chart.yaml"
+    --set envoy.port=19680 --set envoy.healthPort=19682 >"$WORK/chart.yaml"
 "$PY" - "$WORK" <<'PYTHON'
 import copy, sys, yaml
 work = sys.argv[1]
@@ -96,7 +98,7 @@ config = next(yaml.safe_load(d["data"]["envoy.yaml"]) for d in docs
               if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-envoy"))
 def save(name, port, cfg):
     cfg = copy.deepcopy(cfg)
-    cfg["admin"]["address"]["socket_address"]["port_value"] = port + 10
+    cfg["admin"]["address"]["pipe"]["path"] = f"{work}/{name}-admin.sock"
     listeners = cfg["static_resources"]["listeners"]
     listeners[0]["address"]["socket_address"]["port_value"] = port
     listeners[1]["address"]["socket_address"]["port_value"] = port + 2
@@ -136,20 +138,22 @@ IDLE_ENVOY="$(rss_kib "${ENVOY_PID[sidecar]}")"
 TOKEN="$(GATEHOUSE_API_SECRET="$SECRET" "$GATEHOUSE" token issue --user alice)"
 declare -A LATENCIES RATES
 for round in $(seq "$ROUNDS"); do
+  for connections in 1 16; do
     for setup in no-authz sidecar standalone; do
         url="http://127.0.0.1:${PORT[$setup]}/api/v1.0/feed/user/alice/?api_key=$KEY"
         code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $TOKEN" -H 'Stream-Auth-Type: jwt' "$url")"
         [[ "$code" == 200 ]] || die "$setup answered $code before loading"
-        out="$(wrk -t1 -c16 -d"${SECONDS_PER_ROUND}s" --latency -H "Authorization: $TOKEN" \
+        out="$(wrk -t1 -c"$connections" -d"${SECONDS_PER_ROUND}s" --latency -H "Authorization: $TOKEN" \
             -H 'Stream-Auth-Type: jwt' "$url")"
         p50="$(awk '$1 == "50%" { print $2 }' <<<"$out")"
         rate="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
         non2xx="$(awk '/Non-2xx/ { print $5 }' <<<"$out")"
         [[ -z "$non2xx" ]] || die "$setup answered non-2xx under load: $out"
-        say "round $round $setup: p50 $p50, $rate req/s"
-        LATENCIES[$setup]+="$p50 "
-        RATES[$setup]+="$rate "
+        say "round $round, $connections connection(s), $setup: p50 $p50, $rate req/s"
+        LATENCIES[$setup/$connections]+="$p50 "
+        RATES[$setup/$connections]+="$rate "
     done
+  done
 done
 
 to_us() { # wrk prints 812.00us, 1.23ms or 2.00s
@@ -158,12 +162,14 @@ to_us() { # wrk prints 812.00us, 1.23ms or 2.00s
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo
-echo "wrk -t1 -c16, $ROUNDS rounds of ${SECONDS_PER_ROUND}s each, alternating; medians over rounds"
-printf '%-12s %16s %14s\n' setup "p50 latency (us)" "requests/s"
-for setup in no-authz sidecar standalone; do
-    p50="$(for v in ${LATENCIES[$setup]}; do echo "$v" | to_us; done | median)"
-    rate="$(echo "${RATES[$setup]}" | median)"
-    printf '%-12s %16s %14s\n' "$setup" "$p50" "$rate"
+echo "wrk -t1, $ROUNDS rounds of ${SECONDS_PER_ROUND}s each, alternating; medians over rounds"
+printf '%-12s %12s %16s %14s\n' setup connections "p50 latency (us)" "requests/s"
+for connections in 1 16; do
+    for setup in no-authz sidecar standalone; do
+        p50="$(for v in ${LATENCIES[$setup/$connections]}; do echo "$v" | to_us; done | median)"
+        rate="$(echo "${RATES[$setup/$connections]}" | median)"
+        printf '%-12s %12s %16s %14s\n' "$setup" "$connections" "$p50" "$rate"
+    done
 done
 echo
 printf 'gatehouse VmRSS: %s KiB idle, %s KiB after the load\n' "$IDLE_GATEHOUSE" "$(rss_kib "$SIDECAR_PID")"

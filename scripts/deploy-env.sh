@@ -17,11 +17,9 @@
 # archive, PyPI and the npm registry; nothing is pulled from a container registry.
 set -euo pipefail
 
-say() { printf 'deploy-env: %s\n' "$*" >&2; }
-die() {
-    printf 'deploy-env: error: %s\n' "$*" >&2
-    exit 1
-}
+SCRIPT_NAME=deploy-env
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SELF="$ROOT/scripts/$(basename "${BASH_SOURCE[0]}")"
@@ -38,23 +36,6 @@ DEBIAN_PACKAGES=(buildah podman runc catatonit)
 
 [[ -f "$REQUIREMENTS" ]] || die "missing $REQUIREMENTS"
 
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 ||
-        die "$* missing and apt-get is not available: install $* yourself"
-    local sudo=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-            sudo=(sudo -n)
-        else
-            die "$* missing, and installing it needs root: run 'apt-get install $*' as root"
-        fi
-    fi
-    say "installing with apt-get: $*"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 ||
-        die "apt-get update failed"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-        --no-install-recommends "$@" >&2 || die "apt-get install $* failed"
-}
 
 command -v flock >/dev/null 2>&1 || apt_install util-linux
 mkdir -p "$ENV_DIR"

@@ -18,11 +18,9 @@
 # (installed from Debian if missing), and scripts/deploy-env.sh's Envoy and helm.
 set -euo pipefail
 
-say() { printf 'deploy-measure: %s\n' "$*" >&2; }
-die() {
-    printf 'deploy-measure: error: %s\n' "$*" >&2
-    exit 1
-}
+SCRIPT_NAME=deploy-measure
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROUNDS="${1:-3}"

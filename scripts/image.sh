@@ -16,11 +16,9 @@
 # CONTAINERS_STORAGE_CONF are already set.
 set -euo pipefail
 
-say() { printf 'image: %s\n' "$*" >&2; }
-die() {
-    printf 'image: error: %s\n' "$*" >&2
-    exit 1
-}
+SCRIPT_NAME=image
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n 1)"

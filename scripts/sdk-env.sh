@@ -9,11 +9,9 @@
 # node/npm are installed with apt-get only when they are missing. Needs PyPI and the npm registry.
 set -euo pipefail
 
-say() { printf 'sdk-env: %s\n' "$*" >&2; }
-die() {
-    printf 'sdk-env: error: %s\n' "$*" >&2
-    exit 1
-}
+SCRIPT_NAME=sdk-env
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SELF="$ROOT/scripts/$(basename "${BASH_SOURCE[0]}")"
@@ -31,24 +29,6 @@ for input in "$REQUIREMENTS" "$PACKAGE_JSON" "$PACKAGE_LOCK"; do
     [[ -f "$input" ]] || die "missing $input"
 done
 
-# Runs apt-get as root, directly or through passwordless sudo.
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 ||
-        die "$* missing and apt-get is not available: install $* yourself"
-    local sudo=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-            sudo=(sudo -n)
-        else
-            die "$* missing, and installing it needs root: run 'apt-get install $*' as root"
-        fi
-    fi
-    say "installing with apt-get: $*"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 ||
-        die "apt-get update failed"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 ||
-        die "apt-get install $* failed"
-}
 
 command -v flock >/dev/null 2>&1 || apt_install util-linux
 command -v sha256sum >/dev/null 2>&1 || apt_install coreutils

@@ -1616,3 +1616,76 @@ fn the_service_monitor_selects_exactly_one_service_exposing_metrics() {
         assert_eq!(text(&monitor["spec"]["endpoints"][0]["path"]), "/metrics");
     }
 }
+
+/// NOTES.txt rendered as `helm install` would print it: `helm template` skips it, so a copy of the
+/// chart carries it in a template of its own.
+fn notes(args: &[&str]) -> String {
+    let dir = scratch();
+    let chart = dir.path().join("gatehouse");
+    copy_dir(Path::new(CHART), &chart);
+    let text = std::fs::read_to_string(chart.join("templates/NOTES.txt")).expect("NOTES.txt");
+    std::fs::remove_file(chart.join("templates/NOTES.txt")).expect("rm");
+    std::fs::write(
+        chart.join("templates/_notes.tpl"),
+        format!("{{{{- define \"gatehouse.notes\" -}}}}\n{text}{{{{- end }}}}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        chart.join("templates/notes.yaml"),
+        "notes: |\n  {{- include \"gatehouse.notes\" . | nindent 2 }}\n",
+    )
+    .expect("write");
+    let out = succeed(
+        tools()
+            .command("HELM")
+            .args(["template", "feeds-api"])
+            .arg(&chart)
+            .args([
+                "--namespace",
+                NAMESPACE,
+                "--show-only",
+                "templates/notes.yaml",
+            ])
+            .args(args),
+    );
+    let doc: Yaml = serde_norway::from_str(&out).expect("notes YAML");
+    text_of(&doc["notes"])
+}
+
+fn text_of(value: &Yaml) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn notes_say_what_was_installed_and_how_to_try_it() {
+    let sidecar = notes(&[]);
+    for needle in [
+        "in sidecar mode",
+        "exposes only Envoy (port 80)",
+        "kubectl -n feeds create secret generic gatehouse-api-secret",
+        "built-in Stream Feeds defaults",
+        "port-forward svc/feeds-api-gatehouse 8080:80",
+        "gatehouse token issue --user alice",
+    ] {
+        assert!(sidecar.contains(needle), "{needle}:\n{sidecar}");
+    }
+    let standalone = notes(&[
+        "--set",
+        "mode=standalone",
+        "--set",
+        "service.headless=true",
+        "--set",
+        "existingPolicyConfigMap=feeds-policies",
+    ]);
+    for needle in [
+        "in standalone mode",
+        "feeds-api-gatehouse.feeds.svc:50051",
+        "dns:///feeds-api-gatehouse-headless.feeds.svc:50051",
+        "Policies come from the ConfigMap feeds-policies",
+        "about a minute",
+    ] {
+        assert!(standalone.contains(needle), "{needle}:\n{standalone}");
+    }
+    let warned = notes(&["--set", "serviceMonitor.enabled=true"]);
+    assert!(warned.contains("WARNING"), "{warned}");
+}

@@ -73,6 +73,8 @@ command -v buildah >/dev/null 2>&1 || die "buildah is missing: run scripts/deplo
 REVISION="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
 SOURCE="${GATEHOUSE_IMAGE_SOURCE:-$(git -C "$ROOT" config --get remote.origin.url 2>/dev/null || echo unknown)}"
 say "building $TAG"
+# The image this tag named before would be left behind, nameless, taking space: remove it first.
+buildah rmi "$TAG" >/dev/null 2>&1 || true
 buildah bud --quiet --layers=false --format oci \
     --build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" --build-arg "SOURCE=$SOURCE" \
     --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \

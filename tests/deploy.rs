@@ -1049,6 +1049,8 @@ fn scratch_image(tag: &str, binary: &Path, name: &str) {
         format!("FROM scratch\nCOPY rootfs/ /\nUSER 65532:65532\nENTRYPOINT [\"/{name}\"]\n"),
     )
     .expect("write Containerfile");
+    // The image this tag named before would be left behind, nameless, taking space.
+    let _ = run(tools().command("BUILDAH").args(["rmi", tag]));
     succeed(
         tools()
             .command("BUILDAH")

@@ -1625,11 +1625,11 @@ fn notes(args: &[&str]) -> String {
     let dir = scratch();
     let chart = dir.path().join("gatehouse");
     copy_dir(Path::new(CHART), &chart);
-    let text = std::fs::read_to_string(chart.join("templates/NOTES.txt")).expect("NOTES.txt");
+    let source = std::fs::read_to_string(chart.join("templates/NOTES.txt")).expect("NOTES.txt");
     std::fs::remove_file(chart.join("templates/NOTES.txt")).expect("rm");
     std::fs::write(
         chart.join("templates/_notes.tpl"),
-        format!("{{{{- define \"gatehouse.notes\" -}}}}\n{text}{{{{- end }}}}\n"),
+        format!("{{{{- define \"gatehouse.notes\" -}}}}\n{source}{{{{- end }}}}\n"),
     )
     .expect("write");
     std::fs::write(
@@ -1651,11 +1651,7 @@ fn notes(args: &[&str]) -> String {
             .args(args),
     );
     let doc: Yaml = serde_norway::from_str(&out).expect("notes YAML");
-    text_of(&doc["notes"])
-}
-
-fn text_of(value: &Yaml) -> String {
-    value.as_str().unwrap_or_default().to_owned()
+    text(&doc["notes"])
 }
 
 #[test]

@@ -15,6 +15,6 @@ reads `checkov.io/skipN` annotations). Only the skips that apply to the values g
 {{- end }}
 {{- $skips = append $skips "CKV_K8S_15=IfNotPresent is right for immutable tags and digests; set the pullPolicy values to Always for mutable tags" }}
 {{- range $i, $skip := $skips }}
-checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
+{{- if $i }}{{ "\n" }}{{ end }}checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- end }}
 {{- end }}

@@ -4,7 +4,7 @@ Envoy asks it); the HTTP port listens on all addresses for the kubelet's probes 
 answers loopback only). Standalone mode listens on all addresses.
 */}}
 {{- define "gatehouse.container" -}}
-{{- $sidecar := eq .Values.mode "sidecar" }}
+{{- $sidecar := eq .Values.mode "sidecar" -}}
 - name: gatehouse
   image: {{ include "gatehouse.imageRef" (list .Values.image .Chart.AppVersion) | quote }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}

@@ -3,6 +3,8 @@
 # and the memory each part of the sidecar pod holds. Three set-ups of the chart's own Envoy configuration
 # (helm template), loaded in alternating rounds by wrk with a Stream user token:
 #
+# The app is the tests' stand-in (tests/deploy/recorder.js on Node.js).
+#
 #   no-authz     Envoy -> app, the ext_authz filter removed: the floor
 #   sidecar      Envoy -> gatehouse on 127.0.0.1 (sidecar mode) -> app
 #   standalone   Envoy -> gatehouse in another network namespace over a veth pair (a shared decision
@@ -34,10 +36,9 @@ command -v wrk >/dev/null 2>&1 || {
 eval "$(bash "$ROOT/scripts/deploy-env.sh")"
 PY="$(dirname "$KUBERNETES_VALIDATE")/python"
 
-(cd "$ROOT" && cargo build --release --locked --quiet --bin gatehouse --example recorder) ||
-    die "cargo build --release failed"
+(cd "$ROOT" && cargo build --release --locked --quiet --bin gatehouse) || die "cargo build --release failed"
+command -v node >/dev/null 2>&1 || die "node is missing: run scripts/sdk-env.sh"
 GATEHOUSE="$ROOT/target/release/gatehouse"
-RECORDER="$ROOT/target/release/examples/recorder"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-measure.XXXXXX")"
 NETNS="gh-measure-$$"
@@ -59,7 +60,7 @@ GRPC_PORT=19651
 HTTP_PORT=19681
 
 # --- The app and two gatehouses: one on loopback, one behind a veth pair -----------------------------------
-"$RECORDER" "127.0.0.1:$APP_PORT" "127.0.0.1:$RECORDS_PORT" 2>"$WORK/app.log" &
+node "$ROOT/tests/deploy/recorder.js" "127.0.0.1:$APP_PORT" "127.0.0.1:$RECORDS_PORT" 2>"$WORK/app.log" &
 PIDS+=($!)
 GATEHOUSE_API_SECRET="$SECRET" GATEHOUSE_API_KEY="$KEY" GATEHOUSE_LISTEN="127.0.0.1:$GRPC_PORT" \
     GATEHOUSE_HTTP_LISTEN="127.0.0.1:$HTTP_PORT" GATEHOUSE_LOG=warn \

@@ -1034,19 +1034,28 @@ fn the_image_builds_offline_and_runs_as_non_root_on_a_read_only_root() {
     assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
 }
 
-/// A FROM-scratch image of one binary and its libraries, for the pod's other containers.
-fn scratch_image(tag: &str, binary: &Path, name: &str) {
+/// A FROM-scratch image of one binary and its libraries (and a script it runs, if any), for the pod's
+/// other containers.
+fn scratch_image(tag: &str, binary: &Path, name: &str, script: Option<&Path>) {
     let dir = scratch();
+    let rootfs = dir.path().join("rootfs");
     succeed(
         Command::new("bash")
             .arg(Path::new(ROOT).join("scripts/rootfs.sh"))
             .arg(binary)
-            .arg(dir.path().join("rootfs"))
+            .arg(&rootfs)
             .arg(name),
     );
+    let mut entrypoint = format!("\"/{name}\"");
+    if let Some(script) = script {
+        let file = script.file_name().expect("a script file").to_string_lossy();
+        std::fs::copy(script, rootfs.join(file.as_ref())).expect("copy the script");
+        set_mode(&rootfs.join(file.as_ref()), 0o644);
+        entrypoint.push_str(&format!(", \"/{file}\""));
+    }
     std::fs::write(
         dir.path().join("Containerfile"),
-        format!("FROM scratch\nCOPY rootfs/ /\nUSER 65532:65532\nENTRYPOINT [\"/{name}\"]\n"),
+        format!("FROM scratch\nCOPY rootfs/ /\nUSER 65532:65532\nENTRYPOINT [{entrypoint}]\n"),
     )
     .expect("write Containerfile");
     // The image this tag named before would be left behind, nameless, taking space.
@@ -1060,20 +1069,10 @@ fn scratch_image(tag: &str, binary: &Path, name: &str) {
     );
 }
 
-/// The stand-in app, examples/recorder.rs, built beside this test by `cargo test --all-targets`.
-fn recorder_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary sits in target/<profile>/deps");
-    let recorder = profile_dir.join("examples").join("recorder");
-    assert!(
-        recorder.is_file(),
-        "{} is missing: run the suite with `cargo test --all-targets` (or `cargo build --example recorder`)",
-        recorder.display()
-    );
-    recorder
+/// The Node.js binary on PATH, which runs the stand-in app (tests/deploy/recorder.js) in its image.
+fn node_binary() -> PathBuf {
+    let out = succeed(Command::new("bash").args(["-c", "readlink -f \"$(command -v node)\""]));
+    PathBuf::from(out.trim())
 }
 
 fn free_port() -> u16 {
@@ -1335,15 +1334,19 @@ async fn the_sidecar_pod_serves_stream_clients_denies_when_gatehouse_is_gone_and
 {
     let _lock = containers_lock();
     gatehouse_image();
+    // sdk-env.sh makes sure node is there; the stand-in app runs on it.
+    succeed(Command::new("bash").arg(Path::new(ROOT).join("scripts/sdk-env.sh")));
     scratch_image(
         "localhost/gatehouse-e2e-envoy:1",
         Path::new(tools().path("ENVOY")),
         "envoy",
+        None,
     );
     scratch_image(
         "localhost/gatehouse-e2e-app:1",
-        &recorder_binary(),
-        "recorder",
+        &node_binary(),
+        "node",
+        Some(&Path::new(ROOT).join("tests/deploy/recorder.js")),
     );
     let ports = Ports {
         envoy: free_port(),

@@ -28,11 +28,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROUNDS="${1:-3}"
 SECONDS_PER_ROUND="${2:-10}"
 [[ "$(id -u)" -eq 0 ]] || die "run as root (network namespaces)"
-command -v wrk >/dev/null 2>&1 || {
-    say "installing wrk from Debian"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >&2 ||
-        die "apt-get install wrk failed"
-}
+command -v wrk >/dev/null 2>&1 || apt_install wrk
 eval "$(bash "$ROOT/scripts/deploy-env.sh")"
 PY="$(dirname "$KUBERNETES_VALIDATE")/python"
 

@@ -1,4 +1,4 @@
-//! Makes the engine's reference evaluator (`tests/engine_reference.rs`, owned by the main crate's
+//! Makes the engine's reference evaluator (`tests/it/engine_reference.rs`, owned by the main crate's
 //! tests) includable by the `engine` fuzz target: the file is an integration test, so its inner
 //! doc comments and inner attributes are dropped; everything else is copied as it is. The `engine`
 //! target includes the copy with `include!` into a module of its own, where the reference's private
@@ -7,7 +7,7 @@
 use std::path::Path;
 
 fn main() {
-    let source = Path::new("../tests/engine_reference.rs");
+    let source = Path::new("../tests/it/engine_reference.rs");
     println!("cargo::rerun-if-changed={}", source.display());
     let text = match std::fs::read_to_string(source) {
         Ok(text) => text,

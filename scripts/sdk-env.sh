@@ -2,7 +2,7 @@
 # Installs Stream's official SDKs, at the versions pinned in tests/sdk/, into target/sdk-env/:
 #   target/sdk-env/venv   a Python virtualenv with tests/sdk/requirements.txt
 #   target/sdk-env/node   an `npm ci` of tests/sdk/package.json and package-lock.json
-# The SDK compatibility tests (tests/sdk_tokens.rs) run it before they mint or verify anything.
+# The SDK compatibility tests (tests/it/sdk_tokens.rs) run it before they mint or verify anything.
 #
 # Idempotent and safe to run from several processes at once: the work happens under a lock, and a stamp
 # holding a hash of the pinned inputs makes a rerun with nothing changed return at once. python3 and

@@ -1,5 +1,5 @@
 //! The indexed engine (`gatehouse::engine::decide`, `decide_explained`, `allowed_actions`) against
-//! the reference evaluator of the main crate's tests, `tests/engine_reference.rs`.
+//! the reference evaluator of the main crate's tests, `tests/it/engine_reference.rs`.
 //!
 //! That file is included whole (see `build.rs`), so the model, the YAML renderer, the reference
 //! evaluator, `check` and `shrink` are the ones the test suite maintains. Two ways to a policy set:

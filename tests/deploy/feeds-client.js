@@ -1,5 +1,5 @@
 // Drives Stream's official JavaScript Feeds client (getstream) against the sidecar pod's Envoy port, for
-// tests/deploy.rs: every call is made as a real app would make it, with a user token the SDK's own server
+// tests/it/deploy.rs: every call is made as a real app would make it, with a user token the SDK's own server
 // client minted, and its outcome is printed as one JSON line: {"call", "status", "body"}.
 //
 // Usage: GATEHOUSE_E2E_URL=http://127.0.0.1:PORT/api/ GATEHOUSE_E2E_KEY=... GATEHOUSE_E2E_SECRET=... \

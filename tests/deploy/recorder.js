@@ -1,4 +1,4 @@
-// A stand-in upstream app for the deployment tests (tests/deploy.rs) and scripts/deploy-measure.sh: it
+// A stand-in upstream app for the deployment tests (tests/it/deploy.rs) and scripts/deploy-measure.sh: it
 // answers every request with a Stream-shaped JSON body and records what reached it (method, path,
 // headers), so a test can tell what Envoy let through and with which x-gatehouse-* headers.
 //

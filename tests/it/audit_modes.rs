@@ -12,7 +12,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use common::{Deadline, now_ms, write};
 
@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
-const FEEDS_YAML: &str = include_str!("../policies/stream-feeds/feeds.yaml");
-const ROUTES_YAML: &str = include_str!("../policies/stream-feeds/routes.yaml");
+const FEEDS_YAML: &str = include_str!("../../policies/stream-feeds/feeds.yaml");
+const ROUTES_YAML: &str = include_str!("../../policies/stream-feeds/routes.yaml");
 
 type Client = GatehouseClient<Channel>;
 

@@ -14,7 +14,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use common::{Deadline, status, wait_for_failed_reload, write};
 
@@ -30,7 +30,7 @@ use tempfile::TempDir;
 const API_KEY: &str = "key123";
 
 /// Stream's default Feeds permissions, as shipped.
-const FEEDS_YAML: &str = include_str!("../policies/stream-feeds/feeds.yaml");
+const FEEDS_YAML: &str = include_str!("../../policies/stream-feeds/feeds.yaml");
 
 // ---------------------------------------------------------------------------------------------------
 // Calling the endpoint

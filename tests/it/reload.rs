@@ -12,7 +12,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use common::{Deadline, SET_A, SET_B, status, wait_for_failed_reload, write};
 

@@ -10,8 +10,8 @@
     clippy::indexing_slicing
 )]
 
-mod common;
-mod policy_suite;
+use crate::common;
+use crate::policy_suite;
 
 use std::path::PathBuf;
 

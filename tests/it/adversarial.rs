@@ -29,7 +29,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -58,8 +58,8 @@ use tonic::transport::Channel;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const API_KEY: &str = "key123";
 /// Stream's default Feeds permissions and route table, as shipped.
-const FEEDS_YAML: &str = include_str!("../policies/stream-feeds/feeds.yaml");
-const ROUTES_YAML: &str = include_str!("../policies/stream-feeds/routes.yaml");
+const FEEDS_YAML: &str = include_str!("../../policies/stream-feeds/feeds.yaml");
+const ROUTES_YAML: &str = include_str!("../../policies/stream-feeds/routes.yaml");
 /// How long one answer may take while the server is under attack: generous, never a benchmark.
 const PROMPT: Duration = Duration::from_secs(5);
 /// 96 KiB: far beyond any real id, action or header a Stream client sends.

@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use common::{
     SECRET, TestServer, check, check_request, now, server_token, sign, sign_with, to_struct,

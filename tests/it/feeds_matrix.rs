@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use common::{TestServer, check, check_request, user_token};
 use gatehouse::grpc::pb::principal::Kind;

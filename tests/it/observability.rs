@@ -12,7 +12,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -37,8 +37,8 @@ const POLL: Duration = Duration::from_millis(20);
 const API_KEY: &str = "key123";
 
 /// Stream's default Feeds permissions and routes, as shipped.
-const FEEDS_YAML: &str = include_str!("../policies/stream-feeds/feeds.yaml");
-const ROUTES_YAML: &str = include_str!("../policies/stream-feeds/routes.yaml");
+const FEEDS_YAML: &str = include_str!("../../policies/stream-feeds/feeds.yaml");
+const ROUTES_YAML: &str = include_str!("../../policies/stream-feeds/routes.yaml");
 
 /// The bounded queue in front of each decision log sink.
 const SINK_QUEUE: usize = 16 * 1024;

@@ -1,0 +1,35 @@
+//! The integration tests: black-box tests over a real server on `127.0.0.1:0` (in-process or the
+//! binary as a child), real policy files, real proxies and real clients. One binary, so the suite
+//! links once; each module is one area.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+mod policy_suite;
+
+mod adversarial;
+mod audit_modes;
+mod binary;
+mod corpus_policies;
+mod deploy;
+mod engine_reference;
+mod ext_authz;
+mod feeds_matrix;
+mod http_authz;
+mod issue_token;
+mod nginx_e2e;
+mod observability;
+mod policy_rpcs;
+mod policy_validation;
+mod reload;
+mod reload_consistency;
+mod sdk_tokens;
+mod service;
+mod shipped_policies;
+mod telemetry_otlp;
+mod tokens;

@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::config::Config;
 use crate::grpc::pb;
 use crate::grpc::pb::gatehouse_client::GatehouseClient;
-use crate::principal::{Principal, PrincipalKind};
+use crate::principal::Principal;
 use crate::token::{IssueError, IssueRequest, Issuer, TokenError, Verifier};
 
 #[derive(Debug, Error)]
@@ -87,12 +87,8 @@ pub fn verify_token(config: Option<&Path>, token: &str) -> Result<String, CliErr
 }
 
 pub fn principal_json(principal: &Principal) -> Value {
-    let kind = match principal.kind {
-        PrincipalKind::User => "USER",
-        PrincipalKind::Server => "SERVER",
-        PrincipalKind::Scoped => "SCOPED",
-        PrincipalKind::Anonymous => "ANONYMOUS",
-    };
+    // The API's enum spelling (`PrincipalKind` in gatehouse.proto), as `grpcurl` prints it.
+    let kind = principal.kind.as_str().to_ascii_uppercase();
     let scope = principal.scope.as_ref().map(|s| {
         json!({
             "resource": s.resource.to_string(),

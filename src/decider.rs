@@ -8,52 +8,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
-use crate::audit::{Decided, DecisionLog, ShadowDecided};
-use crate::authz::principal_kind_name;
-use crate::engine::{self, Decision, Explanation, Request};
+use crate::audit::{Decided, DecisionEntry, DecisionLog, ShadowDecided};
+use crate::door::Door;
+use crate::engine::{self, Decision, Explanation, Request, verdict_name};
 use crate::policy::{Mode, PolicySet};
 use crate::store::PolicyStore;
 use crate::telemetry::context::RequestSpan;
 use crate::telemetry::metrics::Metrics;
 
-/// Which door a request came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Check,
-    Batch,
-    ExtAuthz,
-    Http,
-}
-
-impl Source {
-    pub const ALL: [Source; 4] = [Source::Check, Source::Batch, Source::ExtAuthz, Source::Http];
-
-    /// The source's place in [`Source::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Check => "check",
-            Source::Batch => "batch",
-            Source::ExtAuthz => "ext_authz",
-            Source::Http => "http",
-        }
-    }
-
-    /// Proxied requests follow the set's route mode, checks its mode.
-    fn mode(self, policy: &PolicySet) -> Mode {
-        match self {
-            Source::Check | Source::Batch => policy.modes().checks,
-            Source::ExtAuthz | Source::Http => policy.modes().routes,
-        }
-    }
-}
-
 /// What the caller knows about the call besides the request.
 pub struct Call<'a> {
-    pub source: Source,
+    pub door: Door,
     pub route: Option<&'a str>,
     /// The request's span, which gets the decision's attributes.
     pub span: &'a RequestSpan,
@@ -85,25 +50,25 @@ impl Verdict<'_> {
 
 /// Decides and records; shared by every service.
 pub struct Decider {
-    pub metrics: Arc<Metrics>,
-    pub log: DecisionLog,
+    metrics: Arc<Metrics>,
+    log: DecisionLog,
     /// A second set evaluated beside the live one; differences are counted and logged.
-    pub shadow: Option<Arc<PolicyStore>>,
+    shadow: Option<Arc<PolicyStore>>,
     /// Callers can make a condition fail on every request they send; its warning is let through at
     /// most once a second, so the log stays the operator's.
-    pub condition_warnings: OncePerSecond,
+    condition_warnings: OncePerSecond,
 }
 
 /// Lets an event through at most once a second, counting the ones held back in between.
 #[derive(Debug, Default)]
-pub struct OncePerSecond {
+struct OncePerSecond {
     last_second: AtomicU64,
     held_back: AtomicU64,
 }
 
 impl OncePerSecond {
     /// `Some(held back since the last one let through)` when this one may go through.
-    pub fn admit(&self, now_second: u64) -> Option<u64> {
+    fn admit(&self, now_second: u64) -> Option<u64> {
         let last = self.last_second.load(Ordering::Relaxed);
         let turn = now_second != last
             && self
@@ -120,7 +85,31 @@ impl OncePerSecond {
 }
 
 impl Decider {
-    /// Decides `request` with `policy` under the set's mode for `call.source`, and records it.
+    pub fn new(metrics: Arc<Metrics>, log: DecisionLog, shadow: Option<Arc<PolicyStore>>) -> Self {
+        Decider {
+            metrics,
+            log,
+            shadow,
+            condition_warnings: OncePerSecond::default(),
+        }
+    }
+
+    /// The shadow set's store, when there is one (its watcher reloads it).
+    pub fn shadow(&self) -> Option<&Arc<PolicyStore>> {
+        self.shadow.as_ref()
+    }
+
+    /// The decisions kept in memory, oldest first, for the exercised-permission RPCs.
+    pub fn recent(&self) -> Vec<DecisionEntry> {
+        self.log.snapshot()
+    }
+
+    /// Writes out the decision log file and stops its writer; see [`DecisionLog::close`].
+    pub fn close_log(&self) {
+        self.log.close();
+    }
+
+    /// Decides `request` with `policy` under the set's mode for `call.door`, and records it.
     pub fn decide<'p>(
         &self,
         policy: &'p PolicySet,
@@ -128,7 +117,7 @@ impl Decider {
         call: &Call<'_>,
         explain: bool,
     ) -> (Verdict<'p>, Option<Explanation>) {
-        let mode = call.source.mode(policy);
+        let mode = call.door.mode(policy);
         let (decision, explanation) = match mode {
             Mode::Disabled => (Decision::disabled(), None),
             _ if explain => {
@@ -172,7 +161,7 @@ impl Decider {
             }
         }
         self.metrics
-            .decision(decision.allowed, decision.rule, call.source);
+            .decision(decision.allowed, decision.rule, call.door);
         let shadow_set = self.shadow.as_ref().map(|store| store.current());
         let shadow = shadow_set
             .as_deref()
@@ -180,16 +169,13 @@ impl Decider {
         let span = call.span;
         // A batch's span is the call's: its items' decisions are in the decision log and metrics,
         // and the span keeps the call's own attributes (a span's attributes would pile up per item).
-        if call.source != Source::Batch && span.is_recording() {
+        if call.door != Door::Batch && span.is_recording() {
             span.set("decision", verdict_name(decision.allowed));
             span.set("rule", decision.rule.to_owned());
             span.set("revision", policy.revision().to_owned());
             span.set("action", request.action.to_owned());
             span.set("resource.kind", request.resource.kind.to_owned());
-            span.set(
-                "principal.kind",
-                principal_kind_name(request.principal.kind),
-            );
+            span.set("principal.kind", request.principal.kind.as_str());
             if verdict.dry_run {
                 span.set("dry_run", true);
             }
@@ -204,7 +190,7 @@ impl Decider {
         self.log.record(&Decided {
             time_ms,
             principal_id: &request.principal.user_id,
-            principal_kind: principal_kind_name(request.principal.kind),
+            principal_kind: request.principal.kind.as_str(),
             roles: &request.principal.roles,
             action: request.action,
             resource_kind: request.resource.kind,
@@ -216,7 +202,7 @@ impl Decider {
             revision: policy.revision(),
             mode: verdict.mode.as_str(),
             dry_run: verdict.dry_run,
-            source: call.source.as_str(),
+            source: call.door.as_str(),
             route: call.route,
             shadow: shadow.as_ref().map(|(set, shadow)| ShadowDecided {
                 decision: verdict_name(shadow.allowed),
@@ -253,11 +239,6 @@ impl Decider {
         }
         shadow
     }
-}
-
-/// How a decision is named in spans, metrics and the decision log.
-pub(crate) fn verdict_name(allowed: bool) -> &'static str {
-    if allowed { "allow" } else { "deny" }
 }
 
 #[cfg(test)]

@@ -45,11 +45,17 @@ pub enum ServeError {
     #[error("reflection descriptors are invalid: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("cannot watch the policy directory: {0}")]
-    Watch(String),
+    Watch(#[source] notify::Error),
+    #[error("cannot watch the policy directory: {0}")]
+    Signal(#[source] std::io::Error),
     #[error("cannot start the decision log: {0}")]
-    DecisionLog(String),
-    #[error("cannot listen on {0}: {1}")]
-    Bind(String, String),
+    DecisionLog(#[source] std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("grpc server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }

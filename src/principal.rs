@@ -20,6 +20,19 @@ pub enum PrincipalKind {
     Anonymous,
 }
 
+impl PrincipalKind {
+    /// The kind's name in CEL (`principal.kind`), spans, metrics, the decision log and the headers
+    /// a proxy passes upstream.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::Server => "server",
+            PrincipalKind::Scoped => "scoped",
+            PrincipalKind::Anonymous => "anonymous",
+        }
+    }
+}
+
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {

@@ -19,7 +19,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::entry::{Decided, DecisionEntry, Mask, MaskKey, MaskedField};
-use crate::telemetry::metrics::Metrics;
+
+/// Counts entries a sink dropped: `(sink, entries)`. Given by whoever keeps the counts (the
+/// service's metrics), so the log knows nothing of how they are exposed.
+pub type CountDropped = Arc<dyn Fn(&'static str, u64) + Send + Sync>;
 
 /// How many entries may wait for the file before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
@@ -101,7 +104,7 @@ pub struct DecisionLog {
     /// Fields pseudonymized in the file (the ring keeps them, for the server-token RPCs); none when
     /// nothing is masked.
     mask: Option<Mask>,
-    metrics: Arc<Metrics>,
+    count_dropped: CountDropped,
     /// The file's writer thread, until the log is closed.
     writer: Mutex<Option<Writer>>,
 }
@@ -131,7 +134,7 @@ impl DecisionLog {
     pub fn start(
         config: &DecisionLogConfig,
         mask_key: MaskKey,
-        metrics: Arc<Metrics>,
+        count_dropped: CountDropped,
     ) -> std::io::Result<DecisionLog> {
         let shared = Arc::new(Shared::default());
         {
@@ -147,13 +150,13 @@ impl DecisionLog {
                 max_bytes: config.max_file_bytes,
                 max_files: config.max_files,
             };
-            let metrics = Arc::clone(&metrics);
+            let count = Arc::clone(&count_dropped);
             let (finished_tx, finished) = mpsc::sync_channel::<()>(0);
             let handle = std::thread::Builder::new()
                 .name("decision-file".to_owned())
                 .spawn(move || {
                     let _finished = finished_tx;
-                    write_file(&queue, &file, &metrics);
+                    write_file(&queue, &file, &*count);
                 })?;
             writer = Some(Writer {
                 thread: handle.thread().clone(),
@@ -168,7 +171,7 @@ impl DecisionLog {
                 fields: config.mask.clone(),
                 key: mask_key,
             }),
-            metrics,
+            count_dropped,
             writer: Mutex::new(writer),
         })
     }
@@ -193,8 +196,7 @@ impl DecisionLog {
                     buffers.pending.clear();
                     std::mem::take(&mut buffers.pending_lines)
                 };
-                self.metrics
-                    .decision_log_dropped("file", u64::try_from(lost).unwrap_or(u64::MAX));
+                (self.count_dropped)("file", u64::try_from(lost).unwrap_or(u64::MAX));
                 tracing::warn!(
                     lost,
                     "the decision log file did not take its last entries in time"
@@ -255,7 +257,7 @@ impl DecisionLog {
         }
         drop(buffers);
         if dropped {
-            self.metrics.decision_log_dropped("file", 1);
+            (self.count_dropped)("file", 1);
         }
     }
 
@@ -298,7 +300,11 @@ struct FileSpec {
 /// and stops. The text taken is swapped for the one written last time, so both keep their capacity.
 /// The file is opened here, and opened again after any failure, at most once per
 /// [`REOPEN_INTERVAL`]; entries that cannot be written meanwhile are dropped and counted.
-fn write_file(shared: &Shared, spec: &FileSpec, metrics: &Metrics) {
+fn write_file(
+    shared: &Shared,
+    spec: &FileSpec,
+    count_dropped: &(dyn Fn(&'static str, u64) + Send + Sync),
+) {
     let mut file: Option<RotatingFile> = None;
     let mut last_open: Option<Instant> = None;
     let mut failing = false;
@@ -353,7 +359,7 @@ fn write_file(shared: &Shared, spec: &FileSpec, metrics: &Metrics) {
             }
         };
         if dropped > 0 {
-            metrics.decision_log_dropped("file", u64::try_from(dropped).unwrap_or(u64::MAX));
+            count_dropped("file", u64::try_from(dropped).unwrap_or(u64::MAX));
         }
         batch.clear();
         if batch.capacity() > KEPT_CAPACITY {
@@ -493,6 +499,7 @@ pub fn read_file(path: &Path) -> std::io::Result<(Vec<DecisionEntry>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::metrics::Metrics;
 
     fn line(n: i64) -> String {
         let mut line = String::new();
@@ -509,7 +516,7 @@ mod tests {
             mask,
             ..DecisionLogConfig::default()
         };
-        DecisionLog::start(&config, key(), metrics()).unwrap()
+        DecisionLog::start(&config, key(), counter(&metrics())).unwrap()
     }
 
     fn key() -> MaskKey {
@@ -517,9 +524,12 @@ mod tests {
     }
 
     fn metrics() -> Arc<Metrics> {
-        let set = crate::policy::FeedsPreset::default().compile().unwrap();
-        let store = Arc::new(crate::store::PolicyStore::new(set, None));
-        Arc::new(Metrics::new(store, None, true))
+        Arc::new(Metrics::new(None, true))
+    }
+
+    fn counter(metrics: &Arc<Metrics>) -> CountDropped {
+        let metrics = Arc::clone(metrics);
+        Arc::new(move |sink, entries| metrics.decision_log_dropped(sink, entries))
     }
 
     /// A log keeping `ring_entries` and writing `path`, and the metrics it counts drops in.
@@ -530,7 +540,7 @@ mod tests {
             file: Some(path.to_owned()),
             ..DecisionLogConfig::default()
         };
-        let log = DecisionLog::start(&config, key(), Arc::clone(&metrics)).unwrap();
+        let log = DecisionLog::start(&config, key(), counter(&metrics)).unwrap();
         (log, metrics)
     }
 

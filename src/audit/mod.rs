@@ -10,5 +10,5 @@ pub use entry::{
     Decided, DecisionEntry, Mask, MaskKey, MaskedField, ShadowDecided, ShadowVerdict, pseudonym,
 };
 pub use exercised::{Exercised, Subject, exercised};
-pub use log::{DecisionLog, DecisionLogConfig, read_file};
+pub use log::{CountDropped, DecisionLog, DecisionLogConfig, read_file};
 pub use suggest::{Suggestion, suggest};

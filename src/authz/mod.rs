@@ -4,7 +4,8 @@
 //! Both front ends, Envoy's gRPC ext_authz and the HTTP endpoint (Envoy's HTTP service, nginx
 //! `auth_request`, Traefik ForwardAuth), translate their request into an [`HttpCall`] and their answer
 //! from an [`Outcome`], so they cannot disagree. Synchronous and free of I/O: the caller brings the
-//! policy set, the clock and the bytes.
+//! policy set, the clock and the bytes, and through a [`Gate`] the two steps that are recorded
+//! (verifying the caller's token, deciding a request).
 //!
 //! Fails closed: a request no route describes is denied (as Keycloak's policy enforcer does), a path or
 //! body that cannot be read is refused, and a credential problem is a 401 before any rule is looked at.
@@ -14,14 +15,11 @@ mod strict;
 
 use serde_json::{Map, Value};
 
-use std::time::Instant;
-
-use crate::decider::{Call, Decider, Source};
+use crate::decider::Verdict;
 use crate::engine;
 use crate::policy::{IdPiece, PolicySet, Route, RouteMatch, ValueSource, body_values};
-use crate::principal::{Principal, PrincipalKind};
-use crate::telemetry::context::RequestSpan;
-use crate::token::{TokenError, Verifier};
+use crate::principal::Principal;
+use crate::token::{TokenError, bearer_token};
 
 pub use stream_error::{Denial, ErrorKind};
 
@@ -113,19 +111,34 @@ impl Allowed {
     }
 }
 
+/// What the authorizer asks of the service around it: the two steps whose outcome is recorded (a
+/// refused token is counted; a decision is counted, logged and traced).
+pub trait Gate {
+    /// The caller `token` speaks for, verified at `now` and not revoked by `policy`.
+    fn authenticate(
+        &self,
+        token: &str,
+        policy: &PolicySet,
+        now: i64,
+    ) -> Result<Principal, TokenError>;
+
+    /// The verdict on `request`, made with `policy` under its route mode, for the route `route`.
+    fn decide<'p>(
+        &self,
+        policy: &'p PolicySet,
+        request: &engine::Request<'_>,
+        route: &str,
+    ) -> Verdict<'p>;
+}
+
 /// What the authorizer needs besides the request.
 pub struct Authorizer<'a> {
-    pub verifier: &'a Verifier,
     /// The app's API key; empty: the `api_key` query parameter is not checked.
     pub api_key: &'a str,
     pub policy: &'a PolicySet,
     /// Seconds since the Unix epoch.
     pub now: i64,
-    pub decider: &'a Decider,
-    pub source: Source,
-    /// The request's span.
-    pub span: &'a RequestSpan,
-    pub started: Instant,
+    pub gate: &'a dyn Gate,
 }
 
 impl Authorizer<'_> {
@@ -217,17 +230,9 @@ impl Authorizer<'_> {
                 "the Authorization header with a JWT is missing",
             ));
         }
-        let result = self.verifier.verify_at(token, self.now).and_then(|p| {
-            if self.policy.revokes(&p) {
-                Err(TokenError::Revoked)
-            } else {
-                Ok(p)
-            }
-        });
-        result.map_err(|e| {
-            self.decider.metrics.token_rejected(e.reason());
-            token_denial(e)
-        })
+        self.gate
+            .authenticate(token, self.policy, self.now)
+            .map_err(token_denial)
     }
 
     fn decide(
@@ -260,13 +265,7 @@ impl Authorizer<'_> {
         };
         engine::bounds::check(&request)
             .map_err(|e| Denial::new(ErrorKind::Input, e.to_string()))?;
-        let call = Call {
-            source: self.source,
-            route: Some(&route.name),
-            span: self.span,
-            started: self.started,
-        };
-        let (mut verdict, _) = self.decider.decide(self.policy, &request, &call, false);
+        let mut verdict = self.gate.decide(self.policy, &request, &route.name);
         let mut asked = request;
         // The other resources the request acts on: the first one denied decides.
         let also: Vec<String> = route
@@ -287,8 +286,7 @@ impl Authorizer<'_> {
             };
             engine::bounds::check(&other)
                 .map_err(|e| Denial::new(ErrorKind::Input, e.to_string()))?;
-            let (next, _) = self.decider.decide(self.policy, &other, &call, false);
-            verdict = next;
+            verdict = self.gate.decide(self.policy, &other, &route.name);
             asked = other;
         }
         if verdict.allowed && !is_header_value(&principal.user_id) {
@@ -303,7 +301,7 @@ impl Authorizer<'_> {
             Ok(Allowed {
                 route: route.name.clone(),
                 user_id: principal.user_id.clone(),
-                principal_kind: principal_kind_name(principal.kind),
+                principal_kind: principal.kind.as_str(),
                 rule: verdict.decision.rule.to_owned(),
                 revision: self.policy.revision().to_owned(),
                 dry_run: verdict.dry_run,
@@ -446,17 +444,6 @@ fn read_body(route: &Route, body: CallBody<'_>) -> Result<Option<Value>, Denial>
     }
 }
 
-/// `Bearer <jwt>` or the bare JWT, as Stream's clients send either.
-fn bearer_token(value: &str) -> &str {
-    let value = value.trim();
-    match value.get(..7) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => {
-            value.get(7..).unwrap_or("").trim()
-        }
-        _ => value,
-    }
-}
-
 fn token_denial(error: TokenError) -> Denial {
     Denial::new(ErrorKind::Authentication, error.to_string())
 }
@@ -514,26 +501,9 @@ fn sanitize(text: &str) -> String {
         .collect()
 }
 
-pub fn principal_kind_name(kind: PrincipalKind) -> &'static str {
-    match kind {
-        PrincipalKind::User => "user",
-        PrincipalKind::Server => "server",
-        PrincipalKind::Scoped => "scoped",
-        PrincipalKind::Anonymous => "anonymous",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_prefix_is_optional_and_case_insensitive() {
-        assert_eq!(bearer_token("Bearer abc"), "abc");
-        assert_eq!(bearer_token("bearer  abc "), "abc");
-        assert_eq!(bearer_token("abc"), "abc");
-        assert_eq!(bearer_token("Bearer"), "Bearer");
-    }
 
     #[test]
     fn query_parameters_are_decoded_and_never_repeated() {

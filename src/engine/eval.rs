@@ -338,12 +338,7 @@ impl<'r, 'p> Eval<'r, 'p> {
     fn cel_input(&self) -> CelInput<'_> {
         let (principal, resource) = self.cel_values.get_or_init(|| {
             let p = self.request.principal;
-            let kind = match p.kind {
-                PrincipalKind::User => "user",
-                PrincipalKind::Anonymous => "anonymous",
-                PrincipalKind::Server => "server",
-                PrincipalKind::Scoped => "scoped",
-            };
+            let kind = p.kind.as_str();
             let principal = json!({
                 "id": p.user_id, "kind": kind, "roles": p.roles, "groups": p.groups,
                 "channel_roles": p.channel_roles, "claims": p.claims,

@@ -349,6 +349,11 @@ fn conclude(strategy: Strategy, tally: Tally<'_>) -> Decision<'_> {
 }
 
 /// The origin names used in explanations and reasons.
+/// How a decision is named in spans, metrics and the decision log.
+pub fn verdict_name(allowed: bool) -> &'static str {
+    if allowed { "allow" } else { "deny" }
+}
+
 pub fn origin_name(origin: Origin) -> &'static str {
     match origin {
         Origin::Rule => "rule",

@@ -17,13 +17,10 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::google::rpc;
 use tonic::{Request, Response, Status};
 
-use crate::App;
-use crate::authz::{
-    Allowed, Authorizer, CallBody, Denial, ErrorKind, HeaderLookup, HttpCall, Outcome,
-};
-use crate::decider::Source;
-use crate::telemetry::context::RequestSpan;
-use crate::token::unix_now;
+use super::layer::scope_of;
+use crate::app::App;
+use crate::authz::{Allowed, CallBody, Denial, ErrorKind, HeaderLookup, HttpCall, Outcome};
+use crate::door::Door;
 
 /// Envoy marks a body cut at `max_request_bytes` (with `allow_partial_message`) with this header.
 const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
@@ -89,9 +86,9 @@ impl Authorization for ExtAuthzService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let in_flight = self.app.metrics().start("ext_authz");
-        let started = in_flight.started();
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
+        let scope = scope_of(&extensions);
+        let started = scope.started();
         let http = request
             .attributes
             .and_then(|a| a.request)
@@ -118,25 +115,13 @@ impl Authorization for ExtAuthzService {
             body,
         };
         // The proxy's own trace context (gRPC metadata) first, else the client request's headers.
-        let header = |key: &str| {
-            metadata
-                .get(key)
-                .and_then(|v| v.to_str().ok())
-                .or_else(|| headers.header(key).ok().flatten())
-        };
-        let span = RequestSpan::start("envoy.service.auth.v3.Authorization/Check", &header);
+        let from_message = |key: &str| headers.header(key).ok().flatten();
+        let span = scope.span_or(&from_message);
         let policy = self.app.policies.current();
-        let authorizer = Authorizer {
-            verifier: &self.app.verifier,
-            api_key: &self.app.api_key,
-            policy: &policy,
-            now: unix_now(),
-            decider: &self.app.decider,
-            source: Source::ExtAuthz,
-            span: &span,
-            started,
-        };
-        let response = match authorizer.authorize(&call) {
+        let outcome = self
+            .app
+            .authorize(&policy, Door::ExtAuthz, span, started, &call);
+        let response = match outcome {
             Outcome::Allowed(allowed) => ok(&allowed, self.app.strip_authorization),
             Outcome::Denied(denial) => denied(&denial, started),
         };

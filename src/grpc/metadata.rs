@@ -4,7 +4,7 @@ use tonic::metadata::MetadataMap;
 
 use crate::error::Error;
 use crate::principal::{Principal, PrincipalKind};
-use crate::token::{TokenError, Verifier};
+use crate::token::{self, TokenError, Verifier};
 
 /// The token in the `authorization` metadata, with or without the `Bearer ` prefix.
 pub(super) fn bearer_token(metadata: &MetadataMap) -> Result<&str, Error> {
@@ -12,15 +12,8 @@ pub(super) fn bearer_token(metadata: &MetadataMap) -> Result<&str, Error> {
         .get("authorization")
         .ok_or(Error::Token(TokenError::Missing))?
         .to_str()
-        .map_err(|_| Error::Token(TokenError::Malformed("authorization is not ASCII")))?
-        .trim();
-    let token = match value.get(..7) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => {
-            value.get(7..).unwrap_or_default()
-        }
-        _ => value,
-    };
-    Ok(token)
+        .map_err(|_| Error::Token(TokenError::Malformed("authorization is not ASCII")))?;
+    Ok(token::bearer_token(value))
 }
 
 /// Requires the call to carry a valid server token; server-side operations are refused to anyone else.

@@ -1,14 +1,19 @@
 //! gRPC glue: our `gatehouse.v1.Gatehouse` service, Envoy's `envoy.service.auth.v3.Authorization`,
-//! health and reflection.
+//! health and reflection, all under one [`CallLayer`].
 //!
-//! Thin by design: convert the request, call `token` and `engine`, convert back. No decision logic here.
+//! Thin by design: convert the request, call the app (tokens, the decider, the store), convert back.
+//! The one rule decided here is which credential a call names: a token, `anonymous`, or a principal
+//! described by a caller holding a server token (`GatehouseService::caller`), since that is a matter
+//! of the API's fields.
 
 mod convert;
 mod ext_authz;
+mod layer;
 mod metadata;
 mod service;
 
 pub use ext_authz::ExtAuthzService;
+pub use layer::{CallLayer, CallScope};
 pub use service::GatehouseService;
 
 /// Generated code of `proto/gatehouse/v1/gatehouse.proto`, client included for callers and tests.

@@ -7,17 +7,18 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     explanation_to_pb, principal_from_input, principal_to_pb, struct_to_map, timestamp,
 };
+use super::layer::scope_of;
 use super::metadata::require_server;
 use super::pb;
-use crate::App;
+use crate::app::App;
 use crate::audit::{self, Subject};
-use crate::decider::{Call, Source};
+use crate::decider::Call;
+use crate::door::Door;
 use crate::engine;
 use crate::error::Error;
 use crate::policy::PolicySet;
 use crate::principal::Principal;
-use crate::telemetry::context::RequestSpan;
-use crate::token::{IssueRequest, TokenError, unix_now};
+use crate::token::{IssueRequest, unix_now};
 
 /// The most items one CheckBatch may carry.
 pub const MAX_BATCH_ITEMS: usize = 1_000;
@@ -64,17 +65,7 @@ impl GatehouseService {
 
     /// A verified token's principal, unless `policy` (the set deciding the call) revokes the token.
     fn verified(&self, token: &str, policy: &PolicySet) -> Result<Principal, Error> {
-        let result = self.app.verifier.verify(token).and_then(|principal| {
-            if policy.revokes(&principal) {
-                Err(TokenError::Revoked)
-            } else {
-                Ok(principal)
-            }
-        });
-        result.map_err(|e| {
-            self.app.metrics().token_rejected(e.reason());
-            Error::Token(e)
-        })
+        Ok(self.app.authenticate(token, policy, unix_now())?)
     }
 
     /// Decides one item through the decider, with its explanation when asked for.
@@ -142,20 +133,12 @@ impl Item {
     }
 }
 
-/// The request's span, joined to the caller's trace.
-fn span_for(name: &'static str, metadata: &MetadataMap) -> RequestSpan {
-    let header = |key: &str| metadata.get(key).and_then(|v| v.to_str().ok());
-    RequestSpan::start(name, &header)
-}
-
 #[tonic::async_trait]
 impl pb::gatehouse_server::Gatehouse for GatehouseService {
     async fn issue_token(
         &self,
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        let _in_flight = self.app.metrics().start("IssueToken");
-        let _span = span_for("gatehouse.v1.Gatehouse/IssueToken", request.metadata());
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let issued = self
@@ -179,8 +162,6 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let _in_flight = self.app.metrics().start("Verify");
-        let _span = span_for("gatehouse.v1.Gatehouse/Verify", request.metadata());
         let principal = self.verified(&request.get_ref().token, &self.app.policies.current())?;
         Ok(Response::new(pb::VerifyResponse {
             principal: Some(principal_to_pb(&principal)),
@@ -191,9 +172,8 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let in_flight = self.app.metrics().start("Check");
-        let (metadata, _, request) = request.into_parts();
-        let span = span_for("gatehouse.v1.Gatehouse/Check", &metadata);
+        let (metadata, extensions, request) = request.into_parts();
+        let scope = scope_of(&extensions);
         let item = item(request.action, request.resource, request.context)?;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
@@ -205,10 +185,10 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             request.principal,
         )?;
         let call = Call {
-            source: Source::Check,
+            door: Door::Check,
             route: None,
-            span: &span,
-            started: in_flight.started(),
+            span: scope.span(),
+            started: scope.started(),
         };
         let asked = item.request(&principal, unix_now());
         engine::bounds::check(&asked).map_err(Error::from)?;
@@ -228,9 +208,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
-        let in_flight = self.app.metrics().start("CheckBatch");
-        let (metadata, _, request) = request.into_parts();
-        let span = span_for("gatehouse.v1.Gatehouse/CheckBatch", &metadata);
+        let (metadata, extensions, request) = request.into_parts();
+        let scope = scope_of(&extensions);
+        let span = scope.span();
         span.set(
             "items",
             i64::try_from(request.items.len()).unwrap_or(i64::MAX),
@@ -257,10 +237,10 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             engine::bounds::check(&item.request(&principal, now)).map_err(Error::from)?;
         }
         let call = Call {
-            source: Source::Batch,
+            door: Door::Batch,
             route: None,
-            span: &span,
-            started: in_flight.started(),
+            span,
+            started: scope.started(),
         };
         let results: Vec<pb::CheckResult> = items
             .iter()
@@ -277,10 +257,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             let allowed = results.iter().filter(|r| r.allowed).count();
             span.set("allowed_items", i64::try_from(allowed).unwrap_or(i64::MAX));
             span.set("revision", policy.revision().to_owned());
-            span.set(
-                "principal.kind",
-                crate::authz::principal_kind_name(principal.kind),
-            );
+            span.set("principal.kind", principal.kind.as_str());
         }
         Ok(Response::new(pb::CheckBatchResponse {
             results,
@@ -293,9 +270,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::AllowedActionsRequest>,
     ) -> Result<Response<pb::AllowedActionsResponse>, Status> {
-        let _in_flight = self.app.metrics().start("AllowedActions");
         let (metadata, _, request) = request.into_parts();
-        let _span = span_for("gatehouse.v1.Gatehouse/AllowedActions", &metadata);
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
         // One set decides the whole call, its revocations included.
@@ -324,7 +299,6 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::ReloadPoliciesRequest>,
     ) -> Result<Response<pb::ReloadPoliciesResponse>, Status> {
-        let _span = span_for("gatehouse.v1.Gatehouse/ReloadPolicies", request.metadata());
         require_server(request.metadata(), &self.app.verifier)?;
         let result = self.app.policies.reload().await;
         let serving = self.app.policies.current().revision().to_owned();
@@ -346,7 +320,6 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::PolicyStatusRequest>,
     ) -> Result<Response<pb::PolicyStatusResponse>, Status> {
-        let _span = span_for("gatehouse.v1.Gatehouse/PolicyStatus", request.metadata());
         require_server(request.metadata(), &self.app.verifier)?;
         let store = &self.app.policies;
         let policy = store.current();
@@ -377,14 +350,10 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::ExercisedPermissionsRequest>,
     ) -> Result<Response<pb::ExercisedPermissionsResponse>, Status> {
-        let _span = span_for(
-            "gatehouse.v1.Gatehouse/ExercisedPermissions",
-            request.metadata(),
-        );
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let subject = subject(request.subject)?;
-        let entries = self.app.decider.log.snapshot();
+        let entries = self.app.decider.recent();
         let since = since_ms(request.since);
         let permissions = audit::exercised(&entries, &subject, since)
             .into_iter()
@@ -411,11 +380,10 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::SuggestPolicyRequest>,
     ) -> Result<Response<pb::SuggestPolicyResponse>, Status> {
-        let _span = span_for("gatehouse.v1.Gatehouse/SuggestPolicy", request.metadata());
         require_server(request.metadata(), &self.app.verifier)?;
         let request = request.into_inner();
         let subject = subject(request.subject)?;
-        let entries = self.app.decider.log.snapshot();
+        let entries = self.app.decider.recent();
         let exercised = audit::exercised(&entries, &subject, since_ms(request.since));
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let live = self.app.policies.current();

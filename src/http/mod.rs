@@ -1,318 +1,40 @@
-//! The HTTP listener (`GATEHOUSE_HTTP_LISTEN`): the authorization endpoint for proxies that ask over
-//! HTTP rather than Envoy's gRPC ext_authz.
-//!
-//! The authorization endpoint has two doors, and each reads the original request from exactly one
-//! place, never falling back to another:
-//! - under `/authz/`, Envoy's HTTP ext_authz service appends the original path to the configured
-//!   prefix (`/authz/api/v1.0/feed/user/1/?api_key=...`) and keeps the original method; the path and
-//!   the method are all that is read, whatever headers the client added;
-//! - `/authz` itself is asked by nginx `auth_request` (`X-Original-Method` / `X-Original-URI`) or by
-//!   Traefik ForwardAuth (`X-Forwarded-Method` / `X-Forwarded-Uri`): `GATEHOUSE_AUTHZ_PROXY` says
-//!   which, and only that pair is read. Each proxy sets its own pair and passes the client's other
-//!   headers through, so the other pair is client input. A missing, repeated or unreadable header is
-//!   a 400.
-//!
-//! 200 means allowed, with the upstream headers; 401, 403 or 400 carry Stream's error body, and the same
-//! body in `x-gatehouse-error`, because nginx does not pass an `auth_request` response body on.
-//! Thin glue around [`crate::authz`], like the gRPC services.
+//! The HTTP listener (`GATEHOUSE_HTTP_LISTEN`): the authorization door for proxies that ask over HTTP
+//! rather than Envoy's gRPC ext_authz ([`authz`](self::authz)), and apart from it the operator's
+//! endpoints: metrics, probes and the log level ([`admin`]), as linkerd keeps its admin server apart
+//! from the proxy.
+
+mod admin;
+mod authz;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::Response;
 use axum::routing::{any, get};
-use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
-use crate::App;
-use crate::authz::{
-    Authorizer, CallBody, Denial, ErrorKind, HeaderLookup, HttpCall, Outcome, ProxyHeaders,
-};
-use crate::decider::Source;
-use crate::telemetry::context::RequestSpan;
-use crate::token::unix_now;
+use crate::app::App;
 
-/// The largest request body the endpoint reads; a longer one counts as cut short.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// How long the endpoint waits for a request body.
-const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// The longest log filter accepted.
-const MAX_LOG_FILTER_BYTES: usize = 4096;
-/// The longest original URI accepted.
-const MAX_URI_BYTES: usize = 16 * 1024;
-/// The prefix of the authorization endpoint.
-pub const AUTHZ_PREFIX: &str = "/authz";
-/// Envoy's HTTP ext_authz removes the headers named here from the request it lets through.
-const ENVOY_HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
-/// Carries the error body on denials, for proxies that drop the body (nginx `auth_request`).
-pub const ERROR_HEADER: &str = "x-gatehouse-error";
+pub use authz::{AUTHZ_PREFIX, ERROR_HEADER, MAX_BODY_BYTES};
 
 /// The HTTP routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route(AUTHZ_PREFIX, any(authorize_from_headers))
-        .route("/authz/", any(authorize_from_path))
-        .route("/authz/{*original}", any(authorize_from_path))
-        .route("/metrics", get(metrics))
-        .route("/live", get(live))
-        .route("/ready", get(ready))
-        .route("/log/level", get(log_level).put(set_log_level))
+        .route(AUTHZ_PREFIX, any(authz::authorize_from_headers))
+        .route("/authz/", any(authz::authorize_from_path))
+        .route("/authz/{*original}", any(authz::authorize_from_path))
+        .route("/metrics", get(admin::metrics))
+        .route("/live", get(admin::live))
+        .route("/ready", get(admin::ready))
+        .route(
+            "/log/level",
+            get(admin::log_level).put(admin::set_log_level),
+        )
         .with_state(app)
 }
 
-/// Prometheus scrapes this: the OpenMetrics text format.
-async fn metrics(State(app): State<Arc<App>>) -> Response {
-    match app.metrics().render() {
-        Ok(text) => {
-            let mut response = (StatusCode::OK, text).into_response();
-            insert(
-                &mut response,
-                header::CONTENT_TYPE.as_str(),
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            );
-            response
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
-/// Liveness: the process answers.
-async fn live() -> &'static str {
-    "ok\n"
-}
-
-/// Readiness: a policy set is loaded and the server is not draining.
-async fn ready(State(app): State<Arc<App>>) -> Response {
-    if app.ready.load(Ordering::Relaxed) {
-        (
-            StatusCode::OK,
-            format!("ready {}\n", app.policies.current().revision()),
-        )
-            .into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
-    }
-}
-
-/// The log filter in force; only from loopback, like changing it.
-async fn log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
-    if !peer.ip().is_loopback() {
-        return (
-            StatusCode::FORBIDDEN,
-            "the log level can be read from loopback only\n",
-        )
-            .into_response();
-    }
-    match crate::telemetry::log_filter() {
-        Some(filter) => (StatusCode::OK, format!("{filter}\n")).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            "the log filter is not managed by this process\n",
-        )
-            .into_response(),
-    }
-}
-
-/// Sets the log filter (a `tracing` filter such as `debug` or `info,gatehouse=trace`); only from
-/// loopback, so that only someone on the pod itself can turn logging up. The peer is checked before
-/// the body is read, and the body is short and read under a deadline.
-async fn set_log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
-    if !peer.ip().is_loopback() {
-        return (
-            StatusCode::FORBIDDEN,
-            "the log level can be changed from loopback only\n",
-        )
-            .into_response();
-    }
-    let read = axum::body::to_bytes(request.into_body(), MAX_LOG_FILTER_BYTES);
-    let body = match tokio::time::timeout(BODY_TIMEOUT, read).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) | Err(_) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                "the filter must arrive at once and be at most 4096 bytes\n",
-            )
-                .into_response();
-        }
-    };
-    let filter = String::from_utf8_lossy(&body).trim().to_owned();
-    match crate::telemetry::set_log_filter(&filter) {
-        Ok(()) => {
-            tracing::info!(filter = %filter, "log filter changed");
-            (StatusCode::OK, format!("{filter}\n")).into_response()
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
-    }
-}
-
-struct Headers<'a>(&'a HeaderMap);
-
-impl HeaderLookup for Headers<'_> {
-    fn header(&self, name: &str) -> Result<Option<&str>, Denial> {
-        let mut values = self.0.get_all(name).iter();
-        let Some(value) = values.next() else {
-            return Ok(None);
-        };
-        if values.next().is_some() {
-            return Err(Denial::new(
-                ErrorKind::Input,
-                format!("the {name} header is given more than once"),
-            ));
-        }
-        value.to_str().map(Some).map_err(|_| {
-            Denial::new(
-                ErrorKind::Input,
-                format!("the {name} header is not printable ASCII"),
-            )
-        })
-    }
-}
-
-/// Envoy's HTTP service: the original request is this request's method and its path under `/authz`.
-async fn authorize_from_path(State(app): State<Arc<App>>, request: Request) -> Response {
-    let original = original_from_path(request.method(), request.uri());
-    authorize(app, request, Ok(original)).await
-}
-
-/// nginx or Traefik: the original request is in the configured proxy's pair of headers.
-async fn authorize_from_headers(State(app): State<Arc<App>>, request: Request) -> Response {
-    let original = original_from_headers(app.proxy_headers, request.headers());
-    authorize(app, request, original).await
-}
-
-async fn authorize(
-    app: Arc<App>,
-    request: Request,
-    original: Result<(String, String), Denial>,
-) -> Response {
-    let in_flight = app.metrics().start("http_authz");
-    let started = in_flight.started();
-    let (method, target) = match original {
-        Ok(original) => original,
-        Err(denial) => return denied(&denial, started),
-    };
-    let (parts, body) = request.into_parts();
-    // A body that is too long, or that does not arrive in time, counts as cut short.
-    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
-        .await
-    {
-        Ok(Ok(bytes)) => Some(bytes),
-        Ok(Err(_)) | Err(_) => None,
-    };
-    let call_body = match &body {
-        None => CallBody::Truncated,
-        Some(bytes) if bytes.is_empty() => CallBody::Absent,
-        Some(bytes) => CallBody::Complete(bytes),
-    };
-    let outcome = if target.len() > MAX_URI_BYTES {
-        Outcome::Denied(Denial::new(
-            crate::authz::ErrorKind::Input,
-            "the original URI is too long",
-        ))
-    } else {
-        let call = HttpCall {
-            method: &method,
-            path: &target,
-            headers: &Headers(&parts.headers),
-            body: call_body,
-        };
-        let header = |key: &str| parts.headers.get(key).and_then(|v| v.to_str().ok());
-        let span = RequestSpan::start("gatehouse /authz", &header);
-        let policy = app.policies.current();
-        Authorizer {
-            verifier: &app.verifier,
-            api_key: &app.api_key,
-            policy: &policy,
-            now: unix_now(),
-            decider: &app.decider,
-            source: Source::Http,
-            span: &span,
-            started,
-        }
-        .authorize(&call)
-    };
-    match outcome {
-        Outcome::Allowed(allowed) => {
-            let mut response = StatusCode::OK.into_response();
-            let mut absent = Vec::new();
-            for (name, value) in allowed.upstream_headers() {
-                if value.is_empty() {
-                    absent.push(name);
-                }
-                insert(&mut response, name, value);
-            }
-            // Envoy's HTTP service only overwrites the headers an answer carries: this removes a
-            // client's own x-gatehouse-user-id when there is no user (nginx and Traefik replace
-            // or drop them themselves, and ignore this header).
-            insert(&mut response, ENVOY_HEADERS_TO_REMOVE, &absent.join(","));
-            response
-        }
-        Outcome::Denied(denial) => denied(&denial, started),
-    }
-}
-
-/// The method and request target Envoy's HTTP service asks about.
-fn original_from_path(method: &Method, uri: &axum::http::Uri) -> (String, String) {
-    let path = uri.path();
-    let original = path.strip_prefix(AUTHZ_PREFIX).unwrap_or(path);
-    let original = if original.is_empty() { "/" } else { original };
-    let target = match uri.query() {
-        Some(query) => format!("{original}?{query}"),
-        None => original.to_owned(),
-    };
-    (method.as_str().to_owned(), target)
-}
-
-/// The method and request target from the proxy's own pair of headers, each present exactly once.
-fn original_from_headers(
-    proxy: ProxyHeaders,
-    headers: &HeaderMap,
-) -> Result<(String, String), Denial> {
-    let (method, uri) = proxy.names();
-    Ok((only_header(headers, method)?, only_header(headers, uri)?))
-}
-
-fn only_header(headers: &HeaderMap, name: &str) -> Result<String, Denial> {
-    let mut values = headers.get_all(name).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(Denial::new(
-            ErrorKind::Input,
-            format!("the proxy must send exactly one {name} header"),
-        ));
-    };
-    value.to_str().map(str::to_owned).map_err(|_| {
-        Denial::new(
-            ErrorKind::Input,
-            format!("the {name} header is not printable ASCII"),
-        )
-    })
-}
-
-fn denied(denial: &Denial, started: Instant) -> Response {
-    let status = StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::FORBIDDEN);
-    let body = denial.body(started.elapsed());
-    let mut response = (status, Body::from(Bytes::from(body.clone()))).into_response();
-    insert(
-        &mut response,
-        header::CONTENT_TYPE.as_str(),
-        "application/json",
-    );
-    insert(&mut response, ERROR_HEADER, &body);
-    if let Some(rule) = &denial.rule {
-        insert(&mut response, crate::authz::RULE_HEADER, rule);
-    }
-    if let Some(revision) = &denial.revision {
-        insert(&mut response, crate::authz::REVISION_HEADER, revision);
-    }
-    response
-}
-
 /// Sets a header; values that are not valid header text (never expected) and empty values are left out.
-fn insert(response: &mut Response, name: &str, value: &str) {
+pub(crate) fn insert(response: &mut Response, name: &str, value: &str) {
     if value.is_empty() {
         return;
     }
@@ -321,66 +43,5 @@ fn insert(response: &mut Response, name: &str, value: &str) {
         HeaderValue::from_str(value),
     ) {
         response.headers_mut().insert(name, value);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static [u8])]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(*name, HeaderValue::from_bytes(value).unwrap());
-        }
-        headers
-    }
-
-    #[test]
-    fn the_path_door_reads_the_path_only() {
-        let uri: axum::http::Uri = "/authz/api/v1.0/feed/user/1/?api_key=k".parse().unwrap();
-        let (m, t) = original_from_path(&Method::POST, &uri);
-        assert_eq!(
-            (m.as_str(), t.as_str()),
-            ("POST", "/api/v1.0/feed/user/1/?api_key=k")
-        );
-    }
-
-    #[test]
-    fn the_header_door_reads_only_the_configured_pair() {
-        let both = headers(&[
-            ("x-original-method", b"DELETE"),
-            ("x-original-uri", b"/api/x/?a=1"),
-            ("x-forwarded-method", b"PUT"),
-            ("x-forwarded-uri", b"/api/y/"),
-        ]);
-        let (m, t) = original_from_headers(ProxyHeaders::Nginx, &both).unwrap();
-        assert_eq!((m.as_str(), t.as_str()), ("DELETE", "/api/x/?a=1"));
-        let (m, t) = original_from_headers(ProxyHeaders::Traefik, &both).unwrap();
-        assert_eq!((m.as_str(), t.as_str()), ("PUT", "/api/y/"));
-    }
-
-    #[test]
-    fn a_missing_repeated_or_unreadable_header_is_refused_never_replaced() {
-        let cases = [
-            headers(&[
-                ("x-original-method", b"GET"),
-                ("x-forwarded-uri", b"/api/y/"),
-            ]),
-            headers(&[
-                ("x-original-method", b"GET"),
-                ("x-original-uri", b"/api/x/?x=\xc3\xa9"),
-                ("x-forwarded-uri", b"/api/y/"),
-            ]),
-            headers(&[
-                ("x-original-method", b"GET"),
-                ("x-original-uri", b"/api/y/"),
-                ("x-original-uri", b"/api/x/"),
-            ]),
-        ];
-        for case in cases {
-            let denial = original_from_headers(ProxyHeaders::Nginx, &case).unwrap_err();
-            assert_eq!(denial.status(), 400, "{case:?}");
-        }
     }
 }

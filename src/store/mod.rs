@@ -14,7 +14,10 @@ use arc_swap::ArcSwap;
 use crate::policy::{LoadError, LoadErrors, PolicySet, Source, compile};
 use crate::token::unix_now;
 
+mod metrics;
 mod watch;
+
+pub use metrics::register as register_metrics;
 
 pub use watch::spawn_watcher;
 

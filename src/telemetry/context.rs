@@ -24,9 +24,9 @@ pub(super) fn set_tracer(tracer: SdkTracer) {
 }
 
 /// Looks headers up by lower-case name.
-struct Lookup<'a>(&'a dyn Fn(&str) -> Option<&'a str>);
+struct Lookup<'f, 'h>(&'f dyn Fn(&str) -> Option<&'h str>);
 
-impl Extractor for Lookup<'_> {
+impl Extractor for Lookup<'_, '_> {
     fn get(&self, key: &str) -> Option<&str> {
         (self.0)(key)
     }
@@ -53,10 +53,7 @@ pub struct RequestSpan {
 impl RequestSpan {
     /// Starts the span for `name`, as a child of the trace in `header` (a lookup of the request's
     /// headers) when there is one.
-    pub fn start<'a>(
-        name: &'static str,
-        header: &'a dyn Fn(&str) -> Option<&'a str>,
-    ) -> RequestSpan {
+    pub fn start<'h>(name: &'static str, header: &dyn Fn(&str) -> Option<&'h str>) -> RequestSpan {
         let parent = header("traceparent")
             .map(|_| TraceContextPropagator::new().extract(&Lookup(header)))
             .filter(|cx| cx.span().span_context().is_valid());

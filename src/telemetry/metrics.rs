@@ -18,13 +18,12 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::decider::{Source, verdict_name};
-use crate::store::PolicyStore;
+use crate::door::Door;
+use crate::engine::verdict_name;
 
 /// Latency buckets, in seconds: decisions take microseconds, RPCs on loopback tens of microseconds.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -73,6 +72,8 @@ pub struct Metrics {
     shadow_differences: Family<ShadowLabels, Counter>,
     decision_log_dropped: Family<SinkLabels, Counter>,
     otel: Option<Otel>,
+    /// The meter of the OTLP pipeline, for the instruments domains register themselves.
+    meter: Option<Meter>,
     /// Off: nothing is recorded (`GATEHOUSE_METRICS=false`), for measuring what recording costs.
     enabled: bool,
 }
@@ -84,8 +85,9 @@ impl fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Metrics for a server whose live set is `store` (read at scrape time for reloads and revision).
-    pub fn new(store: Arc<PolicyStore>, meter: Option<&Meter>, enabled: bool) -> Metrics {
+    /// The service's own metrics; domains that report state read at scrape time (the policy store)
+    /// add theirs with [`Metrics::register`].
+    pub fn new(meter: Option<&Meter>, enabled: bool) -> Metrics {
         let mut registry = Registry::with_prefix("gatehouse");
         let decisions = Arc::new(DecisionCounts::default());
         registry.register_collector(Box::new(DecisionCollector {
@@ -123,11 +125,7 @@ impl Metrics {
             "Decision log entries dropped because a sink fell behind",
             decision_log_dropped.clone(),
         );
-        registry.register_collector(Box::new(StoreCollector {
-            store: Arc::clone(&store),
-        }));
-        let otel =
-            meter.map(|meter| Otel::new(meter, store, in_flight.clone(), Arc::clone(&decisions)));
+        let otel = meter.map(|meter| Otel::new(meter, in_flight.clone(), Arc::clone(&decisions)));
         Metrics {
             registry,
             decisions,
@@ -138,8 +136,15 @@ impl Metrics {
             shadow_differences,
             decision_log_dropped,
             otel,
+            meter: meter.cloned(),
             enabled,
         }
+    }
+
+    /// Lets a domain add the metrics it reports itself, read when scraped or exported: `add` gets
+    /// the Prometheus registry and, when OTLP is configured, the meter.
+    pub fn register(&mut self, add: impl FnOnce(&mut Registry, Option<&Meter>)) {
+        add(&mut self.registry, self.meter.as_ref());
     }
 
     /// The Prometheus (OpenMetrics) text exposition.
@@ -149,7 +154,7 @@ impl Metrics {
         Ok(text)
     }
 
-    pub fn decision(&self, allowed: bool, rule: &str, source: Source) {
+    pub fn decision(&self, allowed: bool, rule: &str, source: Door) {
         if self.enabled {
             self.decisions.count(allowed, rule, source);
         }
@@ -233,13 +238,18 @@ impl Metrics {
 
     /// Counts a request in flight until the guard is dropped, and records its latency then.
     pub fn start(&self, rpc: &'static str) -> InFlight<'_> {
+        self.start_at(rpc, std::time::Instant::now())
+    }
+
+    /// [`Metrics::start`] for a request that began at `started`.
+    pub fn start_at(&self, rpc: &'static str, started: std::time::Instant) -> InFlight<'_> {
         if self.enabled {
             self.in_flight.inc();
         }
         InFlight {
             metrics: self,
             rpc,
-            started: std::time::Instant::now(),
+            started,
         }
     }
 }
@@ -270,12 +280,7 @@ impl Drop for InFlight<'_> {
 impl Otel {
     /// `in_flight` and the decision counts are read at export time rather than recorded twice per
     /// request.
-    fn new(
-        meter: &Meter,
-        store: Arc<PolicyStore>,
-        in_flight: Gauge,
-        decisions: Arc<DecisionCounts>,
-    ) -> Otel {
+    fn new(meter: &Meter, in_flight: Gauge, decisions: Arc<DecisionCounts>) -> Otel {
         let _decisions = meter
             .u64_observable_counter("gatehouse.decisions")
             .with_description("Decisions by result, deciding rule and source")
@@ -296,24 +301,6 @@ impl Otel {
             .i64_observable_up_down_counter("gatehouse.in_flight_requests")
             .with_description("Requests being answered")
             .with_callback(move |observer| observer.observe(in_flight.get(), &[]))
-            .build();
-        let reloads_store = Arc::clone(&store);
-        let _reloads = meter
-            .u64_observable_counter("gatehouse.reloads")
-            .with_description("Policy reloads by result")
-            .with_callback(move |observer| {
-                let status = reloads_store.status().clone();
-                observer.observe(status.reloads_ok, &[KeyValue::new("result", "ok")]);
-                observer.observe(status.reloads_failed, &[KeyValue::new("result", "failed")]);
-            })
-            .build();
-        let _revision = meter
-            .u64_observable_gauge("gatehouse.policy.revision")
-            .with_description("The serving policy revision (value 1, revision as attribute)")
-            .with_callback(move |observer| {
-                let revision = store.current().revision().to_owned();
-                observer.observe(1, &[KeyValue::new("revision", revision)]);
-            })
             .build();
         Otel {
             latency: meter
@@ -339,7 +326,7 @@ impl Otel {
 }
 
 /// One counter per (result, source) of a rule.
-type RuleCounts = [AtomicU64; 2 * Source::ALL.len()];
+type RuleCounts = [AtomicU64; 2 * Door::ALL.len()];
 
 /// Decisions counted by result, deciding rule and source. Counting is a lookup in a map that is only
 /// ever replaced, never locked: a rule's counters are created the first time it decides, which
@@ -352,7 +339,7 @@ struct DecisionCounts {
 }
 
 impl DecisionCounts {
-    fn slot(allowed: bool, source: Source) -> usize {
+    fn slot(allowed: bool, source: Door) -> usize {
         source.index() * 2 + usize::from(allowed)
     }
 
@@ -362,7 +349,7 @@ impl DecisionCounts {
         }
     }
 
-    fn count(&self, allowed: bool, rule: &str, source: Source) {
+    fn count(&self, allowed: bool, rule: &str, source: Door) {
         let slot = Self::slot(allowed, source);
         if let Some(counts) = self.rules.load().get(rule) {
             Self::add(counts, slot);
@@ -386,7 +373,7 @@ impl DecisionCounts {
             let Some(counts) = rules.get(name) else {
                 continue;
             };
-            for source in Source::ALL {
+            for source in Door::ALL {
                 for allowed in [true, false] {
                     let count = counts
                         .get(Self::slot(allowed, source))
@@ -432,67 +419,18 @@ impl Collector for DecisionCollector {
     }
 }
 
-/// Reads the store at scrape time: reload counts, the serving revision and when it was loaded.
-struct StoreCollector {
-    store: Arc<PolicyStore>,
-}
-
-impl fmt::Debug for StoreCollector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreCollector").finish_non_exhaustive()
-    }
-}
-
-impl Collector for StoreCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let status = self.store.status().clone();
-        let reloads = [("ok", status.reloads_ok), ("failed", status.reloads_failed)];
-        {
-            let mut family = encoder.encode_descriptor(
-                "reloads",
-                "Policy reloads by result",
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            for (result, count) in reloads {
-                let labels = [("result", result)];
-                let metric = family.encode_family(&labels)?;
-                ConstCounter::new(count).encode(metric)?;
-            }
-        }
-        let revision = self.store.current().revision().to_owned();
-        let info = Info::new(vec![("revision".to_owned(), revision)]);
-        let metric = encoder.encode_descriptor(
-            "policy",
-            "The serving policy revision",
-            None,
-            info.metric_type(),
-        )?;
-        info.encode(metric)?;
-        let loaded = status.loaded_at;
-        let metric = encoder.encode_descriptor(
-            "policy_loaded_timestamp_seconds",
-            "When the serving policy set was loaded",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
-        )?;
-        ConstGauge::new(loaded).encode(metric)?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn slots_are_distinct_for_every_result_and_source() {
-        let mut slots: Vec<usize> = Source::ALL
+        let mut slots: Vec<usize> = Door::ALL
             .iter()
             .flat_map(|&s| [true, false].map(|a| DecisionCounts::slot(a, s)))
             .collect();
         slots.sort_unstable();
-        assert_eq!(slots, (0..2 * Source::ALL.len()).collect::<Vec<_>>());
+        assert_eq!(slots, (0..2 * Door::ALL.len()).collect::<Vec<_>>());
     }
 
     #[test]
@@ -504,7 +442,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for n in 0..2_000 {
                         let rule = format!("rule-{}", (n + t) % 50);
-                        counts.count(n % 3 == 0, &rule, Source::ALL[n % 4]);
+                        counts.count(n % 3 == 0, &rule, Door::ALL[n % 4]);
                     }
                 })
             })

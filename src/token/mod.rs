@@ -29,3 +29,28 @@ pub fn unix_now() -> i64 {
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+/// The token in an `Authorization` value: `Bearer <jwt>` (the prefix in any case) or the bare JWT, as
+/// Stream's clients send either. The one reading of the header, for every door.
+pub fn bearer_token(value: &str) -> &str {
+    let value = value.trim();
+    match value.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => {
+            value.get(7..).unwrap_or("").trim()
+        }
+        _ => value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_prefix_is_optional_and_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), "abc");
+        assert_eq!(bearer_token("bearer  abc "), "abc");
+        assert_eq!(bearer_token("abc"), "abc");
+        assert_eq!(bearer_token("Bearer"), "Bearer");
+    }
+}

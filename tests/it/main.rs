@@ -22,6 +22,7 @@ mod ext_authz;
 mod feeds_matrix;
 mod http_authz;
 mod issue_token;
+mod layout;
 mod nginx_e2e;
 mod observability;
 mod policy_rpcs;

@@ -1,0 +1,174 @@
+//! What the services share: the token machinery, the live policy set, the decider, and the few
+//! steps every door takes the same way (who is calling, and an authorizer for a proxied request).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use crate::audit::{self, CountDropped, DecisionLog};
+use crate::authz::{self, Authorizer, HttpCall, Outcome, ProxyHeaders};
+use crate::config::Config;
+use crate::decider::{Call, Decider, Verdict};
+use crate::door::Door;
+use crate::engine;
+use crate::error::ServeError;
+use crate::policy::{LoadErrors, PolicySet};
+use crate::principal::Principal;
+use crate::store::{self, PolicyStore};
+use crate::telemetry::context::RequestSpan;
+use crate::telemetry::metrics::Metrics;
+use crate::token::{Issuer, TokenError, Verifier, unix_now};
+
+/// What the services share.
+pub struct App {
+    pub verifier: Verifier,
+    pub issuer: Issuer,
+    pub policies: Arc<PolicyStore>,
+    /// The app's API key, which proxied requests must carry as `api_key`; empty: not checked.
+    pub api_key: String,
+    /// Remove the caller's `Authorization` header from requests a proxy lets through.
+    pub strip_authorization: bool,
+    /// The pair of headers `GET /authz` reads the original request from.
+    pub proxy_headers: ProxyHeaders,
+    /// Decides and records every check.
+    pub decider: Decider,
+    metrics: Arc<Metrics>,
+    /// Whether the server is accepting work (false once draining); `/ready` reports it.
+    pub ready: AtomicBool,
+}
+
+impl App {
+    pub fn from_config(config: &Config) -> Result<App, ServeError> {
+        let policies = Arc::new(
+            PolicyStore::new(initial_policies(config)?, config.policy_dir.clone())
+                .allowing_empty(config.allow_empty_policy),
+        );
+        let shadow = match &config.shadow_policy_dir {
+            Some(dir) => Some(Arc::new(PolicyStore::new(
+                store::load_dir(dir)?,
+                Some(dir.clone()),
+            ))),
+            None => None,
+        };
+        let meter = config
+            .otlp
+            .as_ref()
+            .map(|_| opentelemetry::global::meter("gatehouse"));
+        let mut metrics = Metrics::new(meter.as_ref(), config.metrics);
+        metrics.register(|registry, meter| store::register_metrics(&policies, registry, meter));
+        let metrics = Arc::new(metrics);
+        let mask_key = audit::MaskKey::derive(config.secret.expose());
+        let counted = Arc::clone(&metrics);
+        let count_dropped: CountDropped =
+            Arc::new(move |sink, entries| counted.decision_log_dropped(sink, entries));
+        let log = DecisionLog::start(&config.decision_log, mask_key, count_dropped)
+            .map_err(ServeError::DecisionLog)?;
+        Ok(App {
+            verifier: Verifier::new(&config.secret, config.verify.clone()),
+            issuer: Issuer::new(&config.secret),
+            policies,
+            api_key: config.api_key.clone(),
+            strip_authorization: config.strip_authorization,
+            proxy_headers: config.proxy_headers,
+            decider: Decider::new(Arc::clone(&metrics), log, shadow),
+            metrics,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The metrics, for what records beside the services (the gRPC call layer).
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The caller `token` speaks for: verified at `now`, and not revoked by `policy` (the set that
+    /// decides the call). Every refusal is counted by reason. The one path from a token to a caller,
+    /// for every door.
+    pub fn authenticate(
+        &self,
+        token: &str,
+        policy: &PolicySet,
+        now: i64,
+    ) -> Result<Principal, TokenError> {
+        let result = self.verifier.verify_at(token, now).and_then(|principal| {
+            if policy.revokes(&principal) {
+                Err(TokenError::Revoked)
+            } else {
+                Ok(principal)
+            }
+        });
+        result.inspect_err(|e| self.metrics.token_rejected(e.reason()))
+    }
+
+    /// Authorizes a request a proxy asks about through `door`, decided by `policy` and recorded with
+    /// the request's span and start.
+    pub fn authorize(
+        &self,
+        policy: &PolicySet,
+        door: Door,
+        span: &RequestSpan,
+        started: Instant,
+        call: &HttpCall<'_>,
+    ) -> Outcome {
+        let gate = DoorGate {
+            app: self,
+            door,
+            span,
+            started,
+        };
+        Authorizer {
+            api_key: &self.api_key,
+            policy,
+            now: unix_now(),
+            gate: &gate,
+        }
+        .authorize(call)
+    }
+}
+
+/// One proxied call's [`authz::Gate`]: the app's authentication, and the decider recording for the
+/// call's door, span and start.
+struct DoorGate<'a> {
+    app: &'a App,
+    door: Door,
+    span: &'a RequestSpan,
+    started: Instant,
+}
+
+impl authz::Gate for DoorGate<'_> {
+    fn authenticate(
+        &self,
+        token: &str,
+        policy: &PolicySet,
+        now: i64,
+    ) -> Result<Principal, TokenError> {
+        self.app.authenticate(token, policy, now)
+    }
+
+    fn decide<'p>(
+        &self,
+        policy: &'p PolicySet,
+        request: &engine::Request<'_>,
+        route: &str,
+    ) -> Verdict<'p> {
+        let call = Call {
+            door: self.door,
+            route: Some(route),
+            span: self.span,
+            started: self.started,
+        };
+        self.app.decider.decide(policy, request, &call, false).0
+    }
+}
+
+/// The policy directory's set, or the built-in Feeds preset when none is configured.
+pub fn initial_policies(config: &Config) -> Result<PolicySet, LoadErrors> {
+    match &config.policy_dir {
+        Some(dir) => store::load_dir(dir),
+        None => config.feeds.compile(),
+    }
+}

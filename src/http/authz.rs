@@ -1,0 +1,260 @@
+//! The authorization endpoint for proxies that ask over HTTP rather than Envoy's gRPC ext_authz.
+//!
+//! It has two doors, and each reads the original request from exactly one
+//! place, never falling back to another:
+//! - under `/authz/`, Envoy's HTTP ext_authz service appends the original path to the configured
+//!   prefix (`/authz/api/v1.0/feed/user/1/?api_key=...`) and keeps the original method; the path and
+//!   the method are all that is read, whatever headers the client added;
+//! - `/authz` itself is asked by nginx `auth_request` (`X-Original-Method` / `X-Original-URI`) or by
+//!   Traefik ForwardAuth (`X-Forwarded-Method` / `X-Forwarded-Uri`): `GATEHOUSE_AUTHZ_PROXY` says
+//!   which, and only that pair is read. Each proxy sets its own pair and passes the client's other
+//!   headers through, so the other pair is client input. A missing, repeated or unreadable header is
+//!   a 400.
+//!
+//! 200 means allowed, with the upstream headers; 401, 403 or 400 carry Stream's error body, and the same
+//! body in `x-gatehouse-error`, because nginx does not pass an `auth_request` response body on.
+//! Thin glue around [`crate::authz`] through [`App::authorize`], like the gRPC services.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::insert;
+use crate::app::App;
+use crate::authz::{CallBody, Denial, ErrorKind, HeaderLookup, HttpCall, Outcome, ProxyHeaders};
+use crate::door::Door;
+use crate::telemetry::context::RequestSpan;
+
+/// The largest request body the endpoint reads; a longer one counts as cut short.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long the endpoint waits for a request body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest original URI accepted.
+const MAX_URI_BYTES: usize = 16 * 1024;
+/// The prefix of the authorization endpoint.
+pub const AUTHZ_PREFIX: &str = "/authz";
+/// Envoy's HTTP ext_authz removes the headers named here from the request it lets through.
+const ENVOY_HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+/// Carries the error body on denials, for proxies that drop the body (nginx `auth_request`).
+pub const ERROR_HEADER: &str = "x-gatehouse-error";
+
+struct Headers<'a>(&'a HeaderMap);
+
+impl HeaderLookup for Headers<'_> {
+    fn header(&self, name: &str) -> Result<Option<&str>, Denial> {
+        let mut values = self.0.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(Denial::new(
+                ErrorKind::Input,
+                format!("the {name} header is given more than once"),
+            ));
+        }
+        value.to_str().map(Some).map_err(|_| {
+            Denial::new(
+                ErrorKind::Input,
+                format!("the {name} header is not printable ASCII"),
+            )
+        })
+    }
+}
+
+/// Envoy's HTTP service: the original request is this request's method and its path under `/authz`.
+pub(super) async fn authorize_from_path(State(app): State<Arc<App>>, request: Request) -> Response {
+    let original = original_from_path(request.method(), request.uri());
+    authorize(app, request, Ok(original)).await
+}
+
+/// nginx or Traefik: the original request is in the configured proxy's pair of headers.
+pub(super) async fn authorize_from_headers(
+    State(app): State<Arc<App>>,
+    request: Request,
+) -> Response {
+    let original = original_from_headers(app.proxy_headers, request.headers());
+    authorize(app, request, original).await
+}
+
+async fn authorize(
+    app: Arc<App>,
+    request: Request,
+    original: Result<(String, String), Denial>,
+) -> Response {
+    let in_flight = app.metrics().start("http_authz");
+    let started = in_flight.started();
+    let (method, target) = match original {
+        Ok(original) => original,
+        Err(denial) => return denied(&denial, started),
+    };
+    let (parts, body) = request.into_parts();
+    // A body that is too long, or that does not arrive in time, counts as cut short.
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
+        .await
+    {
+        Ok(Ok(bytes)) => Some(bytes),
+        Ok(Err(_)) | Err(_) => None,
+    };
+    let call_body = match &body {
+        None => CallBody::Truncated,
+        Some(bytes) if bytes.is_empty() => CallBody::Absent,
+        Some(bytes) => CallBody::Complete(bytes),
+    };
+    let outcome = if target.len() > MAX_URI_BYTES {
+        Outcome::Denied(Denial::new(
+            crate::authz::ErrorKind::Input,
+            "the original URI is too long",
+        ))
+    } else {
+        let call = HttpCall {
+            method: &method,
+            path: &target,
+            headers: &Headers(&parts.headers),
+            body: call_body,
+        };
+        let header = |key: &str| parts.headers.get(key).and_then(|v| v.to_str().ok());
+        let span = RequestSpan::start("gatehouse /authz", &header);
+        let policy = app.policies.current();
+        app.authorize(&policy, Door::Http, &span, started, &call)
+    };
+    match outcome {
+        Outcome::Allowed(allowed) => {
+            let mut response = StatusCode::OK.into_response();
+            let mut absent = Vec::new();
+            for (name, value) in allowed.upstream_headers() {
+                if value.is_empty() {
+                    absent.push(name);
+                }
+                insert(&mut response, name, value);
+            }
+            // Envoy's HTTP service only overwrites the headers an answer carries: this removes a
+            // client's own x-gatehouse-user-id when there is no user (nginx and Traefik replace
+            // or drop them themselves, and ignore this header).
+            insert(&mut response, ENVOY_HEADERS_TO_REMOVE, &absent.join(","));
+            response
+        }
+        Outcome::Denied(denial) => denied(&denial, started),
+    }
+}
+
+/// The method and request target Envoy's HTTP service asks about.
+fn original_from_path(method: &Method, uri: &axum::http::Uri) -> (String, String) {
+    let path = uri.path();
+    let original = path.strip_prefix(AUTHZ_PREFIX).unwrap_or(path);
+    let original = if original.is_empty() { "/" } else { original };
+    let target = match uri.query() {
+        Some(query) => format!("{original}?{query}"),
+        None => original.to_owned(),
+    };
+    (method.as_str().to_owned(), target)
+}
+
+/// The method and request target from the proxy's own pair of headers, each present exactly once.
+fn original_from_headers(
+    proxy: ProxyHeaders,
+    headers: &HeaderMap,
+) -> Result<(String, String), Denial> {
+    let (method, uri) = proxy.names();
+    Ok((only_header(headers, method)?, only_header(headers, uri)?))
+}
+
+fn only_header(headers: &HeaderMap, name: &str) -> Result<String, Denial> {
+    let mut values = headers.get_all(name).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(Denial::new(
+            ErrorKind::Input,
+            format!("the proxy must send exactly one {name} header"),
+        ));
+    };
+    value.to_str().map(str::to_owned).map_err(|_| {
+        Denial::new(
+            ErrorKind::Input,
+            format!("the {name} header is not printable ASCII"),
+        )
+    })
+}
+
+fn denied(denial: &Denial, started: Instant) -> Response {
+    let status = StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::FORBIDDEN);
+    let body = denial.body(started.elapsed());
+    let mut response = (status, Body::from(Bytes::from(body.clone()))).into_response();
+    insert(
+        &mut response,
+        header::CONTENT_TYPE.as_str(),
+        "application/json",
+    );
+    insert(&mut response, ERROR_HEADER, &body);
+    if let Some(rule) = &denial.rule {
+        insert(&mut response, crate::authz::RULE_HEADER, rule);
+    }
+    if let Some(revision) = &denial.revision {
+        insert(&mut response, crate::authz::REVISION_HEADER, revision);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static [u8])]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_path_door_reads_the_path_only() {
+        let uri: axum::http::Uri = "/authz/api/v1.0/feed/user/1/?api_key=k".parse().unwrap();
+        let (m, t) = original_from_path(&Method::POST, &uri);
+        assert_eq!(
+            (m.as_str(), t.as_str()),
+            ("POST", "/api/v1.0/feed/user/1/?api_key=k")
+        );
+    }
+
+    #[test]
+    fn the_header_door_reads_only_the_configured_pair() {
+        let both = headers(&[
+            ("x-original-method", b"DELETE"),
+            ("x-original-uri", b"/api/x/?a=1"),
+            ("x-forwarded-method", b"PUT"),
+            ("x-forwarded-uri", b"/api/y/"),
+        ]);
+        let (m, t) = original_from_headers(ProxyHeaders::Nginx, &both).unwrap();
+        assert_eq!((m.as_str(), t.as_str()), ("DELETE", "/api/x/?a=1"));
+        let (m, t) = original_from_headers(ProxyHeaders::Traefik, &both).unwrap();
+        assert_eq!((m.as_str(), t.as_str()), ("PUT", "/api/y/"));
+    }
+
+    #[test]
+    fn a_missing_repeated_or_unreadable_header_is_refused_never_replaced() {
+        let cases = [
+            headers(&[
+                ("x-original-method", b"GET"),
+                ("x-forwarded-uri", b"/api/y/"),
+            ]),
+            headers(&[
+                ("x-original-method", b"GET"),
+                ("x-original-uri", b"/api/x/?x=\xc3\xa9"),
+                ("x-forwarded-uri", b"/api/y/"),
+            ]),
+            headers(&[
+                ("x-original-method", b"GET"),
+                ("x-original-uri", b"/api/y/"),
+                ("x-original-uri", b"/api/x/"),
+            ]),
+        ];
+        for case in cases {
+            let denial = original_from_headers(ProxyHeaders::Nginx, &case).unwrap_err();
+            assert_eq!(denial.status(), 400, "{case:?}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The commands people run: issue and verify tokens from the local secret, and ask a running server.
 //!
-//! Each returns its output as text and leaves printing and exit codes to `main`.
+//! Each returns its output as text and leaves printing and exit codes to [`super::run`].
 
 use std::path::{Path, PathBuf};
 
@@ -30,7 +30,7 @@ pub enum CliError {
     #[error("{0}")]
     Policy(crate::policy::LoadErrors),
     #[error("cannot reach the server: {0}")]
-    Connect(String),
+    Connect(#[source] tonic::transport::Error),
     #[error("the server refused the call: {0}")]
     Call(String),
 }
@@ -45,14 +45,33 @@ fn load_secret_config(config: Option<&Path>) -> Result<Config, CliError> {
 }
 
 /// What `gatehouse token issue` mints.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, clap::Args)]
 pub struct IssueArgs {
+    /// The user id of a user token.
+    #[arg(
+        long = "user",
+        conflicts_with = "server",
+        required_unless_present = "server"
+    )]
     pub user_id: Option<String>,
+    /// Issue a server token ({"server": true}) instead.
+    #[arg(long)]
     pub server: bool,
-    pub ttl_seconds: i64,
+    /// Lifetime such as 1h or 30m; without it the token never expires (Stream's default).
+    #[arg(long = "ttl", value_parser = parse_ttl)]
+    pub ttl_seconds: Option<i64>,
+    #[arg(long = "role")]
     pub roles: Vec<String>,
+    #[arg(long = "group")]
     pub groups: Vec<String>,
+    /// Extra claim key=value (repeatable); JSON values keep their type.
+    #[arg(long = "claim", value_parser = parse_pair)]
     pub claims: Vec<(String, String)>,
+}
+
+fn parse_ttl(text: &str) -> Result<i64, String> {
+    let duration = crate::config::parse_duration(text)?;
+    i64::try_from(duration.as_secs()).map_err(|_| "lifetime too long".to_owned())
 }
 
 pub fn issue_token(config: Option<&Path>, args: IssueArgs) -> Result<String, CliError> {
@@ -71,7 +90,7 @@ pub fn issue_token(config: Option<&Path>, args: IssueArgs) -> Result<String, Cli
         .collect();
     let issued = issuer.issue(IssueRequest {
         user_id,
-        expires_in_seconds: args.ttl_seconds,
+        expires_in_seconds: args.ttl_seconds.unwrap_or(0),
         claims,
         roles: args.roles,
         groups: args.groups,
@@ -110,14 +129,22 @@ pub fn principal_json(principal: &Principal) -> Value {
 }
 
 /// What `gatehouse check` asks.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct CheckArgs {
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub addr: String,
+    #[arg(long)]
     pub token: String,
+    #[arg(long)]
     pub action: String,
-    /// `kind:id`, e.g. `feed:user:tommaso`; the id may itself contain colons.
+    /// kind:id, e.g. feed:user:tommaso or users:jack.
+    #[arg(long)]
     pub resource: String,
+    /// Resource attribute key=value (repeatable), e.g. user_id=jack.
+    #[arg(long = "attr", value_parser = parse_pair)]
     pub attributes: Vec<(String, String)>,
+    /// Request context key=value (repeatable), e.g. actor=tommaso.
+    #[arg(long, value_parser = parse_pair)]
     pub context: Vec<(String, String)>,
 }
 
@@ -145,7 +172,7 @@ pub async fn check(args: CheckArgs) -> Result<CheckOutcome, CliError> {
     };
     let mut client = GatehouseClient::connect(args.addr)
         .await
-        .map_err(|e| CliError::Connect(e.to_string()))?;
+        .map_err(CliError::Connect)?;
     let response = client
         .check(request)
         .await
@@ -255,13 +282,19 @@ pub fn test(dir: &Path) -> Result<TestOutcome, CliError> {
 }
 
 /// What `gatehouse eval` asks, offline.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// A user id, or a principal as JSON: `{"id": "jack", "roles": ["admin"]}`, `{"anonymous": true}`.
+    /// A user id, or JSON: '{"id": "jack", "roles": ["admin"]}', '{"anonymous": true}'.
+    #[arg(long)]
     pub principal: String,
+    #[arg(long)]
     pub action: String,
+    /// kind:id, e.g. message:m1.
+    #[arg(long)]
     pub resource: String,
+    #[arg(long = "attr", value_parser = parse_pair)]
     pub attributes: Vec<(String, String)>,
+    #[arg(long, value_parser = parse_pair)]
     pub context: Vec<(String, String)>,
 }
 
@@ -362,13 +395,26 @@ fn push_policy(report: &mut String, policy: &crate::engine::PolicyTrace, depth: 
 }
 
 /// Whose decisions, from which decision log files, since when.
+#[derive(clap::Args)]
 pub struct LogQuery {
+    /// The decision log file (GATEHOUSE_DECISION_LOG_FILE); rotated files are read with --log too.
+    #[arg(long = "log", required = true)]
     pub logs: Vec<PathBuf>,
-    /// The live policies the log's decisions came from (`suggest` keeps only what they cannot have
-    /// decided on anything but the subject); `None`: the built-in preset.
+    /// The policy directory that made the decisions (`suggest` checks its suggestion against it);
+    /// the built-in preset when not given.
+    // `suggest` keeps only what the live policies cannot have decided on anything but the subject.
+    #[arg(long, env = "GATEHOUSE_POLICY_DIR")]
     pub policy_dir: Option<PathBuf>,
+    #[arg(
+        long = "user",
+        conflicts_with = "role",
+        required_unless_present = "role"
+    )]
     pub user_id: Option<String>,
+    #[arg(long)]
     pub role: Option<String>,
+    /// Only decisions at or after this time: RFC 3339 (2026-11-22T10:00:00Z) or an age (24h, 7d).
+    #[arg(long)]
     pub since: Option<String>,
 }
 

@@ -30,11 +30,9 @@ use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use gatehouse::App;
-use gatehouse::authz::{
-    Authorizer, CallBody, Denial, HeaderLookup, HttpCall, Outcome, RULE_HEADER,
-};
+use gatehouse::authz::{CallBody, Denial, HeaderLookup, HttpCall, Outcome, RULE_HEADER};
 use gatehouse::config::Config;
-use gatehouse::decider::Source;
+use gatehouse::door::Door;
 use gatehouse::grpc::ExtAuthzService;
 use gatehouse::telemetry::context::RequestSpan;
 use gatehouse_fuzz::token::{SECRET, sign};
@@ -324,17 +322,9 @@ fn run(line: Option<(&str, &str)>, input: &Input) {
         body: call_body,
     };
     let span = RequestSpan::start("fuzz", &|_| None);
-    let authorizer = Authorizer {
-        verifier: &h.app.verifier,
-        api_key: &h.app.api_key,
-        policy: &policy,
-        now: gatehouse::token::unix_now(),
-        decider: &h.app.decider,
-        source: Source::ExtAuthz,
-        span: &span,
-        started: Instant::now(),
-    };
-    let outcome = authorizer.authorize(&call);
+    let outcome = h
+        .app
+        .authorize(&policy, Door::ExtAuthz, &span, Instant::now(), &call);
     check_allowed(&outcome, &policy, &method, &path, &lookup);
     let direct = match &outcome {
         Outcome::Allowed(allowed) => Answer {

@@ -393,6 +393,78 @@ async fn metrics_count_decisions_latency_token_rejections_and_the_serving_revisi
 // ---------------------------------------------------------------------------------------------------
 // Health
 
+/// Every RPC goes through the same call layer: the admin RPCs, health and reflection are timed and
+/// counted in flight like Check, an RPC that fails is timed too, and a path that is no RPC is counted
+/// under one `unknown` label, whatever its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_is_timed_under_its_own_name_and_unknown_paths_under_one() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    fn with_server<T>(message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", common::server_token())
+                .parse()
+                .unwrap(),
+        );
+        request
+    }
+    client
+        .policy_status(with_server(pb::PolicyStatusRequest {}))
+        .await
+        .unwrap();
+    client
+        .reload_policies(with_server(pb::ReloadPoliciesRequest {}))
+        .await
+        .unwrap();
+    // Refused (no server token): still timed under its name.
+    assert!(
+        client
+            .policy_status(tonic::Request::new(pb::PolicyStatusRequest {}))
+            .await
+            .is_err()
+    );
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    for name in ["Nope", "Another"] {
+        let mut grpc = tonic::client::Grpc::new(server.channel().await);
+        grpc.ready().await.unwrap();
+        let path = format!("/gatehouse.v1.Gatehouse/{name}").parse().unwrap();
+        let answer: Result<tonic::Response<pb::PolicyStatusResponse>, _> = grpc
+            .unary(
+                tonic::Request::new(pb::PolicyStatusRequest {}),
+                path,
+                tonic_prost::ProstCodec::default(),
+            )
+            .await;
+        assert_eq!(answer.unwrap_err().code(), tonic::Code::Unimplemented);
+    }
+    let (text, scrape) = scrape(&server).await;
+    let count = |rpc: &str| {
+        value(
+            &scrape,
+            "gatehouse_request_duration_seconds_count",
+            &[("rpc", rpc)],
+        )
+    };
+    assert_eq!(count("PolicyStatus"), Some(2.0), "{text}");
+    assert_eq!(count("ReloadPolicies"), Some(1.0), "{text}");
+    assert_eq!(count("Health/Check"), Some(1.0), "{text}");
+    assert_eq!(count("unknown"), Some(2.0), "{text}");
+    assert_eq!(count("Nope"), None, "{text}");
+    assert_eq!(
+        value(&scrape, "gatehouse_in_flight_requests", &[]),
+        Some(0.0),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_and_ready_answer_and_ready_turns_503_while_draining() {
     let mut server = TestServer::start_with(&[("GATEHOUSE_DRAIN_DELAY", "2s")]).await;

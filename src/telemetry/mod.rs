@@ -9,7 +9,6 @@ use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -17,7 +16,29 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
-use crate::config::{LogConfig, OtlpConfig};
+/// How logs are written; the configuration fills it in, telemetry only reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub json: bool,
+    /// A `tracing` filter such as `info` or `gatehouse=debug`.
+    pub filter: String,
+}
+
+/// Which OpenTelemetry signals are exported over OTLP/gRPC. The exporters, the periodic reader and
+/// the resource read the other standard `OTEL_*` variables themselves (endpoints, headers, timeouts,
+/// `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`, the
+/// sampler); this holds what the SDK leaves to us: whether each signal is exported at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// Where spans go, as the exporter resolves it (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`); none exports no spans (and makes none).
+    pub traces_endpoint: Option<String>,
+    /// Where metrics go, resolved the same way; none exports no metrics over OTLP (`/metrics` is
+    /// unaffected).
+    pub metrics_endpoint: Option<String>,
+    /// The service name when `OTEL_SERVICE_NAME` gives none, instead of the SDK's `unknown_service`.
+    pub fallback_service_name: Option<String>,
+}
 
 /// The runtime-adjustable log filter, when this process installed the subscriber.
 struct LogControl {
@@ -85,13 +106,13 @@ fn install(log: &LogConfig, otlp: Option<&OtlpConfig>) -> Result<Telemetry, Tele
     let layers = vec![fmt];
     let mut telemetry = Telemetry::default();
     if let Some(otlp) = otlp {
-        let resource = Resource::builder()
-            .with_service_name(otlp.service_name.clone())
-            .build();
-        if let Some(endpoint) = &otlp.traces_endpoint {
+        let resource = match &otlp.fallback_service_name {
+            Some(name) => Resource::builder().with_service_name(name.clone()).build(),
+            None => Resource::builder().build(),
+        };
+        if otlp.traces_endpoint.is_some() {
             let spans = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint.clone())
                 .build()
                 .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
             let tracer_provider = SdkTracerProvider::builder()
@@ -102,15 +123,12 @@ fn install(log: &LogConfig, otlp: Option<&OtlpConfig>) -> Result<Telemetry, Tele
             context::set_tracer(tracer_provider.tracer("gatehouse"));
             telemetry.tracer = Some(tracer_provider);
         }
-        if let Some(endpoint) = &otlp.metrics_endpoint {
+        if otlp.metrics_endpoint.is_some() {
             let exporter = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint.clone())
                 .build()
                 .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-            let reader = PeriodicReader::builder(exporter)
-                .with_interval(otlp.metric_interval)
-                .build();
+            let reader = PeriodicReader::builder(exporter).build();
             let meter_provider = SdkMeterProvider::builder()
                 .with_reader(reader)
                 .with_resource(resource)

@@ -941,6 +941,23 @@ fn readme_values_table_matches_values_yaml() {
     assert_eq!(top, known, "values.yaml and values.schema.json disagree");
 }
 
+#[test]
+fn readme_settings_table_matches_the_settings() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md");
+    let start = "<!-- settings table: generated from src/config/settings.rs, checked by tests/deploy.rs -->\n";
+    let end = "<!-- end of settings table -->";
+    let expected = gatehouse::config::readme_table();
+    let table = readme
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once(end))
+        .map(|(table, _)| table);
+    assert_eq!(
+        table,
+        Some(expected.as_str()),
+        "README.md's configuration table is not the settings'; the table should read:\n\n{expected}"
+    );
+}
+
 // --- The image and the sidecar pod -------------------------------------------------------------------------
 
 /// podman and buildah share one storage: one test at a time uses them.

@@ -1,0 +1,526 @@
+//! The only place that reads configuration: a YAML file (`--config`) and `GATEHOUSE_*` environment
+//! variables, the environment winning, plus the decisions the OpenTelemetry SDK leaves to us.
+//!
+//! Every setting is one row of [`settings::SETTINGS`], which drives reading, defaults, parsing and
+//! README's table. Every invalid setting is collected and reported together, so an operator fixes
+//! them in one round; the binary then exits with code 64. Error messages name the setting, never its
+//! value, because the value may be a secret. Config depends on the domains' types; no domain imports
+//! config.
+
+mod file;
+mod otlp;
+mod parse;
+mod settings;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::audit::DecisionLogConfig;
+use crate::authz::ProxyHeaders;
+use crate::policy::FeedsPreset;
+use crate::token::{ApiSecret, VerifyOptions};
+
+pub use crate::telemetry::{LogConfig, OtlpConfig};
+pub use parse::parse_duration;
+pub use settings::readme_table;
+
+use settings::{Draft, Input, SETTINGS};
+
+/// The listen address when none is configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The HTTP listener (the `/authz` endpoint for proxies); `None`: no HTTP listener.
+    pub http_listen: Option<SocketAddr>,
+    pub api_key: String,
+    pub secret: ApiSecret,
+    /// No secret was configured: a random one is in use and the server is loopback-only.
+    pub development: bool,
+    pub verify: VerifyOptions,
+    /// The built-in preset's feed groups; used when no policy directory is configured.
+    pub feeds: FeedsPreset,
+    /// A directory of policy files (a Kubernetes ConfigMap mount); `None`: the built-in Feeds preset.
+    pub policy_dir: Option<PathBuf>,
+    /// How long the policy directory must be quiet before a change is reloaded.
+    pub reload_debounce: Duration,
+    /// How long in-flight calls may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// How long to keep serving (while reporting NOT_SERVING) before closing the listener, so load
+    /// balancers and health checkers notice first.
+    pub drain_delay: Duration,
+    pub log: LogConfig,
+    /// Remove the caller's `Authorization` header from requests a proxy lets through, so the upstream
+    /// never sees the token.
+    pub strip_authorization: bool,
+    pub decision_log: DecisionLogConfig,
+    /// A second policy directory evaluated beside the live one, to roll out a new policy with evidence.
+    pub shadow_policy_dir: Option<PathBuf>,
+    /// OpenTelemetry export over OTLP/gRPC; `None`: nothing is exported.
+    pub otlp: Option<OtlpConfig>,
+    /// Record metrics (default); off only to measure what recording costs.
+    pub metrics: bool,
+    /// Which headers carry the original request to `GET /authz`: nginx's or Traefik's, never both.
+    pub proxy_headers: ProxyHeaders,
+    /// Bounds on connections and streams of both listeners.
+    pub limits: ConnectionLimits,
+    /// Let a reload replace a serving policy set with one that has no rules (normally refused, since
+    /// it denies everything).
+    pub allow_empty_policy: bool,
+}
+
+/// What one client can hold of the server: every bound is configurable and has a default that a
+/// sidecar serving one pod never reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long an HTTP client has to send a request's headers (from the connection's start, or from
+    /// the end of the previous response); a connection that sends nothing for this long is closed.
+    pub http_header_timeout: Duration,
+    /// The most HTTP connections open at once; further ones wait in the listen backlog.
+    pub http_max_connections: usize,
+    /// The most gRPC connections open at once; further ones wait in the listen backlog.
+    pub grpc_max_connections: usize,
+    /// The most concurrent streams (calls) per gRPC connection, advertised as
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub grpc_max_concurrent_streams: u32,
+    /// How often an idle gRPC connection is pinged; one that does not answer within
+    /// `grpc_keepalive_timeout` is closed.
+    pub grpc_keepalive_interval: Duration,
+    pub grpc_keepalive_timeout: Duration,
+    /// The largest header block (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`) a gRPC call may send.
+    pub grpc_max_header_bytes: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            http_header_timeout: Duration::from_secs(10),
+            http_max_connections: 1024,
+            grpc_max_connections: 1024,
+            grpc_max_concurrent_streams: 128,
+            grpc_keepalive_interval: Duration::from_secs(30),
+            grpc_keepalive_timeout: Duration::from_secs(10),
+            grpc_max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// One invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where the setting came from: an environment variable, a file key, or the file itself.
+    pub setting: String,
+    pub message: String,
+}
+
+/// Every invalid setting found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for error in &self.0 {
+            writeln!(f, "  - {}: {}", error.setting, error.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Loads the configuration from an optional YAML file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
+        Self::load_with(file, &|name| std::env::var(name).ok())
+    }
+
+    /// Loads the configuration with `env` standing in for the process environment.
+    pub fn load_with(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut input = Input {
+            env,
+            file: Default::default(),
+            errors: Vec::new(),
+        };
+        if let Some(path) = file {
+            input.file = file::read_file(path, &mut input);
+        }
+        let mut draft = Draft::new();
+        for setting in SETTINGS {
+            setting.load(&mut input, &mut draft);
+        }
+        let otlp = otlp::load_otlp(&mut input);
+        let config = build(draft, otlp, &mut input);
+        match config {
+            Some(config) if input.errors.is_empty() => Ok(config),
+            _ => Err(ConfigErrors(input.errors)),
+        }
+    }
+}
+
+/// The settings that depend on one another: feed groups exclude a policy directory, the secret
+/// comes from one place, and only loopback may go without one.
+fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Option<Config> {
+    if draft.feed_groups_configured
+        && let Some(source) = draft.sources.get("GATEHOUSE_POLICY_DIR")
+    {
+        input.error(
+            source,
+            "feed groups (feeds.groups, GATEHOUSE_FEED_GROUPS) only configure the built-in preset; with a policy directory, edit its lists instead",
+        );
+    }
+    let secret = load_secret(&draft, input);
+    let listen = draft.listen?;
+    let (secret, development) = match secret {
+        SecretSource::Configured(secret) => (secret, false),
+        SecretSource::Invalid => return None,
+        SecretSource::Absent if listen.ip().is_loopback() => (ApiSecret::random(), true),
+        SecretSource::Absent => {
+            input.error(
+                "GATEHOUSE_API_SECRET",
+                "required when listening on a non-loopback address (set it or GATEHOUSE_API_SECRET_FILE)",
+            );
+            return None;
+        }
+    };
+    let api_key = draft.api_key.unwrap_or_else(|| {
+        if development {
+            "dev".to_owned()
+        } else {
+            String::new()
+        }
+    });
+    Some(Config {
+        listen,
+        http_listen: draft.http_listen,
+        api_key,
+        secret,
+        development,
+        verify: draft.verify,
+        feeds: draft.feeds,
+        policy_dir: draft.policy_dir,
+        reload_debounce: draft.reload_debounce,
+        shutdown_grace: draft.shutdown_grace,
+        drain_delay: draft.drain_delay,
+        log: draft.log,
+        strip_authorization: draft.strip_authorization,
+        decision_log: draft.decision_log,
+        shadow_policy_dir: draft.shadow_policy_dir,
+        otlp,
+        metrics: draft.metrics,
+        proxy_headers: draft.proxy_headers,
+        limits: draft.limits,
+        allow_empty_policy: draft.allow_empty_policy,
+    })
+}
+
+enum SecretSource {
+    Configured(ApiSecret),
+    Absent,
+    Invalid,
+}
+
+fn load_secret(draft: &Draft, input: &mut Input<'_>) -> SecretSource {
+    let source = |env: &str| draft.sources.get(env).cloned().unwrap_or_default();
+    let (source, secret) = match (&draft.api_secret, &draft.api_secret_file) {
+        (None, None) => return SecretSource::Absent,
+        (Some(_), Some(_)) => {
+            let inline = source("GATEHOUSE_API_SECRET");
+            let message = format!(
+                "set either {inline} or {}, not both",
+                source("GATEHOUSE_API_SECRET_FILE")
+            );
+            input.error(&inline, message);
+            return SecretSource::Invalid;
+        }
+        (Some(inline), None) => (source("GATEHOUSE_API_SECRET"), inline.clone()),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            // Kubernetes Secret files and `echo` often end with a newline that is not part of the secret.
+            Ok(contents) => (
+                source("GATEHOUSE_API_SECRET_FILE"),
+                contents.trim_end_matches(['\r', '\n']).to_owned(),
+            ),
+            Err(e) => {
+                input.error(
+                    &source("GATEHOUSE_API_SECRET_FILE"),
+                    format!("cannot read the secret file: {}", e.kind()),
+                );
+                return SecretSource::Invalid;
+            }
+        },
+    };
+    if secret.len() < ApiSecret::MIN_LEN {
+        input.error(
+            &source,
+            format!(
+                "the API secret must be at least {} bytes (HS256 keys must be as long as the hash)",
+                ApiSecret::MIN_LEN
+            ),
+        );
+        return SecretSource::Invalid;
+    }
+    SecretSource::Configured(ApiSecret::new(secret))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::policy::FeedGroupPermission;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef0123";
+
+    fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        if let Some(text) = file {
+            tmp.write_all(text.as_bytes()).unwrap();
+        }
+        Config::load_with(file.map(|_| tmp.path()), &|name| env.get(name).cloned())
+    }
+
+    fn otlp(env: &[(&str, &str)]) -> Option<OtlpConfig> {
+        load(None, env).unwrap().otlp
+    }
+
+    #[test]
+    fn each_otlp_signal_goes_only_where_an_endpoint_says() {
+        assert_eq!(otlp(&[]), None);
+        let common = otlp(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")]).unwrap();
+        assert_eq!(common.traces_endpoint.as_deref(), Some("http://c:4317"));
+        assert_eq!(common.metrics_endpoint.as_deref(), Some("http://c:4317"));
+        // A signal-specific endpoint alone does not send the other signal anywhere.
+        let metrics = otlp(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4317")]).unwrap();
+        assert_eq!(metrics.traces_endpoint, None);
+        assert_eq!(metrics.metrics_endpoint.as_deref(), Some("http://m:4317"));
+        let traces = otlp(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4317")]).unwrap();
+        assert_eq!(traces.traces_endpoint.as_deref(), Some("http://t:4317"));
+        assert_eq!(traces.metrics_endpoint, None);
+        let both = otlp(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4317"),
+        ])
+        .unwrap();
+        assert_eq!(both.traces_endpoint.as_deref(), Some("http://t:4317"));
+        assert_eq!(both.metrics_endpoint.as_deref(), Some("http://c:4317"));
+    }
+
+    #[test]
+    fn an_otlp_signal_can_be_turned_off() {
+        let no_traces = otlp(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ])
+        .unwrap();
+        assert_eq!(no_traces.traces_endpoint, None);
+        assert_eq!(no_traces.metrics_endpoint.as_deref(), Some("http://c:4317"));
+        let nothing = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+        ];
+        assert_eq!(otlp(&nothing), None);
+        let off = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ];
+        assert_eq!(otlp(&off), None);
+        let errors = load(
+            None,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                ("OTEL_METRICS_EXPORTER", "prometheus"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.0[0].setting, "OTEL_METRICS_EXPORTER");
+    }
+
+    #[test]
+    fn no_configuration_is_development_mode_on_loopback() {
+        let config = load(None, &[]).unwrap();
+        assert!(config.development);
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.secret.len(), 64);
+    }
+
+    #[test]
+    fn non_loopback_needs_a_secret() {
+        let errors = load(None, &[("GATEHOUSE_LISTEN", "0.0.0.0:50051")]).unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.0[0].setting, "GATEHOUSE_API_SECRET");
+    }
+
+    #[test]
+    fn environment_wins_over_file() {
+        let config = load(
+            Some("listen: 127.0.0.1:7000\napi_secret: 0123456789abcdef0123456789abcdefXXXX\n"),
+            &[("GATEHOUSE_LISTEN", "127.0.0.1:7001")],
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 7001);
+        assert!(!config.development);
+    }
+
+    #[test]
+    fn every_invalid_setting_is_reported_without_values() {
+        let errors = load(
+            None,
+            &[
+                ("GATEHOUSE_LISTEN", "nowhere"),
+                ("GATEHOUSE_API_SECRET", "short-secret-value"),
+                ("GATEHOUSE_TOKEN_LEEWAY_SECONDS", "-3"),
+                ("GATEHOUSE_ALLOW_DEV_TOKENS", "perhaps"),
+                ("GATEHOUSE_FEED_GROUPS", "timeline=public"),
+                ("GATEHOUSE_SHUTDOWN_GRACE", "forever"),
+            ],
+        )
+        .unwrap_err();
+        let settings: Vec<&str> = errors.0.iter().map(|e| e.setting.as_str()).collect();
+        for expected in [
+            "GATEHOUSE_LISTEN",
+            "GATEHOUSE_API_SECRET",
+            "GATEHOUSE_TOKEN_LEEWAY_SECONDS",
+            "GATEHOUSE_ALLOW_DEV_TOKENS",
+            "GATEHOUSE_FEED_GROUPS",
+            "GATEHOUSE_SHUTDOWN_GRACE",
+        ] {
+            assert!(
+                settings.contains(&expected),
+                "{expected} missing from {errors}"
+            );
+        }
+        assert!(!errors.to_string().contains("short-secret-value"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let errors = load(Some("listn: 127.0.0.1:1\n"), &[]).unwrap_err();
+        assert!(errors.to_string().contains("listn"), "{errors}");
+    }
+
+    #[test]
+    fn feed_groups_merge_over_defaults() {
+        let config = load(
+            Some("feeds:\n  groups:\n    timeline: global_read_write\n    user: private\n"),
+            &[("GATEHOUSE_API_SECRET", SECRET)],
+        )
+        .unwrap();
+        let groups = &config.feeds.groups;
+        assert_eq!(groups["timeline"], FeedGroupPermission::GlobalReadWrite);
+        assert_eq!(groups["user"], FeedGroupPermission::Private);
+        assert_eq!(groups["notification"], FeedGroupPermission::GlobalWrite);
+    }
+
+    #[test]
+    fn policy_dir_must_exist_and_excludes_preset_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let config = load(None, &[("GATEHOUSE_POLICY_DIR", path)]).unwrap();
+        assert_eq!(config.policy_dir.as_deref(), Some(dir.path()));
+        let missing = load(None, &[("GATEHOUSE_POLICY_DIR", "/nonexistent/policies")]).unwrap_err();
+        assert_eq!(missing.0[0].setting, "GATEHOUSE_POLICY_DIR");
+        let both = load(
+            None,
+            &[
+                ("GATEHOUSE_POLICY_DIR", path),
+                ("GATEHOUSE_FEED_GROUPS", "timeline=global_read"),
+            ],
+        )
+        .unwrap_err();
+        assert!(both.to_string().contains("built-in preset"), "{both}");
+    }
+
+    #[test]
+    fn the_shipped_example_config_loads() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "{SECRET}").unwrap();
+        let path = secret.path().to_str().unwrap().to_owned();
+        let example = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/gatehouse.yaml"
+        ));
+        let env = HashMap::from([("GATEHOUSE_API_SECRET_FILE".to_owned(), path)]);
+        let config = Config::load_with(Some(example), &|name| env.get(name).cloned()).unwrap();
+        assert_eq!(config.verify.leeway_seconds, 5);
+        assert_eq!(config.drain_delay, Duration::from_secs(5));
+        assert!(config.log.json);
+        assert!(!config.development);
+    }
+
+    #[test]
+    fn secret_file_is_read_and_trimmed() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "{SECRET}").unwrap();
+        let path = secret.path().to_str().unwrap().to_owned();
+        let config = load(None, &[("GATEHOUSE_API_SECRET_FILE", &path)]).unwrap();
+        assert_eq!(config.secret.expose(), SECRET.as_bytes());
+    }
+
+    #[test]
+    fn the_table_defaults_are_the_domains_defaults() {
+        let config = load(None, &[]).unwrap();
+        assert_eq!(config.verify, VerifyOptions::default());
+        assert_eq!(config.decision_log, DecisionLogConfig::default());
+        assert_eq!(config.limits, ConnectionLimits::default());
+        // README shows the preset's groups that are not private; setting them changes nothing.
+        let shown = load(
+            None,
+            &[(
+                "GATEHOUSE_FEED_GROUPS",
+                "user=global_read,notification=global_write",
+            )],
+        )
+        .unwrap();
+        assert_eq!(shown.feeds, FeedsPreset::default());
+    }
+
+    #[test]
+    fn each_setting_has_its_own_variable_key_and_place_in_the_file() {
+        let mut envs = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        let mut orders = std::collections::BTreeSet::new();
+        for setting in SETTINGS {
+            let doc = setting.doc();
+            assert!(envs.insert(doc.env), "{} twice", doc.env);
+            if !doc.key.is_empty() {
+                assert!(keys.insert(doc.key), "{} twice", doc.key);
+                assert!(
+                    orders.insert(doc.file_order),
+                    "{} shares its place",
+                    doc.key
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_the_keys_the_file_knows() {
+        let errors = load(Some("listn: 127.0.0.1:1\n"), &[]).unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        assert!(
+            errors.0[0].message.ends_with(
+                "unknown field `listn`, expected one of `listen`, `http_listen`, `api_key`, `api_secret`, `api_secret_file`, `policy_dir`, `reload_debounce`, `tokens`, `feeds`, `shutdown`, `log`, `authz`, `decision_log`, `shadow_policy_dir`, `metrics`, `allow_empty_policy`, `limits`"
+            ),
+            "{errors}"
+        );
+        let errors = load(Some("log:\n  lvl: x\n"), &[]).unwrap_err();
+        assert!(
+            errors.0[0].message.ends_with(
+                "log: unknown field `lvl`, expected `format` or `level` at line 2 column 3"
+            ),
+            "{errors}"
+        );
+    }
+}

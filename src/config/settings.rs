@@ -1,0 +1,689 @@
+//! The table of settings: each names its environment variable, its file key, its default as README
+//! shows it, its parser and its description, and says where its value goes. Reading the environment
+//! and the file, defaults, parsing and README's configuration table all come from [`SETTINGS`], so a
+//! setting is written once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::file::FileValue;
+use super::{ConfigError, ConnectionLimits, DEFAULT_LISTEN, parse};
+use crate::audit::DecisionLogConfig;
+use crate::authz::ProxyHeaders;
+use crate::policy::{FeedGroupPermission, FeedsPreset};
+use crate::telemetry::LogConfig;
+use crate::token::VerifyOptions;
+
+/// A default as README shows it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Shown {
+    /// A value, shown in backticks and parsed like a configured one when nothing is configured.
+    Value(&'static str),
+    /// Words describing what happens when nothing is configured; no value is parsed.
+    Words(&'static str),
+}
+
+/// What README says about a setting, and where the file keeps it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Doc {
+    pub env: &'static str,
+    /// The dotted file key (`limits.http_max_connections`); empty: not in the file.
+    pub key: &'static str,
+    pub default: Shown,
+    pub description: &'static str,
+    /// Where the key comes in the file format's own order, which unknown-key messages list (README
+    /// orders the settings differently).
+    pub file_order: u8,
+}
+
+/// How the file spells a setting's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    Scalar,
+    /// A map of names to scalars (`feeds.groups`).
+    Map,
+}
+
+/// One row of the table.
+pub(super) trait Entry: Sync {
+    fn doc(&self) -> &Doc;
+    fn shape(&self) -> Shape {
+        Shape::Scalar
+    }
+    /// README's first cell.
+    fn env_cell(&self) -> String {
+        format!("`{}`", self.doc().env)
+    }
+    /// Reads the setting (environment over file over default) into `draft`, recording any error.
+    fn load(&self, input: &mut Input<'_>, draft: &mut Draft);
+}
+
+/// A setting with one value, parsed by `parse` and stored by `put`.
+pub(super) struct Setting<T> {
+    pub doc: Doc,
+    pub parse: fn(&str) -> Result<T, String>,
+    pub put: fn(&mut Draft, T),
+}
+
+impl<T> Entry for Setting<T> {
+    fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    fn load(&self, input: &mut Input<'_>, draft: &mut Draft) {
+        let (source, value) = match input.raw(&self.doc) {
+            Some((source, value)) => {
+                draft.sources.insert(self.doc.env, source.clone());
+                (source, value)
+            }
+            None => match self.doc.default {
+                Shown::Value(value) => (self.doc.env.to_owned(), value.to_owned()),
+                Shown::Words(_) => return,
+            },
+        };
+        match (self.parse)(&value) {
+            Ok(value) => (self.put)(draft, value),
+            Err(message) => input.error(&source, message),
+        }
+    }
+}
+
+/// The built-in preset's feed groups: a map in the file, `group=type,...` in the environment, each
+/// merged over the preset's own defaults.
+pub(super) struct FeedGroups {
+    pub doc: Doc,
+}
+
+impl Entry for FeedGroups {
+    fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    fn shape(&self) -> Shape {
+        Shape::Map
+    }
+
+    fn load(&self, input: &mut Input<'_>, draft: &mut Draft) {
+        if let Some(FileValue::Map(groups)) = input.file.remove(self.doc.key) {
+            draft.feed_groups_configured |= !groups.is_empty();
+            for (group, permission) in groups {
+                let source = format!("{}.{group}", self.doc.key);
+                set_group(&mut draft.feeds, &group, &permission, &source, input);
+            }
+        }
+        let Some(list) = (input.env)(self.doc.env) else {
+            return;
+        };
+        draft.feed_groups_configured = true;
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let Some((group, permission)) = entry.split_once('=') else {
+                input.error(
+                    self.doc.env,
+                    "expected group=permission pairs separated by commas",
+                );
+                continue;
+            };
+            set_group(
+                &mut draft.feeds,
+                group.trim(),
+                permission,
+                self.doc.env,
+                input,
+            );
+        }
+    }
+}
+
+fn set_group(
+    preset: &mut FeedsPreset,
+    group: &str,
+    permission: &str,
+    source: &str,
+    input: &mut Input<'_>,
+) {
+    let valid_name = !group.is_empty()
+        && group
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid_name {
+        input.error(source, "feed group names are letters, digits, '_' and '-'");
+        return;
+    }
+    match permission.trim().parse::<FeedGroupPermission>() {
+        Ok(permission) => {
+            preset.groups.insert(group.to_owned(), permission);
+        }
+        Err(message) => input.error(source, message),
+    }
+}
+
+/// A row README documents that is read elsewhere: the `OTEL_*` variables (see `otlp`) or the
+/// command line's `--config`.
+pub(super) struct Documented {
+    pub doc: Doc,
+    /// Follows the variable's name in README (`etc.` for a family of variables).
+    pub env_note: &'static str,
+}
+
+impl Entry for Documented {
+    fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    fn env_cell(&self) -> String {
+        format!("`{}`{}", self.doc.env, self.env_note)
+    }
+
+    fn load(&self, _: &mut Input<'_>, _: &mut Draft) {}
+}
+
+/// What the settings are read from, and the errors found so far.
+pub(super) struct Input<'e> {
+    pub env: &'e dyn Fn(&str) -> Option<String>,
+    /// The file's values by dotted key.
+    pub file: BTreeMap<&'static str, FileValue>,
+    pub errors: Vec<ConfigError>,
+}
+
+impl Input<'_> {
+    pub fn error(&mut self, setting: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            setting: setting.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The configured text and where it came from: the environment, else the file.
+    fn raw(&mut self, doc: &Doc) -> Option<(String, String)> {
+        if let Some(value) = (self.env)(doc.env) {
+            return Some((doc.env.to_owned(), value));
+        }
+        match self.file.remove(doc.key) {
+            Some(FileValue::Scalar(value)) => Some((doc.key.to_owned(), value)),
+            _ => None,
+        }
+    }
+}
+
+/// The values read so far. The fields a setting with a default writes start as placeholders, always
+/// overwritten unless the setting is invalid (and then no configuration is built).
+pub(super) struct Draft {
+    pub listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub api_key: Option<String>,
+    pub api_secret: Option<String>,
+    pub api_secret_file: Option<PathBuf>,
+    pub verify: VerifyOptions,
+    pub feeds: FeedsPreset,
+    /// Feed groups were set (in the file or the environment), which a policy directory excludes.
+    pub feed_groups_configured: bool,
+    pub policy_dir: Option<PathBuf>,
+    pub reload_debounce: Duration,
+    pub shutdown_grace: Duration,
+    pub drain_delay: Duration,
+    pub log: LogConfig,
+    pub strip_authorization: bool,
+    pub decision_log: DecisionLogConfig,
+    pub shadow_policy_dir: Option<PathBuf>,
+    pub metrics: bool,
+    pub proxy_headers: ProxyHeaders,
+    pub limits: ConnectionLimits,
+    pub allow_empty_policy: bool,
+    /// Where each configured setting came from (environment variable or file key), by variable.
+    pub sources: BTreeMap<&'static str, String>,
+}
+
+impl Draft {
+    pub fn new() -> Draft {
+        Draft {
+            listen: None,
+            http_listen: None,
+            api_key: None,
+            api_secret: None,
+            api_secret_file: None,
+            verify: VerifyOptions::default(),
+            feeds: FeedsPreset::default(),
+            feed_groups_configured: false,
+            policy_dir: None,
+            reload_debounce: Duration::ZERO,
+            shutdown_grace: Duration::ZERO,
+            drain_delay: Duration::ZERO,
+            log: LogConfig {
+                json: false,
+                filter: String::new(),
+            },
+            strip_authorization: false,
+            decision_log: DecisionLogConfig::default(),
+            shadow_policy_dir: None,
+            metrics: false,
+            proxy_headers: ProxyHeaders::Nginx,
+            limits: ConnectionLimits::default(),
+            allow_empty_policy: false,
+            sources: BTreeMap::new(),
+        }
+    }
+}
+
+/// README's configuration table, rendered from [`SETTINGS`].
+pub fn readme_table() -> String {
+    let mut table =
+        String::from("| Variable | File key | Default | Meaning |\n|---|---|---|---|\n");
+    for entry in SETTINGS {
+        let doc = entry.doc();
+        let key = if doc.key.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`", doc.key)
+        };
+        let default = match doc.default {
+            Shown::Value(value) => format!("`{value}`"),
+            Shown::Words(words) => words.to_owned(),
+        };
+        let cells = [entry.env_cell(), key, default, doc.description.to_owned()];
+        for cell in cells {
+            if cell.is_empty() {
+                table.push_str("| ");
+            } else {
+                table.push_str(&format!("| {cell} "));
+            }
+        }
+        table.push_str("|\n");
+    }
+    table
+}
+
+/// Shorthand for the table below.
+const fn doc(
+    env: &'static str,
+    key: &'static str,
+    default: Shown,
+    file_order: u8,
+    description: &'static str,
+) -> Doc {
+    Doc {
+        env,
+        key,
+        default,
+        description,
+        file_order,
+    }
+}
+
+use Shown::{Value, Words};
+
+/// Every setting, in README's order.
+pub(super) static SETTINGS: &[&dyn Entry] = &[
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_LISTEN",
+            "listen",
+            Value(DEFAULT_LISTEN),
+            0,
+            "gRPC address",
+        ),
+        parse: parse::addr,
+        put: |d, v| d.listen = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_HTTP_LISTEN",
+            "http_listen",
+            Words("unset: no HTTP listener"),
+            1,
+            "HTTP address of `/authz`, `/metrics`, `/live`, `/ready`, `/log/level`",
+        ),
+        parse: parse::addr,
+        put: |d, v| d.http_listen = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_API_KEY",
+            "api_key",
+            Words("unset (`dev` in development mode)"),
+            2,
+            "the app's API key; proxied requests must carry it as `api_key`",
+        ),
+        parse: parse::text,
+        put: |d, v| d.api_key = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_STRIP_AUTHORIZATION",
+            "authz.strip_authorization",
+            Value("false"),
+            15,
+            "Envoy ext_authz removes the caller's `Authorization` header before the upstream",
+        ),
+        parse: parse::bool,
+        put: |d, v| d.strip_authorization = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_AUTHZ_PROXY",
+            "authz.proxy",
+            Value("nginx"),
+            16,
+            "which proxy asks `GET /authz`: `nginx` (`X-Original-Method`/`X-Original-URI` only) or `traefik` (`X-Forwarded-Method`/`X-Forwarded-Uri` only)",
+        ),
+        parse: parse::proxy,
+        put: |d, v| d.proxy_headers = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_ALLOW_EMPTY_POLICY",
+            "allow_empty_policy",
+            Value("false"),
+            24,
+            "let a reload replace a serving set with one that has no rules, policies or routes (otherwise refused, logged as an error and counted as a failed reload)",
+        ),
+        parse: parse::bool,
+        put: |d, v| d.allow_empty_policy = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_HTTP_HEADER_TIMEOUT",
+            "limits.http_header_timeout",
+            Value("10s"),
+            25,
+            "an HTTP client must send a request's headers within this; an idle keep-alive connection is closed after it",
+        ),
+        parse: parse::limit_duration,
+        put: |d, v| d.limits.http_header_timeout = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_HTTP_MAX_CONNECTIONS",
+            "limits.http_max_connections",
+            Value("1024"),
+            26,
+            "open HTTP connections; more wait in the listen backlog",
+        ),
+        parse: parse::count::<1, 1_000_000>,
+        put: |d, v| d.limits.http_max_connections = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_GRPC_MAX_CONNECTIONS",
+            "limits.grpc_max_connections",
+            Value("1024"),
+            27,
+            "open gRPC connections; more wait in the listen backlog",
+        ),
+        parse: parse::count::<1, 1_000_000>,
+        put: |d, v| d.limits.grpc_max_connections = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_GRPC_MAX_CONCURRENT_STREAMS",
+            "limits.grpc_max_concurrent_streams",
+            Value("128"),
+            28,
+            "calls in flight per gRPC connection (`SETTINGS_MAX_CONCURRENT_STREAMS`)",
+        ),
+        parse: parse::small::<1, 1_000_000>,
+        put: |d, v| d.limits.grpc_max_concurrent_streams = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_GRPC_KEEPALIVE_INTERVAL",
+            "limits.grpc_keepalive_interval",
+            Value("30s"),
+            29,
+            "HTTP/2 ping (and TCP keepalive) interval on gRPC connections",
+        ),
+        parse: parse::limit_duration,
+        put: |d, v| d.limits.grpc_keepalive_interval = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_GRPC_KEEPALIVE_TIMEOUT",
+            "limits.grpc_keepalive_timeout",
+            Value("10s"),
+            30,
+            "a connection that does not answer a ping within this is closed",
+        ),
+        parse: parse::limit_duration,
+        put: |d, v| d.limits.grpc_keepalive_timeout = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_GRPC_MAX_HEADER_BYTES",
+            "limits.grpc_max_header_bytes",
+            Value("65536"),
+            31,
+            "largest header block of a gRPC call (`SETTINGS_MAX_HEADER_LIST_SIZE`)",
+        ),
+        parse: parse::small::<1024, { 16 * 1024 * 1024 }>,
+        put: |d, v| d.limits.grpc_max_header_bytes = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_DECISION_LOG_FILE",
+            "decision_log.file",
+            Words("unset"),
+            17,
+            "JSON-lines decision log (its directory must exist)",
+        ),
+        parse: parse::file_in_existing_dir,
+        put: |d, v| d.decision_log.file = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_DECISION_LOG_MAX_BYTES",
+            "decision_log.max_bytes",
+            Value("67108864"),
+            18,
+            "rotate the file at this size",
+        ),
+        parse: parse::number::<4096, { 1 << 40 }>,
+        put: |d, v| d.decision_log.max_file_bytes = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_DECISION_LOG_MAX_FILES",
+            "decision_log.max_files",
+            Value("5"),
+            19,
+            "rotated files kept (`FILE.1` is the newest)",
+        ),
+        parse: parse::count::<0, 1000>,
+        put: |d, v| d.decision_log.max_files = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_DECISION_LOG_RING",
+            "decision_log.ring_entries",
+            Value("10000"),
+            20,
+            "decisions kept in memory for `ExercisedPermissions`/`SuggestPolicy`",
+        ),
+        parse: parse::count::<0, 10_000_000>,
+        put: |d, v| d.decision_log.ring_entries = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_DECISION_LOG_MASK",
+            "decision_log.mask",
+            Words("unset"),
+            21,
+            "fields pseudonymized in the file: `principal_id`, `roles`, `resource_id`, `trace_id`",
+        ),
+        parse: parse::mask,
+        put: |d, v| d.decision_log.mask = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_SHADOW_POLICY_DIR",
+            "shadow_policy_dir",
+            Words("unset"),
+            22,
+            "a policy directory evaluated beside the live one; differences counted and logged",
+        ),
+        parse: parse::existing_dir,
+        put: |d, v| d.shadow_policy_dir = Some(v),
+    },
+    &Documented {
+        doc: doc(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "",
+            Words("unset"),
+            u8::MAX,
+            "OpenTelemetry export over OTLP/gRPC (standard variables)",
+        ),
+        env_note: " etc.",
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_METRICS",
+            "metrics",
+            Value("true"),
+            23,
+            "record metrics; `false` leaves `/metrics` empty (used to measure their cost)",
+        ),
+        parse: parse::bool,
+        put: |d, v| d.metrics = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_API_SECRET",
+            "api_secret",
+            Words("random, loopback only"),
+            3,
+            "the app's API secret (at least 32 bytes)",
+        ),
+        parse: parse::untrimmed,
+        put: |d, v| d.api_secret = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_API_SECRET_FILE",
+            "api_secret_file",
+            Words("unset"),
+            4,
+            "file holding the secret, e.g. a Kubernetes Secret mount; a trailing newline is ignored",
+        ),
+        parse: parse::path,
+        put: |d, v| d.api_secret_file = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_TOKEN_LEEWAY_SECONDS",
+            "tokens.leeway_seconds",
+            Value("0"),
+            7,
+            "clock skew allowed on `exp`, `nbf`, `iat`",
+        ),
+        parse: parse::number::<0, 3600>,
+        put: |d, v| d.verify.leeway_seconds = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_MAX_TOKEN_BYTES",
+            "tokens.max_bytes",
+            Value("8192"),
+            8,
+            "longer tokens are refused unread",
+        ),
+        parse: parse::count::<256, { 1024 * 1024 }>,
+        put: |d, v| d.verify.max_token_bytes = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_ALLOW_DEV_TOKENS",
+            "tokens.allow_dev_tokens",
+            Value("false"),
+            9,
+            "accept Stream's unsigned development tokens",
+        ),
+        parse: parse::bool,
+        put: |d, v| d.verify.allow_dev_tokens = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_POLICY_DIR",
+            "policy_dir",
+            Words("unset: the built-in Feeds preset"),
+            5,
+            "a directory of policy files, watched and hot-reloaded",
+        ),
+        parse: parse::existing_dir,
+        put: |d, v| d.policy_dir = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_RELOAD_DEBOUNCE",
+            "reload_debounce",
+            Value("100ms"),
+            6,
+            "quiet time before a change in the directory is reloaded",
+        ),
+        parse: parse::duration,
+        put: |d, v| d.reload_debounce = v,
+    },
+    &FeedGroups {
+        doc: doc(
+            "GATEHOUSE_FEED_GROUPS",
+            "feeds.groups",
+            // The preset's own default (`FeedsPreset::default`); a test checks they agree.
+            Words("`user=global_read,notification=global_write`"),
+            10,
+            "per-group permission types of the built-in preset (`group=type,...`), merged over the defaults",
+        ),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_SHUTDOWN_GRACE",
+            "shutdown.grace_period",
+            Value("30s"),
+            11,
+            "time in-flight calls get after shutdown",
+        ),
+        parse: parse::duration,
+        put: |d, v| d.shutdown_grace = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_DRAIN_DELAY",
+            "shutdown.drain_delay",
+            Value("0s"),
+            12,
+            "time to keep serving while reporting NOT_SERVING",
+        ),
+        parse: parse::duration,
+        put: |d, v| d.drain_delay = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_LOG",
+            "log.level",
+            Value("info"),
+            14,
+            "log filter, e.g. `gatehouse=debug`",
+        ),
+        parse: parse::log_filter,
+        put: |d, v| d.log.filter = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_LOG_FORMAT",
+            "log.format",
+            Value("text"),
+            13,
+            "`text` or `json`",
+        ),
+        parse: parse::log_format,
+        put: |d, v| d.log.json = v,
+    },
+    &Documented {
+        doc: doc(
+            "GATEHOUSE_CONFIG",
+            "",
+            Words(""),
+            u8::MAX,
+            "the config file, instead of `--config`",
+        ),
+        env_note: "",
+    },
+];

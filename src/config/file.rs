@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 
-use super::settings::{Input, SETTINGS, Shape};
+use super::settings::{FileValue, Input, SETTINGS, Shape};
 
 /// A scalar from the YAML file, kept as text so file and environment values go through one parser.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,12 +31,6 @@ impl Scalar {
             Scalar::Text(s) => s,
         }
     }
-}
-
-/// A setting's value as the file gives it.
-pub(super) enum FileValue {
-    Scalar(String),
-    Map(BTreeMap<String, String>),
 }
 
 /// Reads the file's values by dotted key; on any error, records it and reads nothing from the file.

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::file::FileValue;
 use super::{ConfigError, ConnectionLimits, DEFAULT_LISTEN, parse};
 use crate::audit::DecisionLogConfig;
 use crate::authz::ProxyHeaders;
@@ -177,6 +176,12 @@ impl Entry for Documented {
     }
 
     fn load(&self, _: &mut Input<'_>, _: &mut Draft) {}
+}
+
+/// A setting's value as the file gives it.
+pub(super) enum FileValue {
+    Scalar(String),
+    Map(BTreeMap<String, String>),
 }
 
 /// What the settings are read from, and the errors found so far.

@@ -913,7 +913,7 @@ fn values_table(docs: &[ValueDoc]) -> String {
 #[test]
 fn readme_values_table_matches_values_yaml() {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md");
-    let start = "<!-- values table: generated from helm/gatehouse/values.yaml, checked by tests/deploy.rs -->\n";
+    let start = "<!-- values table: generated from helm/gatehouse/values.yaml, checked by tests/it/deploy.rs -->\n";
     let end = "<!-- end of values table -->";
     let expected = values_table(&values_documentation());
     let table = readme
@@ -944,7 +944,7 @@ fn readme_values_table_matches_values_yaml() {
 #[test]
 fn readme_settings_table_matches_the_settings() {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md");
-    let start = "<!-- settings table: generated from src/config/settings.rs, checked by tests/deploy.rs -->\n";
+    let start = "<!-- settings table: generated from src/config/settings.rs, checked by tests/it/deploy.rs -->\n";
     let end = "<!-- end of settings table -->";
     let expected = gatehouse::config::readme_table();
     let table = readme

@@ -18,16 +18,10 @@ use super::model::{
 use super::pattern::Pattern;
 use super::routes::{Route, RouteTable, ValueSource, compile_route};
 use super::set::{Parts, PolicySet};
+use super::source::Source;
 
 /// Rule priorities are bounded so that they stay readable and can never overflow.
 pub const MAX_PRIORITY: i64 = 1_000_000;
-
-/// One policy file's text and the name to report it by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    pub path: String,
-    pub text: String,
-}
 
 /// A problem in the policy files.
 #[derive(Debug, Clone, PartialEq, Eq)]

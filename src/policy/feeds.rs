@@ -8,7 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::compile::{LoadErrors, Source, compile};
+use super::compile::{LoadErrors, compile};
+use super::source::Source;
 use super::set::PolicySet;
 
 /// The preset's files, embedded so the binary runs with no policy directory.

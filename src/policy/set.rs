@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::compile::Source;
+use super::source::Source;
 use super::model::{
     Actions, Candidate, Effect, KindDecl, Kinds, Modes, NamedPolicy, Revocations, Strategy,
 };

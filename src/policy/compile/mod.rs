@@ -334,3 +334,67 @@ impl Compiler {
         Some(set)
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    /// The `line: message` of every error of one file.
+    fn errors(text: &str) -> Vec<(Option<usize>, String)> {
+        let source = Source {
+            path: "p.yaml".to_owned(),
+            text: text.to_owned(),
+        };
+        let errors = compile(&[source], &BTreeMap::new()).expect_err("the file is invalid");
+        errors.0.into_iter().map(|e| (e.line, e.message)).collect()
+    }
+
+    fn line_of_error(errors: &[(Option<usize>, String)], fragment: &str) -> Option<usize> {
+        let found = errors.iter().find(|(_, m)| m.contains(fragment));
+        found
+            .unwrap_or_else(|| panic!("no '{fragment}' in {errors:?}"))
+            .0
+    }
+
+    #[test]
+    fn condition_errors_point_at_the_key_at_fault() {
+        let errors = errors(
+            "rules:\n  - name: r\n    effect: allow\n    resource: feed\n    actions: [read]\n    when:\n      roles: [admin]\n      principal: robot\n      in: { id: \"$nope\" }\n  - name: s\n    effect: allow\n    resource: feed\n    actions: [read]\n    unless: {}\n",
+        );
+        assert_eq!(line_of_error(&errors, "principal must be"), Some(8));
+        assert_eq!(line_of_error(&errors, "list 'nope'"), Some(9));
+        assert_eq!(line_of_error(&errors, "empty condition"), Some(14));
+    }
+
+    #[test]
+    fn a_bad_effect_points_at_its_rule_and_a_bad_chat_action_at_itself() {
+        let errors = errors(
+            "rules:\n  - name: r\n    effect: alow\n    resource: feed\n    actions: [read]\nchat_policies:\n  - name: c\n    resources: [ReadChannel]\n    roles: [user]\n    action: Perhaps\n    priority: 10\n",
+        );
+        assert_eq!(line_of_error(&errors, "effect must be"), Some(2));
+        assert_eq!(line_of_error(&errors, "action must be"), Some(10));
+    }
+
+    #[test]
+    fn a_route_error_points_at_the_route_even_when_name_is_not_its_first_key() {
+        let errors = errors(
+            "routes:\n  - name: ok\n    path: /a\n    public: true\n  - methods: [GET]\n    name: ''\n    path: /b\n    public: true\n",
+        );
+        assert_eq!(line_of_error(&errors, "every route needs a name"), Some(5));
+    }
+
+    #[test]
+    fn yaml_errors_keep_the_parser_line_without_its_position_suffix() {
+        let errors = errors("rules:\n  - name: a\n    efect: allow\n");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, Some(3));
+        assert!(errors[0].1.contains("unknown field `efect`"), "{errors:?}");
+        assert!(!errors[0].1.contains(" at line "), "{errors:?}");
+    }
+}

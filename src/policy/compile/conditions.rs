@@ -2,7 +2,7 @@
 
 use super::super::cel::CelCondition;
 use super::super::file::{self, ConditionDoc, OneOrMany, Spanned};
-use super::super::model::{Condition, KindDecl, Kinds, Operand};
+use super::super::model::{Condition, KindDecl, Kinds, Operand, PrincipalFilter};
 use super::{At, Compiler};
 
 /// Collects the operands `condition` compares with the caller.
@@ -95,7 +95,7 @@ impl Compiler {
         if let Some(kind) = &doc.principal {
             let filter = file::principal(kind).unwrap_or_else(|e| {
                 self.error(item.of(kind), e);
-                super::super::model::PrincipalFilter::User
+                PrincipalFilter::User
             });
             all.push(Condition::Principal(filter));
         }

@@ -160,7 +160,8 @@ pub fn parse(source: &Source) -> Result<Vec<Case>, LoadError> {
         line,
         message,
     };
-    let suite: SuiteDoc = serde_norway::from_str(&source.text)
+    // The same parser as the policy files, so a suite and a policy read YAML alike.
+    let suite: SuiteDoc = dbt_yaml::from_str(&source.text)
         .map_err(|e| error(e.location().map(|l| l.line()), e.to_string()))?;
     let mut cases = Vec::with_capacity(suite.tests.len());
     for test in suite.tests {

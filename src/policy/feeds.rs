@@ -8,8 +8,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::compile::{LoadErrors, Source, compile};
+use super::compile::{LoadErrors, compile};
 use super::set::PolicySet;
+use super::source::Source;
 
 /// The preset's files, embedded so the binary runs with no policy directory.
 const PRESET: &[(&str, &str)] = &[

@@ -12,9 +12,10 @@ mod model;
 mod pattern;
 mod routes;
 mod set;
+mod source;
 
 pub use cel::{CelCondition, CelError, CelInput};
-pub use compile::{LoadError, LoadErrors, MAX_FILE_BYTES, MAX_PRIORITY, Source, compile};
+pub use compile::{LoadError, LoadErrors, MAX_FILE_BYTES, MAX_PRIORITY, compile};
 pub use feeds::{FeedGroupPermission, FeedsPreset};
 pub use model::{
     Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, Mode, Modes, NamedPolicy,
@@ -26,3 +27,4 @@ pub use routes::{
     ValueSource, body_values, is_plain_target,
 };
 pub use set::PolicySet;
+pub use source::Source;

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::compile::Source;
 use super::model::{
     Actions, Candidate, Effect, KindDecl, Kinds, Modes, NamedPolicy, Revocations, Strategy,
 };
 use super::routes::RouteTable;
+use super::source::Source;
 
 /// Candidate ids for one kind, by action, in evaluation order.
 #[derive(Debug, Default)]

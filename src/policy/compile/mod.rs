@@ -1,0 +1,400 @@
+//! Policy files to a validated [`PolicySet`], all or nothing.
+//!
+//! Every problem found is collected with its file and line, so one load reports them all; any problem
+//! means no set at all. The line is the one the parser recorded for the node at fault
+//! ([`super::file::Spanned`]); the text is never searched again.
+//!
+//! `mod.rs` drives the two passes; `kinds` reads settings, revocations and resource kinds, `rules`
+//! the rules, chat policies, permissions and named policies, `conditions` their conditions, and
+//! `route_checks` the route table's checks against the rest of the set.
+
+mod conditions;
+mod kinds;
+mod route_checks;
+mod rules;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use super::file::{OneOrMany, PolicyDoc, PolicyFile, RouteDoc, Spanned, line_of};
+use super::model::{KindDecl, Modes, Revocations, Strategy};
+use super::set::{Parts, PolicySet};
+use super::source::Source;
+
+/// Rule priorities are bounded so that they stay readable and can never overflow.
+pub const MAX_PRIORITY: i64 = 1_000_000;
+
+/// A problem in the policy files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Every problem found in a load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Compiles a policy set from its files. `list_overrides` replace lists of the same name (the built-in
+/// Feeds preset takes its feed groups from the configuration this way).
+pub fn compile(
+    sources: &[Source],
+    list_overrides: &BTreeMap<String, Vec<String>>,
+) -> Result<PolicySet, LoadErrors> {
+    let mut c = Compiler {
+        sources: sources.to_vec(),
+        ..Compiler::default()
+    };
+    let mut files = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        if let Some(file) = c.parse(source) {
+            files.push((index, file));
+        }
+    }
+    c.collect(&files, list_overrides);
+    let set = c.build(files);
+    if c.errors.is_empty() {
+        set.ok_or(LoadErrors(c.errors))
+    } else {
+        Err(LoadErrors(c.errors))
+    }
+}
+
+/// The largest policy file accepted.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// The deepest nesting of flow-style brackets (`[`, `{`) accepted, counted over the whole text.
+/// Nested flow collections take the YAML parser time that grows with the square of their depth, and
+/// no policy needs more than a few levels.
+pub const MAX_FLOW_DEPTH: usize = 64;
+/// The deepest indentation accepted, in columns: block-style nesting is bounded by it.
+pub const MAX_INDENT: usize = 256;
+/// The most rules, policies, permissions and routes one set may hold.
+pub const MAX_ITEMS: usize = 50_000;
+/// The most actions one kind may have: `AllowedActions` decides each of them.
+pub const MAX_ACTIONS_PER_KIND: usize = 256;
+
+/// Refuses, before parsing, a file whose size or nesting would make parsing it costly.
+fn check_file_shape(text: &str) -> Result<(), String> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "the file has {} bytes, more than the {MAX_FILE_BYTES} a policy file may have",
+            text.len()
+        ));
+    }
+    let mut depth = 0usize;
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(format!("brackets nest deeper than {MAX_FLOW_DEPTH} levels"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    for (index, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if indent > MAX_INDENT {
+            return Err(format!(
+                "line {} is indented more than {MAX_INDENT} columns",
+                index + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Compiler {
+    sources: Vec<Source>,
+    errors: Vec<LoadError>,
+    strategy: Option<(Strategy, usize)>,
+    modes: Modes,
+    lists: BTreeMap<String, Vec<String>>,
+    kinds: BTreeMap<String, KindDecl>,
+    policy_names: HashMap<String, usize>,
+    revocations: Revocations,
+    revocations_seen: bool,
+    /// Feed groups of kinds, read once every list is known.
+    feed_groups: Vec<(String, OneOrMany, At)>,
+}
+
+/// Where a problem was written: the file (its index in the load) and the line of the node at fault.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    file: usize,
+    line: Option<usize>,
+}
+
+impl At {
+    fn new<T>(file: usize, node: &Spanned<T>) -> At {
+        At {
+            file,
+            line: line_of(node),
+        }
+    }
+
+    /// The place of `node`, in the same file; this place when the parser recorded none for it (a
+    /// defaulted field).
+    fn of<T>(self, node: &Spanned<T>) -> At {
+        At {
+            file: self.file,
+            line: line_of(node).or(self.line),
+        }
+    }
+
+    /// The place of `node` when there is one, else this place.
+    fn of_opt<T>(self, node: Option<&Spanned<T>>) -> At {
+        node.map_or(self, |node| self.of(node))
+    }
+}
+
+impl Compiler {
+    fn parse(&mut self, source: &Source) -> Option<PolicyFile> {
+        if source.text.trim().is_empty() {
+            return Some(PolicyFile::default());
+        }
+        if let Err(message) = check_file_shape(&source.text) {
+            self.errors.push(LoadError {
+                file: source.path.clone(),
+                line: None,
+                message,
+            });
+            return None;
+        }
+        match dbt_yaml::from_str::<PolicyFile>(&source.text) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                let line = e.location().map(|l| l.line());
+                let message = e.to_string();
+                // The parser appends " at line N column M"; the line is reported separately.
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
+                self.errors.push(LoadError {
+                    file: source.path.clone(),
+                    line,
+                    message,
+                });
+                None
+            }
+        }
+    }
+
+    fn error(&mut self, at: At, message: impl Into<String>) {
+        let file = self
+            .sources
+            .get(at.file)
+            .map(|source| source.path.clone())
+            .unwrap_or_default();
+        self.errors.push(LoadError {
+            file,
+            line: at.line,
+            message: message.into(),
+        });
+    }
+
+    /// First pass: settings, lists, kinds and policy names, which later items refer to.
+    fn collect(
+        &mut self,
+        files: &[(usize, PolicyFile)],
+        list_overrides: &BTreeMap<String, Vec<String>>,
+    ) {
+        for (index, file) in files {
+            if let Some(settings) = &file.settings {
+                self.settings(settings, *index);
+            }
+            if let Some(doc) = &file.revocations {
+                self.revocations(doc, *index);
+            }
+            for (name, values) in &file.lists {
+                if self
+                    .lists
+                    .insert(name.to_string(), values.clone())
+                    .is_some()
+                {
+                    let at = At::new(*index, name);
+                    self.error(at, format!("list '{}' is defined twice", name.as_str()));
+                }
+            }
+            for resource in &file.resources {
+                let at = At::new(*index, &resource.kind);
+                let decl = self.kind_decl(resource, at);
+                if self.kinds.insert(resource.kind.to_string(), decl).is_some() {
+                    let message = format!(
+                        "resource kind '{}' is declared twice",
+                        resource.kind.as_str()
+                    );
+                    self.error(at, message);
+                }
+            }
+            for policy in &file.policies {
+                let next = self.policy_names.len();
+                if self
+                    .policy_names
+                    .insert(policy.name.to_string(), next)
+                    .is_some()
+                {
+                    let message = format!("policy '{}' is defined twice", policy.name.as_str());
+                    self.error(At::new(*index, &policy.name), message);
+                }
+            }
+        }
+        for (name, values) in list_overrides {
+            self.lists.insert(name.clone(), values.clone());
+        }
+        self.resolve_feed_groups();
+    }
+
+    /// Second pass: named policies and candidates, then the set.
+    fn build(&mut self, files: Vec<(usize, PolicyFile)>) -> Option<PolicySet> {
+        let mut policy_docs: Vec<(usize, PolicyDoc)> = Vec::new();
+        let mut candidates = Vec::new();
+        let mut names: HashSet<String> = HashSet::new();
+        let mut route_docs: Vec<(usize, Spanned<RouteDoc>)> = Vec::new();
+        for (index, file) in files {
+            route_docs.extend(file.routes.into_iter().map(|r| (index, r)));
+            policy_docs.extend(file.policies.into_iter().map(|p| (index, p)));
+            for rule in file.rules {
+                let at = At::new(index, &rule.name);
+                self.unique_name(&mut names, &rule.name, at);
+                candidates.extend(self.rule(rule, at));
+            }
+            for chat in file.chat_policies {
+                let at = At::new(index, &chat.name);
+                self.unique_name(&mut names, &chat.name, at);
+                candidates.extend(self.chat_policy(chat, at));
+            }
+            for permission in file.permissions {
+                let at = At::new(index, &permission.name);
+                self.unique_name(&mut names, &permission.name, at);
+                candidates.extend(self.permission(permission, at));
+            }
+        }
+        let policies = self.policies(policy_docs);
+        let routes = self.routes(route_docs, &candidates);
+        let strategy = self.strategy.map(|(s, _)| s).unwrap_or_default();
+        let items = candidates.len() + policies.len() + routes.routes().len();
+        if items > MAX_ITEMS {
+            self.errors.push(LoadError {
+                file: String::new(),
+                line: None,
+                message: format!("the set has {items} rules, policies, permissions and routes, more than {MAX_ITEMS}"),
+            });
+        }
+        if !self.errors.is_empty() {
+            return None;
+        }
+        let set = PolicySet::new(
+            Parts {
+                strategy,
+                modes: self.modes,
+                candidates,
+                policies,
+                kinds: std::mem::take(&mut self.kinds),
+                revocations: std::mem::take(&mut self.revocations),
+                routes,
+            },
+            &self.sources,
+        );
+        if let Some(kind) = set.kind_with_most_actions(MAX_ACTIONS_PER_KIND) {
+            self.errors.push(LoadError {
+                file: String::new(),
+                line: None,
+                message: format!("kind '{kind}' has more than {MAX_ACTIONS_PER_KIND} actions (declared or named by rules)"),
+            });
+            return None;
+        }
+        Some(set)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    /// The `line: message` of every error of one file.
+    fn errors(text: &str) -> Vec<(Option<usize>, String)> {
+        let source = Source {
+            path: "p.yaml".to_owned(),
+            text: text.to_owned(),
+        };
+        let errors = compile(&[source], &BTreeMap::new()).expect_err("the file is invalid");
+        errors.0.into_iter().map(|e| (e.line, e.message)).collect()
+    }
+
+    fn line_of_error(errors: &[(Option<usize>, String)], fragment: &str) -> Option<usize> {
+        let found = errors.iter().find(|(_, m)| m.contains(fragment));
+        found
+            .unwrap_or_else(|| panic!("no '{fragment}' in {errors:?}"))
+            .0
+    }
+
+    #[test]
+    fn condition_errors_point_at_the_key_at_fault() {
+        let errors = errors(
+            "rules:\n  - name: r\n    effect: allow\n    resource: feed\n    actions: [read]\n    when:\n      roles: [admin]\n      principal: robot\n      in: { id: \"$nope\" }\n  - name: s\n    effect: allow\n    resource: feed\n    actions: [read]\n    unless: {}\n",
+        );
+        assert_eq!(line_of_error(&errors, "principal must be"), Some(8));
+        assert_eq!(line_of_error(&errors, "list 'nope'"), Some(9));
+        assert_eq!(line_of_error(&errors, "empty condition"), Some(14));
+    }
+
+    #[test]
+    fn a_bad_effect_points_at_its_rule_and_a_bad_chat_action_at_itself() {
+        let errors = errors(
+            "rules:\n  - name: r\n    effect: alow\n    resource: feed\n    actions: [read]\nchat_policies:\n  - name: c\n    resources: [ReadChannel]\n    roles: [user]\n    action: Perhaps\n    priority: 10\n",
+        );
+        assert_eq!(line_of_error(&errors, "effect must be"), Some(2));
+        assert_eq!(line_of_error(&errors, "action must be"), Some(10));
+    }
+
+    #[test]
+    fn a_route_error_points_at_the_route_even_when_name_is_not_its_first_key() {
+        let errors = errors(
+            "routes:\n  - name: ok\n    path: /a\n    public: true\n  - methods: [GET]\n    name: ''\n    path: /b\n    public: true\n",
+        );
+        assert_eq!(line_of_error(&errors, "every route needs a name"), Some(5));
+    }
+
+    #[test]
+    fn yaml_errors_keep_the_parser_line_without_its_position_suffix() {
+        let errors = errors("rules:\n  - name: a\n    efect: allow\n");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, Some(3));
+        assert!(errors[0].1.contains("unknown field `efect`"), "{errors:?}");
+        assert!(!errors[0].1.contains(" at line "), "{errors:?}");
+    }
+}

@@ -4,7 +4,9 @@
 //! The `cel` crate parses and interprets but has no type checker, so this module checks the parsed
 //! expression itself: the variables in scope are exactly `principal`, `resource`, `action` and
 //! `context`; the fields of `principal` and `resource` are fixed; only the functions of
-//! [`FUNCTIONS`] may be called; and a small type inference rejects expressions that cannot be boolean and obvious operand
+//! [`FUNCTIONS`] may be called, each of them one the interpreter's environment registers (a unit test
+//! holds the two together, and names in [`REFUSED`] what it registers that conditions may not call);
+//! and a small type inference rejects expressions that cannot be boolean and obvious operand
 //! mismatches between known types. It also refuses what would cost too much: a `matches` pattern from
 //! the request, and comprehensions nested deeper than [`MAX_COMPREHENSION_NESTING`].
 //!
@@ -119,7 +121,9 @@ const TO_TIMESTAMP: &[Ty] = &[Ty::Timestamp, Ty::String, Ty::Int];
 const TO_DURATION: &[Ty] = &[Ty::Duration, Ty::String];
 
 /// Every function a condition may call, the one list the checker reads: a call to anything else is
-/// an unknown function. Each is one the interpreter's environment registers, called the same way.
+/// an unknown function. Each is one the interpreter's environment registers, called the same way (the
+/// `functions_the_checker_allows_are_registered` test holds the two together across upgrades of the
+/// `cel` crate).
 const FUNCTIONS: &[Function] = &[
     function("size", Style::Global, Typing::Size),
     function("matches", Style::Global, Typing::Matches),
@@ -148,6 +152,29 @@ const FUNCTIONS: &[Function] = &[
     function("getMinutes", Style::Member, Typing::TimePart),
     function("getSeconds", Style::Member, Typing::TimePart),
     function("getMilliseconds", Style::Member, Typing::TimePart),
+];
+
+/// Why the optional library is refused.
+const NO_OPTIONALS: &str = "optional values: the optional syntax is turned off, and the input holds plain JSON values, never optionals";
+
+/// Functions the interpreter's environment registers that a condition may not call, with the reason:
+/// the checker reports a call to one of them as an unknown function. A `matches` pattern taken from
+/// the request is refused apart, by [`limits::regex_from_input`]: the function itself is allowed.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the checker refuses these as it refuses any name not in FUNCTIONS; the tests read them"
+    )
+)]
+const REFUSED: &[(&str, Style, &str)] = &[
+    ("optional.of", Style::Global, NO_OPTIONALS),
+    ("optional.ofNonZeroValue", Style::Global, NO_OPTIONALS),
+    ("optional.none", Style::Global, NO_OPTIONALS),
+    ("hasValue", Style::Member, NO_OPTIONALS),
+    ("value", Style::Member, NO_OPTIONALS),
+    ("or", Style::Member, NO_OPTIONALS),
+    ("orValue", Style::Member, NO_OPTIONALS),
 ];
 
 /// What the evaluation cost model needs of a checked expression.

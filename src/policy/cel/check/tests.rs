@@ -1,5 +1,12 @@
+use std::sync::Arc;
+
+use ::cel::{Context, ExecutionError};
+
+use super::super::eval::ENV;
 use super::super::fixtures::compile_error;
 use super::super::{CelCondition, CelError, Position};
+use super::types::Ty;
+use super::{FUNCTIONS, REFUSED, Style, Typing};
 
 #[test]
 fn unknown_variable() {
@@ -180,6 +187,213 @@ fn dynamic_expressions_compile() {
     ] {
         if let Err(error) = CelCondition::compile(source) {
             panic!("{source}: {error}");
+        }
+    }
+}
+
+/// The names of the CEL functions known here, kept apart from [`FUNCTIONS`] and [`REFUSED`] so that
+/// dropping a name from either makes [`registered_functions_are_allowed_or_refused`] fail: those of
+/// the specification's standard definitions, of its optional library, and of the common extensions.
+/// Each is probed both ways, as a global function and as a method.
+const CEL_FUNCTIONS: &[&str] = &[
+    "size",
+    "matches",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bool",
+    "bytes",
+    "timestamp",
+    "duration",
+    "dyn",
+    "type",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "getFullYear",
+    "getMonth",
+    "getDayOfYear",
+    "getDayOfMonth",
+    "getDate",
+    "getDayOfWeek",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
+    "optional.of",
+    "optional.ofNonZeroValue",
+    "optional.none",
+    "hasValue",
+    "value",
+    "or",
+    "orValue",
+    "charAt",
+    "indexOf",
+    "lastIndexOf",
+    "lowerAscii",
+    "upperAscii",
+    "replace",
+    "split",
+    "substring",
+    "trim",
+    "join",
+    "format",
+    "quote",
+    "strings.quote",
+    "reverse",
+    "distinct",
+    "flatten",
+    "slice",
+    "sort",
+    "sortBy",
+    "first",
+    "last",
+    "lists.range",
+    "math.greatest",
+    "math.least",
+    "math.abs",
+    "math.ceil",
+    "math.floor",
+    "math.round",
+    "math.sign",
+    "math.trunc",
+    "math.sqrt",
+    "math.isNaN",
+    "math.isInf",
+    "math.isFinite",
+    "math.bitAnd",
+    "math.bitOr",
+    "math.bitXor",
+    "math.bitNot",
+    "math.bitShiftLeft",
+    "math.bitShiftRight",
+    "sets.contains",
+    "sets.equivalent",
+    "sets.intersects",
+    "base64.encode",
+    "base64.decode",
+    "cel.bind",
+    "getTimezone",
+    "list",
+    "null_type",
+    "optional.unwrap",
+    "optMap",
+    "optFlatMap",
+];
+
+/// A call of `name`, as `style` says, with literal `null` arguments.
+fn probe(name: &str, style: Style, arguments: usize) -> String {
+    let arguments = vec!["null"; arguments].join(", ");
+    match style {
+        Style::Global => format!("{name}({arguments})"),
+        Style::Member => format!("null.{name}({arguments})"),
+    }
+}
+
+/// Whether the interpreter's environment, the one evaluation runs in, has a function `name` called
+/// as `style` says: calling it with whatever arguments fails with anything but "undeclared
+/// reference" to it (or to its namespace, for `math.greatest`).
+fn registered(name: &str, style: Style) -> bool {
+    let source = probe(name, style, 1);
+    let program = match ENV.compile(&source) {
+        Ok(program) => program,
+        Err(errors) => panic!("probe {source} does not parse: {errors:?}"),
+    };
+    let context = Context::with_env(Arc::clone(&ENV));
+    match program.execute(&context) {
+        Err(ExecutionError::UndeclaredReference(undeclared)) => {
+            let namespace = name.split_once('.').map(|(namespace, _)| namespace);
+            !(undeclared.as_str() == name || Some(undeclared.as_str()) == namespace)
+        }
+        _ => true,
+    }
+}
+
+#[test]
+fn functions_the_checker_allows_are_registered() {
+    for function in FUNCTIONS {
+        assert!(
+            registered(function.name, function.style),
+            "the checker allows {} ({:?}), which the interpreter's environment does not register",
+            function.name,
+            function.style
+        );
+    }
+}
+
+#[test]
+fn conversions_the_checker_allows_have_overloads() {
+    let sample = |ty: &Ty| match ty {
+        Ty::Int => "1",
+        Ty::Uint => "1u",
+        Ty::Double => "1.0",
+        Ty::String => "'1'",
+        Ty::Bool => "true",
+        Ty::Bytes => "b'1'",
+        Ty::Timestamp => "timestamp(0)",
+        Ty::Duration => "duration('1s')",
+        other => panic!("no sample of {other}"),
+    };
+    let context = Context::with_env(Arc::clone(&ENV));
+    for function in FUNCTIONS {
+        let Typing::Convert { from, .. } = &function.typing else {
+            continue;
+        };
+        for ty in *from {
+            let source = format!("{}({})", function.name, sample(ty));
+            let Ok(program) = ENV.compile(&source) else {
+                panic!("{source} does not parse");
+            };
+            assert!(
+                !matches!(
+                    program.execute(&context),
+                    Err(ExecutionError::NoSuchOverload(_))
+                ),
+                "the checker lets {} convert a {ty}, which the interpreter has no overload for",
+                function.name
+            );
+        }
+    }
+}
+
+#[test]
+fn refused_functions_are_registered_and_refused() {
+    for (name, style, reason) in REFUSED {
+        assert!(!reason.is_empty());
+        assert!(
+            registered(name, *style),
+            "{name} ({style:?}) is refused but not registered: drop it from REFUSED"
+        );
+        let source = format!("{} == null", probe(name, *style, 0));
+        assert!(
+            matches!(
+                CelCondition::compile(&source),
+                Err(CelError::UnknownFunction { .. })
+            ),
+            "{source}: {:?}",
+            CelCondition::compile(&source)
+        );
+    }
+}
+
+#[test]
+fn registered_functions_are_allowed_or_refused() {
+    for &name in CEL_FUNCTIONS {
+        for style in [Style::Global, Style::Member] {
+            if style == Style::Member && name.contains('.') {
+                // `x.math.abs()` would call `abs` on `x.math`: a method's name has no namespace.
+                continue;
+            }
+            let allowed = FUNCTIONS
+                .iter()
+                .any(|function| function.name == name && function.style == style);
+            let refused = REFUSED.iter().any(|(n, s, _)| *n == name && *s == style);
+            assert!(
+                allowed || refused || !registered(name, style),
+                "the interpreter's environment registers {name} ({style:?}), which the checker \
+                 neither allows (FUNCTIONS) nor refuses with a reason (REFUSED)"
+            );
         }
     }
 }

@@ -1,0 +1,202 @@
+//! The route index: which route a request path reaches, looked up in `matchit` routers rather than by
+//! trying every route. It owns only the lookup; templates, request paths and captures stay in
+//! `routes.rs`.
+//!
+//! A matchit router tries, at every segment, a literal before a parameter, and backtracks when that
+//! branch fails further on. Among routes with as many segments as the request, the first it finds is
+//! therefore the most specific from the left, which is the table's precedence. What matchit does not
+//! do the same way is kept here:
+//! - methods: a set of routers for every method some route names, holding that method's routes and the
+//!   any-method routes, and one set for every other method, holding the any-method routes alone. A
+//!   request is looked up in one set only, so the winner never has to be picked across methods.
+//! - `**`: a route that ends in `**` after `d` segments is stored under those `d` segments, in a
+//!   router of its own for depth `d`, and looked up with the request's first `d` segments (at most one
+//!   lookup per depth some route uses). matchit's catch-all cannot stand in for it: it never matches
+//!   zero segments, and it cannot share a position with a parameter, while `/a/{x}` and `/a/**` may
+//!   both be in a table.
+//! - empty segments (`/a//b`): a parameter in the middle of a matchit route matches one, a capture or
+//!   `*` never does, and a literal is never empty, so such a path is looked up only in the `**`
+//!   routers, no deeper than its first empty segment.
+//! - the winner: each router gives at most one candidate, and the most specific candidate wins
+//!   ([`outranks`]). Two candidates never rank the same, as each router holds one segment count and
+//!   one `**` depth. Within a router a key is inserted once, for the first route declared with it;
+//!   a second is a load error anyway ([`Route::same_requests_as`]).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use matchit::Router;
+
+use super::{RequestPath, Route, Segment};
+
+/// matchit 0.8 renames the parameters of a route `a` to `z` when it inserts it and panics past `z`;
+/// a route with more single-segment wildcards than this is walked instead (no real table has one).
+const MAX_PARAMS: usize = 25;
+
+/// Where a route is stored: the router for routes without `**` (`rest_at: None`) or the one for its
+/// `**` depth, under `path`, the segments before any `**` with every capture or `*` written as a
+/// parameter named after its position. Two routes have the same key exactly when they match the same
+/// paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(super) struct Key {
+    rest_at: Option<usize>,
+    path: String,
+    params: usize,
+}
+
+impl Key {
+    pub(super) fn of(segments: &[Segment]) -> Key {
+        let mut key = Key::default();
+        for (i, segment) in segments.iter().enumerate() {
+            match segment {
+                // Templates refuse `{`, `}` and `*` in literals, so a literal is never read as a
+                // parameter.
+                Segment::Literal(literal) => {
+                    key.path.push('/');
+                    key.path.push_str(literal);
+                }
+                Segment::One(_) => {
+                    key.path.push_str(&format!("/{{s{i}}}"));
+                    key.params += 1;
+                }
+                Segment::Rest(_) => {
+                    key.rest_at = Some(i);
+                    break;
+                }
+            }
+        }
+        if key.path.is_empty() {
+            key.path.push('/');
+        }
+        key
+    }
+}
+
+/// The routers of one method (or of every method no route names). Values are indexes into the
+/// table's routes.
+#[derive(Debug, Clone, Default)]
+struct Routers {
+    /// Routes without `**`, under their whole template.
+    exact: Router<usize>,
+    /// Routes ending in `**`, by the number of segments before it (ascending).
+    rest: Vec<(usize, Router<usize>)>,
+}
+
+impl Routers {
+    fn insert(&mut self, key: &Key, route: usize) {
+        let router = match key.rest_at {
+            None => &mut self.exact,
+            Some(depth) => {
+                let at = match self.rest.binary_search_by_key(&depth, |(d, _)| *d) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        self.rest.insert(at, (depth, Router::new()));
+                        at
+                    }
+                };
+                match self.rest.get_mut(at) {
+                    Some((_, router)) => router,
+                    None => return,
+                }
+            }
+        };
+        // The key is new to this router and has only whole-segment parameters, so matchit has
+        // nothing to refuse (`the_index_agrees_with_ranking_every_route` would see a route left out).
+        let _ = router.insert(key.path.clone(), route);
+    }
+}
+
+/// Route indexes by method and template; see the module documentation.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Index {
+    by_method: HashMap<String, Routers>,
+    any_method: Routers,
+    /// Routes with more than [`MAX_PARAMS`] captures and `*`, tried one by one.
+    walked: Vec<usize>,
+}
+
+impl Index {
+    /// Inserts every route in declaration order, so that of two routes with one key the first is
+    /// kept, as the first declared won a tie before.
+    pub(super) fn new(routes: &[Route]) -> Index {
+        let named: BTreeSet<&str> = routes
+            .iter()
+            .flat_map(|r| r.methods.iter().map(String::as_str))
+            .collect();
+        let mut index = Index::default();
+        let mut seen: HashMap<Option<&str>, HashSet<&Key>> = HashMap::new();
+        for (i, route) in routes.iter().enumerate() {
+            if route.key.params > MAX_PARAMS {
+                index.walked.push(i);
+                continue;
+            }
+            let methods: Vec<Option<&str>> = if route.methods.is_empty() {
+                std::iter::once(None)
+                    .chain(named.iter().copied().map(Some))
+                    .collect()
+            } else {
+                route.methods.iter().map(|m| Some(m.as_str())).collect()
+            };
+            for method in methods {
+                if !seen.entry(method).or_default().insert(&route.key) {
+                    continue;
+                }
+                let routers = match method {
+                    Some(m) => index.by_method.entry(m.to_owned()).or_default(),
+                    None => &mut index.any_method,
+                };
+                routers.insert(&route.key, i);
+            }
+        }
+        index
+    }
+
+    /// The index of the route that describes `method` on `request`, if any.
+    pub(super) fn find(
+        &self,
+        routes: &[Route],
+        method: &str,
+        request: &RequestPath,
+    ) -> Option<usize> {
+        let routers = self.by_method.get(method).unwrap_or(&self.any_method);
+        let mut best: Option<usize> = None;
+        let mut consider = |candidate: usize| {
+            if best.is_none_or(|b| outranks(routes, candidate, b)) {
+                best = Some(candidate);
+            }
+        };
+        if request.first_empty.is_none()
+            && let Ok(found) = routers.exact.at(&request.path)
+        {
+            consider(*found.value);
+        }
+        let deepest = request.first_empty.unwrap_or(request.segments);
+        for (depth, router) in routers.rest.iter().take_while(|(d, _)| *d <= deepest) {
+            if let Ok(found) = router.at(request.prefix(*depth)) {
+                consider(*found.value);
+            }
+        }
+        for &i in &self.walked {
+            if routes
+                .get(i)
+                .is_some_and(|r| r.allows_method(method) && r.matches(request))
+            {
+                consider(i);
+            }
+        }
+        best
+    }
+}
+
+/// Whether route `a` wins over route `b` for a request both match: the more specific from the left
+/// (see [`Route::rank`]), and at equal rank the first declared.
+fn outranks(routes: &[Route], a: usize, b: usize) -> bool {
+    let (Some(route_a), Some(route_b)) = (routes.get(a), routes.get(b)) else {
+        return false;
+    };
+    match route_a.rank().cmp(route_b.rank()) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => a < b,
+    }
+}
+

@@ -667,7 +667,8 @@ pub fn body_values<'v>(
 mod tests {
     use super::*;
 
-    fn route(name: &str, methods: &[&str], path: &str) -> Route {
+    /// A route to `feed` `read`; the index's tests build theirs with it too.
+    pub(super) fn route(name: &str, methods: &[&str], path: &str) -> Route {
         compile_route(RouteDoc {
             name: name.to_owned(),
             methods: Some(OneOrMany::Many(
@@ -686,7 +687,7 @@ mod tests {
         .unwrap()
     }
 
-    fn table(routes: Vec<Route>) -> RouteTable {
+    pub(super) fn table(routes: Vec<Route>) -> RouteTable {
         RouteTable::new(routes)
     }
 

@@ -200,3 +200,202 @@ fn outranks(routes: &[Route], a: usize, b: usize) -> bool {
     }
 }
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::super::tests::{route, table};
+    use super::*;
+
+    /// What the table answered before the index: every route that allows the method and matches the
+    /// segments, ranked per segment (literal 3, one segment 2, rest 1), the first declared at a tie.
+    /// Request paths here need no decoding.
+    fn by_ranking(routes: &[Route], method: &str, path: &str) -> Option<(String, Vec<String>)> {
+        let body = path.strip_prefix('/').unwrap();
+        let body = body.strip_suffix('/').unwrap_or(body);
+        let path: Vec<&str> = if body.is_empty() {
+            Vec::new()
+        } else {
+            body.split('/').collect()
+        };
+        let mut best: Option<(&Route, Vec<u8>, Vec<String>)> = None;
+        for route in routes {
+            if !route.methods.is_empty() && !route.methods.iter().any(|m| m == method) {
+                continue;
+            }
+            let mut captures = Vec::new();
+            let mut matched = true;
+            let mut at = 0;
+            for segment in &route.segments {
+                match segment {
+                    Segment::Rest(name) => {
+                        if name.is_some() {
+                            captures.push(path.get(at..).unwrap_or_default().join("/"));
+                        }
+                        at = path.len();
+                        break;
+                    }
+                    Segment::Literal(l) if path.get(at) == Some(&l.as_str()) => {}
+                    Segment::One(name) if path.get(at).is_some_and(|s| !s.is_empty()) => {
+                        if name.is_some() {
+                            captures.push(path[at].to_owned());
+                        }
+                    }
+                    _ => matched = false,
+                }
+                at += 1;
+            }
+            if !matched || at != path.len() {
+                continue;
+            }
+            let rank: Vec<u8> = route.rank().collect();
+            if best.as_ref().is_none_or(|(_, r, _)| rank > *r) {
+                best = Some((route, rank, captures));
+            }
+        }
+        best.map(|(route, _, captures)| (route.name.clone(), captures))
+    }
+
+    /// A small deterministic generator (xorshift), so a failure names its seed.
+    struct Draw(u64);
+
+    impl Draw {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    fn template(draw: &mut Draw) -> String {
+        let len = draw.below(4);
+        let mut out = String::new();
+        for i in 0..len {
+            let last = i + 1 == len;
+            let part = match draw.below(if last { 7 } else { 5 }) {
+                0 | 1 => "a".to_owned(),
+                2 => "b".to_owned(),
+                3 => format!("{{c{i}}}"),
+                4 => "*".to_owned(),
+                5 => "**".to_owned(),
+                _ => "{rest**}".to_owned(),
+            };
+            out.push('/');
+            out.push_str(&part);
+        }
+        if out.is_empty() || draw.below(3) == 0 {
+            out.push('/');
+        }
+        out
+    }
+
+    #[test]
+    fn the_index_agrees_with_ranking_every_route() {
+        let methods: [&[&str]; 4] = [&["GET"], &["POST"], &["*"], &["GET", "POST"]];
+        let mut requests = vec!["/".to_owned(), "//".to_owned()];
+        for len in 1..=4 {
+            let mut next = Vec::new();
+            for r in requests.iter().filter(|r| r.matches('/').count() == len) {
+                for s in ["a", "b", "c", ""] {
+                    next.push(format!("{r}{s}/"));
+                }
+            }
+            requests.extend(next);
+        }
+        let requests: Vec<String> = requests
+            .iter()
+            .flat_map(|r| [r.clone(), r.trim_end_matches('/').to_owned()])
+            .filter(|r| r.starts_with('/'))
+            .collect();
+        for seed in 1..200_u64 {
+            let mut draw = Draw(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let routes: Vec<Route> = (0..1 + draw.below(8))
+                .map(|i| {
+                    let m = methods[draw.below(methods.len())];
+                    route(&format!("r{i}"), m, &template(&mut draw))
+                })
+                .collect();
+            let t = table(routes.clone());
+            for method in ["GET", "POST", "PUT"] {
+                for path in &requests {
+                    let found = t.find(method, path).unwrap().map(|m| {
+                        let captures = m.captures.into_iter().map(|(_, v)| v).collect();
+                        (m.route.name.clone(), captures)
+                    });
+                    assert_eq!(
+                        found,
+                        by_ranking(&routes, method, path),
+                        "seed {seed}: {method} {path} in {:?}",
+                        routes
+                            .iter()
+                            .map(|r| (r.methods(), r.template()))
+                            .collect::<Vec<_>>()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_rest_route_outranks_an_exact_one_on_its_own_prefix() {
+        let t = table(vec![
+            route("exact", &["GET"], "/a"),
+            route("rest", &["GET"], "/a/**"),
+            route("capture", &["GET"], "/{x}/**"),
+        ]);
+        let name = |p: &str| t.find("GET", p).unwrap().map(|m| m.route.name.clone());
+        assert_eq!(name("/a").as_deref(), Some("rest"));
+        assert_eq!(name("/a/").as_deref(), Some("rest"));
+        assert_eq!(name("/b").as_deref(), Some("capture"));
+    }
+
+    #[test]
+    fn empty_segments_reach_only_rest_routes_before_them() {
+        let t = table(vec![
+            route("deep", &["GET"], "/a/{x}/**"),
+            route("shallow", &["GET"], "/a/{rest**}"),
+            route("exact", &["GET"], "/a/{x}/b"),
+        ]);
+        let found = |p: &str| {
+            t.find("GET", p)
+                .unwrap()
+                .map(|m| (m.route.name.clone(), m.captures))
+        };
+        assert_eq!(
+            found("/a//b"),
+            Some(("shallow".to_owned(), vec![("rest", "/b".to_owned())]))
+        );
+        assert_eq!(found("/a/x/b").map(|(n, _)| n).as_deref(), Some("exact"));
+        assert_eq!(found("/a/x//").map(|(n, _)| n).as_deref(), Some("deep"));
+    }
+
+    #[test]
+    fn methods_without_a_router_of_their_own_reach_any_method_routes() {
+        let t = table(vec![
+            route("get", &["GET"], "/a/b"),
+            route("any", &["*"], "/a/{x}"),
+        ]);
+        let name = |m: &str, p: &str| t.find(m, p).unwrap().map(|m| m.route.name.clone());
+        assert_eq!(name("GET", "/a/b").as_deref(), Some("get"));
+        assert_eq!(name("GET", "/a/c").as_deref(), Some("any"));
+        assert_eq!(name("PATCH", "/a/b").as_deref(), Some("any"));
+        assert_eq!(name("get", "/a/b").as_deref(), Some("any"));
+    }
+
+    #[test]
+    fn routes_with_more_wildcards_than_matchit_takes_still_match() {
+        for count in [MAX_PARAMS, MAX_PARAMS + 1, 62] {
+            let template = format!("/x{}", "/*".repeat(count));
+            let t = table(vec![
+                route("many", &["GET"], &template),
+                route("fewer", &["GET"], "/x/**"),
+            ]);
+            assert_eq!(t.index.walked.len(), usize::from(count > MAX_PARAMS));
+            let path = format!("/x{}", "/v".repeat(count));
+            let name = |p: &str| t.find("GET", p).unwrap().map(|m| m.route.name.clone());
+            assert_eq!(name(&path).as_deref(), Some("many"), "{count}");
+            assert_eq!(name(&format!("{path}/v")).as_deref(), Some("fewer"));
+            assert_eq!(name("/x/v").as_deref(), Some("fewer"));
+        }
+    }
+}

@@ -18,9 +18,11 @@
 //!   `*` never does, and a literal is never empty, so such a path is looked up only in the `**`
 //!   routers, no deeper than its first empty segment.
 //! - the winner: each router gives at most one candidate, and the most specific candidate wins
-//!   ([`outranks`]). Two candidates never rank the same, as each router holds one segment count and
-//!   one `**` depth. Within a router a key is inserted once, for the first route declared with it;
-//!   a second is a load error anyway ([`Route::same_requests_as`]).
+//!   ([`outranks`]). Candidates from two routers never rank the same: they differ in whether, or
+//!   where, they end in `**`. Within a router a key is inserted once, for the first route declared
+//!   with it, which is the route that won such a tie before; a second is a load error anyway
+//!   ([`Route::same_requests_as`]).
+//! - routes with more single-segment wildcards than matchit can name ([`MAX_PARAMS`]) are walked.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -367,6 +369,21 @@ mod tests {
         );
         assert_eq!(found("/a/x/b").map(|(n, _)| n).as_deref(), Some("exact"));
         assert_eq!(found("/a/x//").map(|(n, _)| n).as_deref(), Some("deep"));
+    }
+
+    #[test]
+    fn literals_that_share_a_first_byte_are_told_apart() {
+        // `é` and `è` are two bytes each and share the first: matchit's tree splits between them.
+        let t = table(vec![
+            route("acute", &["GET"], "/caf\u{e9}/{x}"),
+            route("grave", &["GET"], "/caf\u{e8}/b"),
+            route("capture", &["GET"], "/{y}/b"),
+        ]);
+        let name = |p: &str| t.find("GET", p).unwrap().map(|m| m.route.name.clone());
+        assert_eq!(name("/caf%C3%A9/b").as_deref(), Some("acute"));
+        assert_eq!(name("/caf%C3%A8/b").as_deref(), Some("grave"));
+        assert_eq!(name("/caf%C3%A8/c"), None);
+        assert_eq!(name("/caf%C3%AA/b").as_deref(), Some("capture"));
     }
 
     #[test]

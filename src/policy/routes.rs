@@ -10,7 +10,10 @@
 //! requests are a load error, so the winner never depends on file order.
 //!
 //! Pure: matching takes the path as given; decoding, normalising and refusing odd paths happens here too,
-//! so every front end (gRPC ext_authz, the HTTP endpoint) treats a path the same way.
+//! so every front end (gRPC ext_authz, the HTTP endpoint) treats a path the same way. Finding the route
+//! is [`index`]'s, on `matchit` routers, so its cost does not grow with the number of routes.
+
+mod index;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +23,7 @@ use serde_json::Value;
 
 use super::file::{OneOrMany, RouteDoc};
 use super::pattern::{Piece, is_capture_name, split_braces};
+use index::{Index, Key};
 
 /// The most segments a path template or a request path may have; a longer request path is malformed.
 pub const MAX_SEGMENTS: usize = 64;
@@ -82,6 +86,9 @@ pub struct Route {
     methods: Vec<String>,
     template: String,
     segments: Vec<Segment>,
+    /// Where the index stores the route; derived from `segments`, so not part of the revision.
+    #[serde(skip)]
+    key: Key,
     /// Public routes are allowed without credentials or a decision.
     pub public: bool,
     pub kind: String,
@@ -95,11 +102,22 @@ pub struct Route {
     pub also_ids: Vec<Vec<IdPiece>>,
 }
 
-/// Routes, in declaration order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Routes, in declaration order, and the index that finds them.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    /// Built from `routes`, so neither compared nor part of the revision.
+    #[serde(skip)]
+    index: Index,
 }
+
+impl PartialEq for RouteTable {
+    fn eq(&self, other: &RouteTable) -> bool {
+        self.routes == other.routes
+    }
+}
+
+impl Eq for RouteTable {}
 
 /// A route that matched, with its captures (percent-decoded).
 #[derive(Debug)]
@@ -127,7 +145,10 @@ pub enum PathError {
 
 impl RouteTable {
     pub(super) fn new(routes: Vec<Route>) -> RouteTable {
-        RouteTable { routes }
+        RouteTable {
+            index: Index::new(&routes),
+            routes,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -141,21 +162,14 @@ impl RouteTable {
     /// The route for `method` and `path` (the query string, if any, is ignored). `Ok(None)`: no route
     /// describes the request.
     pub fn find(&self, method: &str, path: &str) -> Result<Option<RouteMatch<'_>>, PathError> {
-        let segments = split_request_path(path)?;
-        let mut best: Option<(&Route, Vec<u8>)> = None;
-        for route in &self.routes {
-            if !route.allows_method(method) || !route.matches(&segments) {
-                continue;
-            }
-            let rank = route.rank();
-            if best.as_ref().is_none_or(|(_, r)| rank > *r) {
-                best = Some((route, rank));
-            }
-        }
-        Ok(best.map(|(route, _)| RouteMatch {
-            captures: route.captures(&segments),
-            route,
-        }))
+        let request = RequestPath::parse(path)?;
+        let found = self.index.find(&self.routes, method, &request);
+        Ok(found
+            .and_then(|i| self.routes.get(i))
+            .map(|route| RouteMatch {
+                captures: route.captures(&request),
+                route,
+            }))
     }
 }
 
@@ -166,49 +180,49 @@ impl Route {
         self.methods.is_empty() || self.methods.iter().any(|m| m == method)
     }
 
-    fn matches(&self, path: &[String]) -> bool {
-        let mut rest = path;
+    /// Whether the route matches `request`, walking its segments: for the few routes the index
+    /// cannot hold.
+    fn matches(&self, request: &RequestPath) -> bool {
+        let mut rest = request.segments();
         for segment in &self.segments {
             match segment {
                 Segment::Rest(_) => return true,
-                Segment::Literal(lit) => match rest.split_first() {
-                    Some((first, tail)) if first == lit => rest = tail,
-                    _ => return false,
-                },
-                Segment::One(_) => match rest.split_first() {
-                    Some((first, tail)) if !first.is_empty() => rest = tail,
-                    _ => return false,
-                },
+                Segment::Literal(lit) => {
+                    if rest.next() != Some(lit.as_str()) {
+                        return false;
+                    }
+                }
+                Segment::One(_) => {
+                    if rest.next().is_none_or(str::is_empty) {
+                        return false;
+                    }
+                }
             }
         }
-        rest.is_empty()
+        rest.next().is_none()
     }
 
     /// Specificity, compared lexicographically: per segment 3 literal, 2 one segment, 1 rest; a route
     /// that ends earlier ranks below one that continues with anything.
-    fn rank(&self) -> Vec<u8> {
-        self.segments
-            .iter()
-            .map(|s| match s {
-                Segment::Literal(_) => 3,
-                Segment::One(_) => 2,
-                Segment::Rest(_) => 1,
-            })
-            .collect()
+    fn rank(&self) -> impl Iterator<Item = u8> + '_ {
+        self.segments.iter().map(|s| match s {
+            Segment::Literal(_) => 3,
+            Segment::One(_) => 2,
+            Segment::Rest(_) => 1,
+        })
     }
 
-    fn captures(&self, path: &[String]) -> Vec<(&str, String)> {
+    fn captures(&self, request: &RequestPath) -> Vec<(&str, String)> {
         let mut out = Vec::new();
         for (i, segment) in self.segments.iter().enumerate() {
             match segment {
                 Segment::One(Some(name)) => {
-                    if let Some(value) = path.get(i) {
-                        out.push((name.as_str(), value.clone()));
+                    if let Some(value) = request.segments().nth(i) {
+                        out.push((name.as_str(), value.to_owned()));
                     }
                 }
                 Segment::Rest(Some(name)) => {
-                    let rest = path.get(i..).unwrap_or_default().join("/");
-                    out.push((name.as_str(), rest));
+                    out.push((name.as_str(), request.rest(i).to_owned()));
                 }
                 _ => {}
             }
@@ -240,59 +254,97 @@ impl Route {
                 .any(|s| matches!(s, ValueSource::Body(_)))
     }
 
-    /// Two routes overlap exactly when they share a method and their templates have the same shape.
+    /// Two routes overlap exactly when they share a method and their templates have the same shape,
+    /// that is the same index key: one router would have to hold both under it.
     pub(super) fn same_requests_as(&self, other: &Route) -> bool {
-        let shape = |r: &Route| -> Vec<Option<String>> {
-            r.segments
-                .iter()
-                .map(|s| match s {
-                    Segment::Literal(l) => Some(l.clone()),
-                    Segment::One(_) => None,
-                    Segment::Rest(_) => Some("**".to_owned()),
-                })
-                .collect()
-        };
         let methods_overlap = self.methods.is_empty()
             || other.methods.is_empty()
             || self.methods.iter().any(|m| other.methods.contains(m));
-        methods_overlap && shape(self) == shape(other)
+        methods_overlap && self.key == other.key
     }
 }
 
-/// Splits a request path into decoded segments, dropping the query string and one trailing `/`.
-fn split_request_path(path: &str) -> Result<Vec<String>, PathError> {
-    if !is_plain_target(path) {
-        return Err(PathError::Ambiguous);
+/// A request path as routes match it: percent-decoded, without the query string and one trailing
+/// `/`. Decoded segments never hold a `/` (an encoded one is refused), so they are kept joined in one
+/// string, which is also what the index's routers look up.
+#[derive(Debug)]
+struct RequestPath {
+    /// `/` and the segments joined with `/`; just `/` when there are none.
+    path: String,
+    /// How many segments (`/a//b` has three).
+    segments: usize,
+    /// The position of the first empty segment, if any.
+    first_empty: Option<usize>,
+}
+
+impl RequestPath {
+    fn parse(path: &str) -> Result<RequestPath, PathError> {
+        if !is_plain_target(path) {
+            return Err(PathError::Ambiguous);
+        }
+        let path = path.split('?').next().unwrap_or_default();
+        let Some(path) = path.strip_prefix('/') else {
+            return Err(PathError::NotAbsolute);
+        };
+        let path = path.strip_suffix('/').unwrap_or(path);
+        let mut request = RequestPath {
+            path: String::with_capacity(path.len() + 1),
+            segments: 0,
+            first_empty: None,
+        };
+        if path.is_empty() {
+            request.path.push('/');
+            return Ok(request);
+        }
+        for raw in path.split('/') {
+            if request.segments == MAX_SEGMENTS {
+                return Err(PathError::TooLong);
+            }
+            let lower = raw.to_ascii_lowercase();
+            if lower.contains("%2f") || lower.contains("%5c") {
+                return Err(PathError::BadEncoding);
+            }
+            let decoded = percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| PathError::BadEncoding)?;
+            if decoded == "." || decoded == ".." {
+                return Err(PathError::DotSegment);
+            }
+            if has_bad_escape(raw) {
+                return Err(PathError::BadEncoding);
+            }
+            if decoded.is_empty() {
+                request.first_empty.get_or_insert(request.segments);
+            }
+            request.path.push('/');
+            request.path.push_str(&decoded);
+            request.segments += 1;
+        }
+        Ok(request)
     }
-    let path = path.split('?').next().unwrap_or_default();
-    let Some(path) = path.strip_prefix('/') else {
-        return Err(PathError::NotAbsolute);
-    };
-    let path = path.strip_suffix('/').unwrap_or(path);
-    if path.is_empty() {
-        return Ok(Vec::new());
+
+    /// The decoded segments, in order.
+    fn segments(&self) -> impl Iterator<Item = &str> {
+        let body = self.path.get(1..).unwrap_or_default();
+        body.split('/').take(self.segments)
     }
-    let mut segments = Vec::new();
-    for raw in path.split('/') {
-        if segments.len() == MAX_SEGMENTS {
-            return Err(PathError::TooLong);
+
+    /// The path of the first `depth` segments (`/` for none).
+    fn prefix(&self, depth: usize) -> &str {
+        match self.path.match_indices('/').nth(depth) {
+            Some((at, _)) if depth > 0 => self.path.get(..at).unwrap_or_default(),
+            Some(_) => "/",
+            None => &self.path,
         }
-        let lower = raw.to_ascii_lowercase();
-        if lower.contains("%2f") || lower.contains("%5c") {
-            return Err(PathError::BadEncoding);
-        }
-        let decoded = percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| PathError::BadEncoding)?;
-        if decoded == "." || decoded == ".." {
-            return Err(PathError::DotSegment);
-        }
-        if has_bad_escape(raw) {
-            return Err(PathError::BadEncoding);
-        }
-        segments.push(decoded.into_owned());
     }
-    Ok(segments)
+
+    /// The segments from position `depth` on, joined with `/` (empty when there are none).
+    fn rest(&self, depth: usize) -> &str {
+        match self.path.match_indices('/').nth(depth) {
+            Some((at, _)) => self.path.get(at + 1..).unwrap_or_default(),
+            None => "",
+        }
+    }
 }
 
 /// Whether a request target is printable ASCII without `#` or `\`: the only targets that every proxy
@@ -359,6 +411,7 @@ pub(super) fn compile_route(doc: RouteDoc) -> Result<Route, Vec<String>> {
         name: doc.name,
         methods,
         template: doc.path,
+        key: Key::of(&segments),
         segments,
         public,
         kind,
@@ -614,7 +667,8 @@ pub fn body_values<'v>(
 mod tests {
     use super::*;
 
-    fn route(name: &str, methods: &[&str], path: &str) -> Route {
+    /// A route to `feed` `read`; the index's tests build theirs with it too.
+    pub(super) fn route(name: &str, methods: &[&str], path: &str) -> Route {
         compile_route(RouteDoc {
             name: name.to_owned(),
             methods: Some(OneOrMany::Many(
@@ -633,7 +687,7 @@ mod tests {
         .unwrap()
     }
 
-    fn table(routes: Vec<Route>) -> RouteTable {
+    pub(super) fn table(routes: Vec<Route>) -> RouteTable {
         RouteTable::new(routes)
     }
 

@@ -31,6 +31,13 @@ pub(super) fn serve(config_path: Option<PathBuf>) -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
+        let shutdown = match shutdown_signal() {
+            Ok(shutdown) => shutdown,
+            Err(e) => {
+                eprintln!("gatehouse: cannot listen for SIGTERM and SIGINT: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(e) => {
@@ -41,7 +48,7 @@ pub(super) fn serve(config_path: Option<PathBuf>) -> ExitCode {
         if config.development {
             print_development_banner(&config, &listener);
         }
-        match crate::server::run(config, listener, shutdown_signal()).await {
+        match crate::server::run(config, listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("gatehouse: {e}");
@@ -74,26 +81,26 @@ fn print_development_banner(config: &Config, listener: &tokio::net::TcpListener)
     );
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+/// Listens for SIGTERM and SIGINT from now on, and completes on the first of them. The handlers are
+/// installed before the listener is bound, not when the server first polls the future: until then a
+/// SIGTERM would take its default action and kill the process instead of draining it.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    })
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

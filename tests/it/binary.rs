@@ -254,6 +254,33 @@ async fn sigterm_drains_and_exits_zero() {
     );
 }
 
+/// A SIGTERM that comes while the server is still starting (the port already accepts, the services
+/// are not yet up) is a shutdown like any other: exit 0, never death by the signal's default action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_start_up_still_exits_zero() {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = gatehouse()
+            .arg("serve")
+            .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GATEHOUSE_API_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "never bound");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        send_signal(&child, "TERM");
+        assert_eq!(
+            wait_exit(&mut child, Duration::from_secs(20)).await,
+            Some(0)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_made_before_sigterm_is_in_the_decision_log_file_at_exit() {
     let dir = tempfile::tempdir().unwrap();

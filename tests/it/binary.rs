@@ -63,11 +63,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `gatehouse serve` on a free loopback port with `env`, and a client once it answers.
-async fn serve_child(
-    env: &[(&str, &std::ffi::OsStr)],
-) -> (Child, GatehouseClient<tonic::transport::Channel>) {
-    let port = free_port();
+/// `gatehouse serve` on loopback `port` with the test secret, its output discarded.
+fn serve_command(port: u16) -> Command {
     let mut command = gatehouse();
     command
         .arg("serve")
@@ -75,6 +72,15 @@ async fn serve_child(
         .env("GATEHOUSE_API_SECRET", SECRET)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    command
+}
+
+/// `gatehouse serve` on a free loopback port with `env`, and a client once it answers.
+async fn serve_child(
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Child, GatehouseClient<tonic::transport::Channel>) {
+    let port = free_port();
+    let mut command = serve_command(port);
     for (name, value) in env {
         command.env(name, value);
     }
@@ -260,14 +266,7 @@ async fn sigterm_drains_and_exits_zero() {
 async fn sigterm_during_start_up_still_exits_zero() {
     for _ in 0..5 {
         let port = free_port();
-        let mut child = gatehouse()
-            .arg("serve")
-            .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("GATEHOUSE_API_SECRET", SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = serve_command(port).spawn().unwrap();
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(started.elapsed() < Duration::from_secs(20), "never bound");

@@ -15,13 +15,15 @@
 //! Layout: this file holds the public types and the compile entry point; `parse` reads the source,
 //! `check` is the load-time validator (apart from the evaluator, as Cedar keeps its validator apart
 //! from its evaluator), `eval` runs a compiled condition within its budget, and `value` converts
-//! the JSON input into CEL values.
+//! the JSON input into CEL values; `parts` splits a condition at its top-level `&&`, `||` and `!` so
+//! that explanations name the part that was false.
 
 mod check;
 mod eval;
 #[cfg(test)]
 mod fixtures;
 mod parse;
+mod parts;
 mod value;
 
 use std::fmt;
@@ -175,6 +177,8 @@ pub struct CelCondition {
     resource: Option<Projection>,
     action: bool,
     context: Option<Projection>,
+    /// The top-level parts, compiled apart, for explanations only; `None` for a single term.
+    shape: Option<Arc<parts::Shape>>,
 }
 
 impl fmt::Debug for CelCondition {
@@ -204,6 +208,11 @@ impl serde::Serialize for CelCondition {
 impl CelCondition {
     /// Parses and checks `source`.
     pub fn compile(source: &str) -> Result<CelCondition, CelError> {
+        CelCondition::compile_at(source, 0)
+    }
+
+    /// Compiles `source`, a whole condition or (at `depth` > 0) a part of one.
+    fn compile_at(source: &str, depth: usize) -> Result<CelCondition, CelError> {
         let program = parse::parse(source)?;
         let shape = check::check(&program)?;
         let mut uses = Uses::default();
@@ -217,6 +226,7 @@ impl CelCondition {
             resource: uses.resource,
             action: uses.action,
             context: uses.context,
+            shape: parts::shape(source, depth).map(Arc::new),
         })
     }
 

@@ -4,7 +4,7 @@ use std::cell::{OnceCell, RefCell};
 
 use serde_json::{Map, Value, json};
 
-use super::explain::{Explanation, PolicyTrace, TraceEntry, TraceResult};
+use super::explain::{Explanation, Part, PolicyTrace, TraceEntry, TraceResult};
 use super::{ConditionError, Request};
 use crate::policy::Captures;
 use crate::policy::{
@@ -20,8 +20,8 @@ const ANONYMOUS_ROLE: &str = "anonymous";
 /// One request under evaluation, with what is computed at most once for it.
 pub(super) struct Eval<'r, 'p> {
     set: &'p PolicySet,
-    request: &'r Request<'r>,
-    decl: Option<&'p KindDecl>,
+    pub(super) request: &'r Request<'r>,
+    pub(super) decl: Option<&'p KindDecl>,
     captures: OnceCell<Option<Captures<'r>>>,
     cel_values: OnceCell<(Value, Value)>,
     errors: RefCell<Vec<ConditionError>>,
@@ -121,9 +121,30 @@ impl<'r, 'p> Eval<'r, 'p> {
             }
         };
         if let Some(trace) = trace {
-            trace.push(entry(candidate, result, Vec::new()));
+            let mut parts = Vec::new();
+            if !matches!(result, TraceResult::Vote(_)) {
+                self.rule_parts(when, unless, &mut parts);
+            }
+            trace.push(TraceEntry {
+                parts,
+                ..entry(candidate, result, Vec::new())
+            });
         }
         vote
+    }
+
+    /// Why a rule did not apply (or failed): its `when` when that does not hold, else its `unless`.
+    fn rule_parts(
+        &self,
+        when: Option<&Condition>,
+        unless: Option<&Condition>,
+        parts: &mut Vec<Part>,
+    ) {
+        match (when, unless) {
+            (Some(when), _) if self.holds(when) != Ok(true) => self.unmet(when, true, parts),
+            (_, Some(unless)) => self.unmet(unless, false, parts),
+            _ => {}
+        }
     }
 
     /// Whether a named policy grants, after its logic; records it (and its children) when tracing.
@@ -142,11 +163,17 @@ impl<'r, 'p> Eval<'r, 'p> {
             (Ok(raw), Logic::Negative) => !raw,
         };
         if let Some(trace) = trace {
+            let parts = if granted {
+                Vec::new()
+            } else {
+                self.policy_parts(&policy.body, policy.logic == Logic::Positive)
+            };
             trace.push(PolicyTrace {
                 name: policy.name.clone(),
                 granted,
                 negative: policy.logic == Logic::Negative,
                 detail,
+                parts,
                 children,
             });
         }
@@ -335,7 +362,7 @@ impl<'r, 'p> Eval<'r, 'p> {
             .collect()
     }
 
-    fn cel_input(&self) -> CelInput<'_> {
+    pub(super) fn cel_input(&self) -> CelInput<'_> {
         let (principal, resource) = self.cel_values.get_or_init(|| {
             let p = self.request.principal;
             let kind = p.kind.as_str();
@@ -372,6 +399,7 @@ fn entry(candidate: &Candidate, result: TraceResult, policies: Vec<PolicyTrace>)
             Actions::Only(actions) => actions.clone(),
         },
         result,
+        parts: Vec::new(),
         policies,
     }
 }

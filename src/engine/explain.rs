@@ -15,6 +15,19 @@ pub enum TraceResult {
     Error(String),
 }
 
+/// One part of a condition that decided how a candidate fared: the role, operand or CEL
+/// sub-expression that did not hold (or, for `unless`, that held), or failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// For the caller who asked for the explanation: may quote the request's values and the
+    /// principal's own roles, groups and id (`owner: attributes.owner_id is 'alice', the principal
+    /// is 'bob'`).
+    pub detail: String,
+    /// For logs and decision logs: names what was read and what was required, never a value from the
+    /// request (`owner: attributes.owner_id is not the principal`).
+    pub redacted: String,
+}
+
 /// A named policy's result inside a permission (or an aggregated policy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyTrace {
@@ -23,6 +36,8 @@ pub struct PolicyTrace {
     pub granted: bool,
     pub negative: bool,
     pub detail: String,
+    /// Why the policy's own condition (before its logic) did not grant, when it did not.
+    pub parts: Vec<Part>,
     pub children: Vec<PolicyTrace>,
 }
 
@@ -34,6 +49,9 @@ pub struct TraceEntry {
     pub priority: i32,
     pub actions: Vec<String>,
     pub result: TraceResult,
+    /// For a rule that did not apply or failed: the parts of its `when` that did not hold, or of its
+    /// `unless` that held.
+    pub parts: Vec<Part>,
     pub policies: Vec<PolicyTrace>,
 }
 

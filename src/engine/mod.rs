@@ -10,6 +10,7 @@
 pub mod bounds;
 mod eval;
 mod explain;
+mod parts;
 mod scope;
 
 use std::fmt;
@@ -20,7 +21,7 @@ use crate::policy::{Candidate, Effect, Origin, PolicySet, Strategy};
 use crate::principal::{Principal, PrincipalKind};
 
 pub use bounds::TooLarge;
-pub use explain::{Explanation, PolicyTrace, TraceEntry, TraceResult};
+pub use explain::{Explanation, Part, PolicyTrace, TraceEntry, TraceResult};
 
 /// The rule name reported when no candidate voted.
 pub const DEFAULT_DENY: &str = "default-deny";

@@ -239,16 +239,20 @@ fn run_one(set: &PolicySet, source: &Source, now: i64) -> Result<Report, LoadErr
                 .as_deref()
                 .map(|r| format!(" by {r}"))
                 .unwrap_or_default();
+            let (_, explanation) = engine::decide_explained(set, &request);
+            let parts = engine::explain_summary(&explanation, case.rule.as_deref());
             report.failures.push(Failure {
                 file: source.path.clone(),
                 test: case.name.clone(),
                 message: format!(
-                    "expected {}{wanted_rule}, got {} by {}: {}",
+                    "expected {}{wanted_rule}, got {} by {}: {}\n{parts}",
                     verdict(case.allowed),
                     verdict(decision.allowed),
                     decision.rule,
                     decision.reason(&request)
-                ),
+                )
+                .trim_end()
+                .to_owned(),
             });
         }
     }

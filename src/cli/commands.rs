@@ -358,6 +358,9 @@ pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
             "  {} {} (priority {}): {result}\n",
             entry.origin, entry.name, entry.priority
         ));
+        for part in &entry.parts {
+            report.push_str(&format!("    - {}\n", part.detail));
+        }
         for policy in &entry.policies {
             push_policy(&mut report, policy, 2);
         }
@@ -389,6 +392,9 @@ fn push_policy(report: &mut String, policy: &crate::engine::PolicyTrace, depth: 
         "  ".repeat(depth),
         policy.name
     ));
+    for part in &policy.parts {
+        report.push_str(&format!("{}  - {}\n", "  ".repeat(depth), part.detail));
+    }
     for child in &policy.children {
         push_policy(report, child, depth + 1);
     }

@@ -91,3 +91,58 @@ impl Explanation {
         })
     }
 }
+
+/// The most entries [`explain_summary`] lists when no candidate decided.
+const SUMMARY_ENTRIES: usize = 8;
+
+/// A few lines on why the decision went as it did, for messages such as a failing test case's: the
+/// deciding candidate and the candidate named `also` (the one a test expected, say), each with its
+/// result and the parts of its conditions that decided it; when neither is among the candidates
+/// (nothing voted), the first candidates considered. Uses the caller's phrasing of each part, which
+/// may quote the request's values: not for logs.
+pub fn explain_summary(explanation: &Explanation, also: Option<&str>) -> String {
+    let named: Vec<&TraceEntry> = explanation
+        .entries
+        .iter()
+        .filter(|e| e.name == explanation.rule || also == Some(e.name.as_str()))
+        .collect();
+    let (shown, left) = if named.is_empty() {
+        let all = &explanation.entries;
+        let shown: Vec<&TraceEntry> = all.iter().take(SUMMARY_ENTRIES).collect();
+        (shown, all.len().saturating_sub(SUMMARY_ENTRIES))
+    } else {
+        (named, 0)
+    };
+    let mut lines = Vec::new();
+    for entry in shown {
+        let result = match &entry.result {
+            TraceResult::Vote(Effect::Allow) => "permit".to_owned(),
+            TraceResult::Vote(Effect::Deny) => "deny".to_owned(),
+            TraceResult::NotApplicable(why) => format!("not applicable, {why}"),
+            TraceResult::Error(error) => format!("error: {error}"),
+        };
+        lines.push(format!(
+            "{} '{}': {result}",
+            entry.origin.replace('_', " "),
+            entry.name
+        ));
+        lines.extend(entry.parts.iter().map(|p| format!("  - {}", p.detail)));
+        push_policies(&mut lines, &entry.policies);
+    }
+    if left > 0 {
+        lines.push(format!("... and {left} more candidates"));
+    }
+    lines.join("\n")
+}
+
+fn push_policies(lines: &mut Vec<String>, policies: &[PolicyTrace]) {
+    for policy in policies.iter().filter(|p| !p.granted) {
+        lines.extend(
+            policy
+                .parts
+                .iter()
+                .map(|p| format!("  - policy '{}': {}", policy.name, p.detail)),
+        );
+        push_policies(lines, &policy.children);
+    }
+}

@@ -21,7 +21,7 @@ use crate::policy::{Candidate, Effect, Origin, PolicySet, Strategy};
 use crate::principal::{Principal, PrincipalKind};
 
 pub use bounds::TooLarge;
-pub use explain::{Explanation, Part, PolicyTrace, TraceEntry, TraceResult};
+pub use explain::{Explanation, Part, PolicyTrace, TraceEntry, TraceResult, explain_summary};
 
 /// The rule name reported when no candidate voted.
 pub const DEFAULT_DENY: &str = "default-deny";

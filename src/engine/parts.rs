@@ -354,7 +354,7 @@ mod tests {
 
     use serde_json::{Map, Value, json};
 
-    use super::super::{Part, Request, Resource, decide_explained};
+    use super::super::{Part, Request, Resource, decide_explained, explain_summary};
     use crate::policy::{PolicySet, Source, compile};
     use crate::principal::Principal;
 
@@ -425,14 +425,12 @@ rules:
         }
     }
 
-    /// The parts reported for `rule` when `principal` asks for `action` on a doc.
-    fn parts(
+    fn explained(
         principal: &Principal,
         action: &str,
         attributes: Value,
         context: Value,
-        rule: &str,
-    ) -> Vec<Part> {
+    ) -> super::super::Explanation {
         let set = set();
         let object = |v: Value| v.as_object().cloned().unwrap_or_else(Map::new);
         let (attributes, context) = (object(attributes), object(context));
@@ -447,7 +445,18 @@ rules:
             context: &context,
             now: 0,
         };
-        let (_, explanation) = decide_explained(&set, &request);
+        decide_explained(&set, &request).1
+    }
+
+    /// The parts reported for `rule` when `principal` asks for `action` on a doc.
+    fn parts(
+        principal: &Principal,
+        action: &str,
+        attributes: Value,
+        context: Value,
+        rule: &str,
+    ) -> Vec<Part> {
+        let explanation = explained(principal, action, attributes, context);
         let entry = explanation.entries.iter().find(|e| e.name == rule);
         let Some(entry) = entry else {
             panic!("{rule} not in {explanation:?}")
@@ -637,6 +646,24 @@ rules:
             Some(
                 "cel: `principal.claims.branch == resource.attributes.branch` failed: no such key 'branch'"
             )
+        );
+    }
+
+    #[test]
+    fn the_summary_lists_the_expected_rule_with_its_parts() {
+        let explanation = explained(&viewer("bob"), "read", json!({}), json!({}));
+        assert_eq!(explanation.rule, "default-deny");
+        assert_eq!(
+            explain_summary(&explanation, Some("by-role")),
+            "rule 'by-role': not applicable, its when condition does not hold\n  - requires one of roles [editor, admin]; the principal has [viewer]"
+        );
+        let explanation = explained(&viewer("bob"), "view", json!({}), json!({}));
+        let summary = explain_summary(&explanation, None);
+        assert!(
+            summary.contains(
+                "permission 'view': deny\n  - policy 'editors': requires one of roles [editor]"
+            ),
+            "{summary}"
         );
     }
 }

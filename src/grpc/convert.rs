@@ -128,6 +128,7 @@ pub(super) fn explanation_to_pb(explanation: &Explanation) -> pb::Explanation {
                     result: result.to_owned(),
                     detail,
                     policies: entry.policies.iter().map(policy_result).collect(),
+                    details: entry.parts.iter().map(|p| p.detail.clone()).collect(),
                 }
             })
             .collect(),
@@ -141,6 +142,7 @@ fn policy_result(trace: &PolicyTrace) -> pb::PolicyResult {
         negative: trace.negative,
         detail: trace.detail.clone(),
         children: trace.children.iter().map(policy_result).collect(),
+        details: trace.parts.iter().map(|p| p.detail.clone()).collect(),
     }
 }
 

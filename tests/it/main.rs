@@ -18,6 +18,7 @@ mod binary;
 mod corpus_policies;
 mod deploy;
 mod engine_reference;
+mod explain_parts;
 mod ext_authz;
 mod feeds_matrix;
 mod http_authz;

@@ -215,3 +215,34 @@ async fn serve_binary(
         deadline.tick(&port).await;
     }
 }
+
+#[test]
+fn a_failing_test_case_names_the_part_of_the_expected_rule_that_did_not_hold() {
+    let dir = policy_dir();
+    common::write(
+        &dir.path().join("docs_test.yaml"),
+        r#"
+tests:
+  - name: bob edits alice's doc
+    principal: { id: bob, roles: [viewer] }
+    resource: { kind: doc, id: d1, attributes: { owner_id: alice } }
+    action: edit
+    expect: allow
+    rule: own-docs
+"#,
+    );
+    let out = common::gatehouse_command()
+        .arg("test")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.contains(
+            "rule 'own-docs': not applicable, its when condition does not hold\n  - owner: attributes.owner_id is 'alice', the principal is 'bob'"
+        ),
+        "{report}"
+    );
+}

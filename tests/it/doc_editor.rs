@@ -211,6 +211,57 @@ async fn every_http_door_answers_problem_details() {
     server.stop().await.unwrap();
 }
 
+/// Envoy's gRPC door renders in the set's format too, a request it cannot read (no HTTP attributes)
+/// included: the denied response carries the problem and its content type, and the gRPC status says why.
+#[tokio::test]
+async fn the_ext_authz_door_answers_problem_details() {
+    use envoy_types::ext_authz::v3::pb::{CheckRequest, HttpResponse};
+    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+    let server = doc_editor_server().await;
+    let mut client = AuthorizationClient::new(server.channel().await);
+    let viewer_put = common::envoy_check(
+        "PUT",
+        "/api/docs/acme/plan",
+        &format!("Bearer {}", member("vera", "viewer", "acme")),
+        &[],
+    );
+    let cases = [
+        (
+            "a viewer's PUT",
+            viewer_put,
+            (403, "not-allowed"),
+            tonic::Code::PermissionDenied,
+        ),
+        (
+            "no HTTP attributes",
+            CheckRequest::default(),
+            (400, "invalid-request"),
+            tonic::Code::InvalidArgument,
+        ),
+    ];
+    for (what, request, want, code) in cases {
+        let response = client
+            .check(request)
+            .await
+            .expect("a denial is an answer")
+            .into_inner();
+        assert_eq!(response.status.unwrap().code, i32::from(code), "{what}");
+        let Some(HttpResponse::DeniedResponse(denied)) = response.http_response else {
+            panic!("{what}: not denied");
+        };
+        let content_type = denied
+            .headers
+            .iter()
+            .filter_map(|h| h.header.as_ref())
+            .find(|h| h.key == "content-type")
+            .map(|h| h.value.clone())
+            .unwrap_or_default();
+        let status = u16::try_from(denied.status.unwrap().code).unwrap();
+        assert_problem(what, status, &content_type, &denied.body, want);
+    }
+    server.stop().await.unwrap();
+}
+
 /// The API, having loaded `acme:plan` and read its owner, asks gatehouse itself: a server token in
 /// `authorization`, the end user as `principal`, the owner as an attribute.
 #[tokio::test]

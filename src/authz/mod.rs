@@ -10,18 +10,46 @@
 //! Fails closed: a request no route describes is denied (as Keycloak's policy enforcer does), a path or
 //! body that cannot be read is refused, and a credential problem is a 401 before any rule is looked at.
 
+mod problem;
 mod stream_error;
 mod strict;
+
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use crate::decider::Verdict;
 use crate::engine;
-use crate::policy::{IdPiece, PolicySet, Route, RouteMatch, ValueSource, body_values};
+use crate::policy::{ErrorFormat, IdPiece, PolicySet, Route, RouteMatch, ValueSource, body_values};
 use crate::principal::Principal;
 use crate::token::{TokenError, bearer_token};
 
 pub use stream_error::{Denial, ErrorKind};
+
+/// A denial as the proxy sends it: the body and its content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub content_type: &'static str,
+    pub text: String,
+}
+
+impl Denial {
+    /// The body of this denial in the route table's `format`: Stream's error body (with `duration`, how
+    /// long the authorization took) or RFC 9457 problem details. Every door renders through here, so
+    /// Envoy, nginx and Traefik clients get the same body.
+    pub fn render(&self, format: ErrorFormat, duration: Duration) -> ErrorBody {
+        match format {
+            ErrorFormat::Stream => ErrorBody {
+                content_type: "application/json",
+                text: self.body(duration),
+            },
+            ErrorFormat::Problem => ErrorBody {
+                content_type: problem::CONTENT_TYPE,
+                text: problem::body(self),
+            },
+        }
+    }
+}
 
 /// Headers the upstream receives with an allowed request.
 pub const USER_ID_HEADER: &str = "x-gatehouse-user-id";
@@ -526,6 +554,21 @@ mod tests {
         for bad in ["", "G ET", "GET\n", "G\u{e9}T", &"A".repeat(33)] {
             assert!(check_method(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_denial_renders_in_the_route_tables_format() {
+        let denial =
+            Denial::new(ErrorKind::NotAllowed, "no rule allows it").with_rule("default-deny");
+        let stream = denial.render(ErrorFormat::Stream, Duration::from_millis(1));
+        assert_eq!(stream.content_type, "application/json");
+        let body: Value = serde_json::from_str(&stream.text).unwrap();
+        assert_eq!(body["exception"], "NotAllowedException");
+        let problem = denial.render(ErrorFormat::Problem, Duration::from_millis(1));
+        assert_eq!(problem.content_type, "application/problem+json");
+        let body: Value = serde_json::from_str(&problem.text).unwrap();
+        assert_eq!(body["type"], "urn:gatehouse:problem:not-allowed");
+        assert_eq!(body["rule"], "default-deny");
     }
 
     #[test]

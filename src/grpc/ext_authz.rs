@@ -21,6 +21,7 @@ use super::layer::scope_of;
 use crate::app::App;
 use crate::authz::{Allowed, CallBody, Denial, ErrorKind, HeaderLookup, HttpCall, Outcome};
 use crate::door::Door;
+use crate::policy::ErrorFormat;
 
 /// Envoy marks a body cut at `max_request_bytes` (with `allow_partial_message`) with this header.
 const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
@@ -89,6 +90,9 @@ impl Authorization for ExtAuthzService {
         let (_, extensions, request) = request.into_parts();
         let scope = scope_of(&extensions);
         let started = scope.started();
+        // One set for the decision and the error format, even when a reload lands in between.
+        let policy = self.app.policies.current();
+        let format = policy.route_errors();
         let http = request
             .attributes
             .and_then(|a| a.request)
@@ -98,7 +102,7 @@ impl Authorization for ExtAuthzService {
                 ErrorKind::Input,
                 "the CheckRequest has no attributes.request.http",
             );
-            return Ok(Response::new(denied(&denial, started)));
+            return Ok(Response::new(denied(&denial, format, started)));
         };
         let headers = match &http.header_map {
             Some(map) => EnvoyHeaders::Raw(&map.headers),
@@ -106,7 +110,7 @@ impl Authorization for ExtAuthzService {
         };
         let body = match body(&http, &headers) {
             Ok(body) => body,
-            Err(denial) => return Ok(Response::new(denied(&denial, started))),
+            Err(denial) => return Ok(Response::new(denied(&denial, format, started))),
         };
         let call = HttpCall {
             method: &http.method,
@@ -117,13 +121,12 @@ impl Authorization for ExtAuthzService {
         // The proxy's own trace context (gRPC metadata) first, else the client request's headers.
         let from_message = |key: &str| headers.header(key).ok().flatten();
         let span = scope.span_or(&from_message);
-        let policy = self.app.policies.current();
         let outcome = self
             .app
             .authorize(&policy, Door::ExtAuthz, span, started, &call);
         let response = match outcome {
             Outcome::Allowed(allowed) => ok(&allowed, self.app.strip_authorization),
-            Outcome::Denied(denial) => denied(&denial, started),
+            Outcome::Denied(denial) => denied(&denial, format, started),
         };
         Ok(Response::new(response))
     }
@@ -178,13 +181,14 @@ fn ok(allowed: &Allowed, strip_authorization: bool) -> CheckResponse {
     }
 }
 
-fn denied(denial: &Denial, started: Instant) -> CheckResponse {
+fn denied(denial: &Denial, format: ErrorFormat, started: Instant) -> CheckResponse {
     let code = match denial.kind {
         ErrorKind::ApiKey | ErrorKind::Authentication => tonic::Code::Unauthenticated,
         ErrorKind::Input => tonic::Code::InvalidArgument,
         ErrorKind::NotAllowed => tonic::Code::PermissionDenied,
     };
-    let mut headers = vec![header("content-type", "application/json")];
+    let body = denial.render(format, started.elapsed());
+    let mut headers = vec![header("content-type", body.content_type)];
     if let Some(revision) = &denial.revision {
         headers.push(header(crate::authz::REVISION_HEADER, revision));
     }
@@ -202,7 +206,7 @@ fn denied(denial: &Denial, started: Instant) -> CheckResponse {
                 code: i32::from(denial.status()),
             }),
             headers,
-            body: denial.body(started.elapsed()),
+            body: body.text,
         })),
         ..CheckResponse::default()
     }

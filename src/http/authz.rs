@@ -11,8 +11,10 @@
 //!   headers through, so the other pair is client input. A missing, repeated or unreadable header is
 //!   a 400.
 //!
-//! 200 means allowed, with the upstream headers; 401, 403 or 400 carry Stream's error body, and the same
-//! body in `x-gatehouse-error`, because nginx does not pass an `auth_request` response body on.
+//! 200 means allowed, with the upstream headers; 401, 403 or 400 carry the error body in the route
+//! table's format (Stream's, or RFC 9457 problem details: `settings: route_errors`) with its content
+//! type, and the same body in `x-gatehouse-error`, because nginx does not pass an `auth_request`
+//! response body on.
 //! Thin glue around [`crate::authz`] through [`App::authorize`], like the gRPC services.
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use super::insert;
 use crate::app::App;
 use crate::authz::{CallBody, Denial, ErrorKind, HeaderLookup, HttpCall, Outcome, ProxyHeaders};
 use crate::door::Door;
+use crate::policy::ErrorFormat;
 use crate::telemetry::context::RequestSpan;
 
 /// The largest request body the endpoint reads; a longer one counts as cut short.
@@ -87,9 +90,12 @@ async fn authorize(
 ) -> Response {
     let in_flight = app.metrics().start("http_authz");
     let started = in_flight.started();
+    // One set for the decision and the error format, even when a reload lands in between.
+    let policy = app.policies.current();
+    let format = policy.route_errors();
     let (method, target) = match original {
         Ok(original) => original,
-        Err(denial) => return denied(&denial, started),
+        Err(denial) => return denied(&denial, format, started),
     };
     let (parts, body) = request.into_parts();
     // A body that is too long, or that does not arrive in time, counts as cut short.
@@ -118,7 +124,6 @@ async fn authorize(
         };
         let header = |key: &str| parts.headers.get(key).and_then(|v| v.to_str().ok());
         let span = RequestSpan::start("gatehouse /authz", &header);
-        let policy = app.policies.current();
         app.authorize(&policy, Door::Http, &span, started, &call)
     };
     match outcome {
@@ -137,7 +142,7 @@ async fn authorize(
             insert(&mut response, ENVOY_HEADERS_TO_REMOVE, &absent.join(","));
             response
         }
-        Outcome::Denied(denial) => denied(&denial, started),
+        Outcome::Denied(denial) => denied(&denial, format, started),
     }
 }
 
@@ -178,16 +183,16 @@ fn only_header(headers: &HeaderMap, name: &str) -> Result<String, Denial> {
     })
 }
 
-fn denied(denial: &Denial, started: Instant) -> Response {
+fn denied(denial: &Denial, format: ErrorFormat, started: Instant) -> Response {
     let status = StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::FORBIDDEN);
-    let body = denial.body(started.elapsed());
-    let mut response = (status, Body::from(Bytes::from(body.clone()))).into_response();
+    let body = denial.render(format, started.elapsed());
+    let mut response = (status, Body::from(Bytes::from(body.text.clone()))).into_response();
     insert(
         &mut response,
         header::CONTENT_TYPE.as_str(),
-        "application/json",
+        body.content_type,
     );
-    insert(&mut response, ERROR_HEADER, &body);
+    insert(&mut response, ERROR_HEADER, &body.text);
     if let Some(rule) = &denial.rule {
         insert(&mut response, crate::authz::RULE_HEADER, rule);
     }

@@ -96,6 +96,8 @@ pub struct Settings {
     pub mode: Option<Spanned<String>>,
     /// The mode for requests through the route table (proxies); defaults to `mode`.
     pub route_mode: Option<Spanned<String>>,
+    /// The body of proxy denials: `stream` (default) or `problem` (RFC 9457).
+    pub route_errors: Option<Spanned<String>>,
 }
 
 /// A string or a list of strings.

@@ -18,8 +18,8 @@ pub use cel::{CelCondition, CelError, CelInput};
 pub use compile::{LoadError, LoadErrors, MAX_FILE_BYTES, MAX_PRIORITY, compile};
 pub use feeds::{FeedGroupPermission, FeedsPreset};
 pub use model::{
-    Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, Mode, Modes, NamedPolicy,
-    Operand, Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
+    Actions, Body, Candidate, Condition, Effect, ErrorFormat, KindDecl, Kinds, Logic, Mode, Modes,
+    NamedPolicy, Operand, Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 pub use pattern::{Captures, MAX_CAPTURES, Pattern};
 pub use routes::{

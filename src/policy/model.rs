@@ -57,6 +57,44 @@ pub struct Modes {
     pub routes: Mode,
 }
 
+/// The body a proxy's denial carries (`settings: route_errors`). Stream's clients turn Stream's error
+/// body into their exception classes, so the Feeds preset keeps it; an API that is not Stream's gets
+/// RFC 9457 problem details instead of Stream's codes and a getstream.io link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorFormat {
+    /// Stream's JSON error body (`code`, `exception`, `more_info`, ...), `application/json`.
+    #[default]
+    Stream,
+    /// RFC 9457 problem details, `application/problem+json`.
+    Problem,
+}
+
+impl ErrorFormat {
+    pub fn parse(value: &str) -> Result<ErrorFormat, String> {
+        match value {
+            "stream" => Ok(ErrorFormat::Stream),
+            "problem" => Ok(ErrorFormat::Problem),
+            other => Err(format!(
+                "route_errors must be stream or problem, not '{other}'"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorFormat::Stream => "stream",
+            ErrorFormat::Problem => "problem",
+        }
+    }
+
+    /// Whether this is the default, which the revision leaves out so that sets written before the
+    /// setting existed keep their revision.
+    pub fn is_default(&self) -> bool {
+        *self == ErrorFormat::Stream
+    }
+}
+
 /// How votes (or a permission's policies) combine into one decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -7,7 +7,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::model::{
-    Actions, Candidate, Effect, KindDecl, Kinds, Modes, NamedPolicy, Revocations, Strategy,
+    Actions, Candidate, Effect, ErrorFormat, KindDecl, Kinds, Modes, NamedPolicy, Revocations,
+    Strategy,
 };
 use super::routes::RouteTable;
 use super::source::Source;
@@ -32,6 +33,7 @@ pub struct PolicySet {
     revision: String,
     strategy: Strategy,
     modes: Modes,
+    route_errors: ErrorFormat,
     candidates: Vec<Candidate>,
     policies: Vec<NamedPolicy>,
     kinds: BTreeMap<String, KindDecl>,
@@ -50,6 +52,8 @@ pub struct PolicySet {
 struct Hashed<'a> {
     strategy: Strategy,
     modes: Modes,
+    #[serde(skip_serializing_if = "ErrorFormat::is_default")]
+    route_errors: ErrorFormat,
     candidates: &'a [Candidate],
     policies: &'a [NamedPolicy],
     kinds: &'a BTreeMap<String, KindDecl>,
@@ -61,6 +65,7 @@ struct Hashed<'a> {
 pub(super) struct Parts {
     pub strategy: Strategy,
     pub modes: Modes,
+    pub route_errors: ErrorFormat,
     pub candidates: Vec<Candidate>,
     pub policies: Vec<NamedPolicy>,
     pub kinds: BTreeMap<String, KindDecl>,
@@ -73,6 +78,7 @@ impl PolicySet {
         let Parts {
             strategy,
             modes,
+            route_errors,
             candidates,
             policies,
             kinds,
@@ -82,6 +88,7 @@ impl PolicySet {
         let revision = revision_of(&Hashed {
             strategy,
             modes,
+            route_errors,
             candidates: &candidates,
             policies: &policies,
             kinds: &kinds,
@@ -98,6 +105,7 @@ impl PolicySet {
             revision,
             strategy,
             modes,
+            route_errors,
             candidates,
             policies,
             kinds,
@@ -152,6 +160,11 @@ impl PolicySet {
     /// The enforcement modes.
     pub fn modes(&self) -> Modes {
         self.modes
+    }
+
+    /// The body a denial through the route table carries.
+    pub fn route_errors(&self) -> ErrorFormat {
+        self.route_errors
     }
 
     /// The HTTP route table (empty when the set has no routes).

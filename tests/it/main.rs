@@ -17,6 +17,7 @@ mod audit_modes;
 mod binary;
 mod corpus_policies;
 mod deploy;
+mod doc_editor;
 mod engine_reference;
 mod explain_parts;
 mod ext_authz;

@@ -38,7 +38,7 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: usize = 5;
 
 /// Runs scripts/nginx-env.sh and returns the nginx binary it prints; fails the test if it fails.
-fn nginx_binary() -> PathBuf {
+pub(crate) fn nginx_binary() -> PathBuf {
     let script = Path::new(ROOT).join("scripts").join("nginx-env.sh");
     let output = Command::new("bash")
         .arg(&script)
@@ -67,16 +67,16 @@ fn nginx_binary() -> PathBuf {
 
 /// A request as the upstream received it.
 #[derive(Debug, Clone)]
-struct Seen {
-    method: String,
+pub(crate) struct Seen {
+    pub(crate) method: String,
     /// Path and query, as sent on the request line.
-    uri: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
+    pub(crate) uri: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
 
@@ -86,10 +86,10 @@ impl Seen {
     }
 }
 
-type SeenLog = Arc<Mutex<Vec<Seen>>>;
+pub(crate) type SeenLog = Arc<Mutex<Vec<Seen>>>;
 
 /// An HTTP server standing in for the feed servers: records every request and answers `{"ok":true}`.
-async fn start_upstream() -> (SocketAddr, SeenLog) {
+pub(crate) async fn start_upstream() -> (SocketAddr, SeenLog) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log: SeenLog = Arc::default();
@@ -124,7 +124,7 @@ async fn record(State(log): State<SeenLog>, request: Request) -> Response {
 // --- nginx ----------------------------------------------------------------------------------------------
 
 /// A running nginx in a temporary prefix; stopped when dropped, also when the test panics.
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
     binary: PathBuf,
     prefix: tempfile::TempDir,
@@ -134,8 +134,18 @@ struct Nginx {
 impl Nginx {
     /// Renders examples/nginx/nginx.conf for these addresses and starts nginx in the foreground.
     fn start(binary: &Path, gatehouse: SocketAddr, upstream: SocketAddr) -> Nginx {
-        let template =
-            std::fs::read_to_string(Path::new(ROOT).join("examples/nginx/nginx.conf")).unwrap();
+        Self::start_example(binary, "examples/nginx/nginx.conf", gatehouse, upstream)
+    }
+
+    /// Renders the example configuration `example` (relative to the repository) for these addresses
+    /// and starts nginx in the foreground.
+    pub(crate) fn start_example(
+        binary: &Path,
+        example: &str,
+        gatehouse: SocketAddr,
+        upstream: SocketAddr,
+    ) -> Nginx {
+        let template = std::fs::read_to_string(Path::new(ROOT).join(example)).unwrap();
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
             let prefix = tempfile::tempdir().unwrap();
@@ -164,7 +174,7 @@ impl Nginx {
                 .unwrap();
             assert!(
                 check.status.success(),
-                "nginx -t rejects the rendered examples/nginx/nginx.conf ({}):\n{}{}",
+                "nginx -t rejects the rendered {example} ({}):\n{}{}",
                 check.status,
                 String::from_utf8_lossy(&check.stdout),
                 String::from_utf8_lossy(&check.stderr)
@@ -221,7 +231,7 @@ impl Nginx {
         }
     }
 
-    fn url(&self, path_and_query: &str) -> String {
+    pub(crate) fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{path_and_query}", self.addr)
     }
 

@@ -1,7 +1,7 @@
 //! The first pass's items: settings, revocations and resource kinds.
 
 use super::super::file::{self, ResourceDoc, RevocationsDoc, Settings, Spanned};
-use super::super::model::{KindDecl, Mode, Modes, Operand};
+use super::super::model::{ErrorFormat, KindDecl, Mode, Modes, Operand};
 use super::super::pattern::Pattern;
 use super::conditions::{has_capture, unknown_capture};
 use super::{At, Compiler, MAX_ACTIONS_PER_KIND};
@@ -20,6 +20,12 @@ impl Compiler {
             (Err(e), None) => self.error(value_at, e),
         }
         self.modes(settings, at);
+        if let Some(value) = &settings.route_errors {
+            match ErrorFormat::parse(value) {
+                Ok(format) => self.route_errors = format,
+                Err(e) => self.error(at.of(value), e),
+            }
+        }
     }
 
     /// The set's enforcement modes; `route_mode` defaults to `mode`.

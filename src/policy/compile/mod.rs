@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use super::file::{OneOrMany, PolicyDoc, PolicyFile, RouteDoc, Spanned, line_of};
-use super::model::{KindDecl, Modes, Revocations, Strategy};
+use super::model::{ErrorFormat, KindDecl, Modes, Revocations, Strategy};
 use super::set::{Parts, PolicySet};
 use super::source::Source;
 
@@ -134,6 +134,7 @@ struct Compiler {
     errors: Vec<LoadError>,
     strategy: Option<(Strategy, usize)>,
     modes: Modes,
+    route_errors: ErrorFormat,
     lists: BTreeMap<String, Vec<String>>,
     kinds: BTreeMap<String, KindDecl>,
     policy_names: HashMap<String, usize>,
@@ -315,6 +316,7 @@ impl Compiler {
             Parts {
                 strategy,
                 modes: self.modes,
+                route_errors: self.route_errors,
                 candidates,
                 policies,
                 kinds: std::mem::take(&mut self.kinds),

@@ -43,6 +43,10 @@ pub struct DecisionEntry {
     pub source: String,
     #[serde(default)]
     pub route: Option<String>,
+    /// Why the request was refused before any rule was asked (`token expired`), for the rule
+    /// `unauthenticated`; never the token.
+    #[serde(default)]
+    pub reason: Option<String>,
     #[serde(default)]
     pub shadow: Option<ShadowVerdict>,
     /// The W3C trace id of the request, when it had one (a masked id reads back as none).
@@ -81,6 +85,8 @@ pub struct Decided<'a> {
     pub dry_run: bool,
     pub source: &'a str,
     pub route: Option<&'a str>,
+    /// Why the credentials were refused, for the rule `unauthenticated`.
+    pub reason: Option<&'a str>,
     pub shadow: Option<ShadowDecided<'a>>,
     pub trace_id: Option<u128>,
     pub latency_us: u64,
@@ -231,6 +237,10 @@ impl Decided<'_> {
         if let Some(route) = self.route {
             out.push_str(member!("route"));
             escaped(out, route);
+        }
+        if let Some(reason) = self.reason {
+            out.push_str(member!("reason"));
+            escaped(out, reason);
         }
         if let Some(shadow) = &self.shadow {
             out.push_str(member!("shadow"));
@@ -399,6 +409,7 @@ impl DecisionEntry {
             dry_run: self.dry_run,
             source: &self.source,
             route: self.route.as_deref(),
+            reason: self.reason.as_deref(),
             shadow: self.shadow.as_ref().map(|s| ShadowDecided {
                 decision: &s.decision,
                 rule: &s.rule,
@@ -430,6 +441,7 @@ pub(super) fn sample(n: i64) -> DecisionEntry {
         dry_run: false,
         source: "check".into(),
         route: None,
+        reason: None,
         shadow: None,
         trace_id: None,
         latency_us: 1,
@@ -468,6 +480,7 @@ mod tests {
         full.resource_id = "user:</script>".to_owned();
         full.rule_id_pattern = Some("user:*".to_owned());
         full.route = Some("GET /feed/{group}/{id}".to_owned());
+        full.reason = Some("token expired".to_owned());
         full.shadow = Some(ShadowVerdict {
             decision: "deny".into(),
             rule: "default-deny".to_owned(),

@@ -222,10 +222,7 @@ impl Decided<'_> {
         push_bool(out, self.allowed);
         out.push_str(member!("rule"));
         escaped(out, self.rule);
-        if let Some(pattern) = self.rule_id_pattern {
-            out.push_str(member!("rule_id_pattern"));
-            escaped(out, pattern);
-        }
+        push_optional(out, member!("rule_id_pattern"), self.rule_id_pattern);
         out.push_str(member!("revision"));
         escaped(out, self.revision);
         out.push_str(member!("mode"));
@@ -234,14 +231,8 @@ impl Decided<'_> {
         push_bool(out, self.dry_run);
         out.push_str(member!("source"));
         escaped(out, self.source);
-        if let Some(route) = self.route {
-            out.push_str(member!("route"));
-            escaped(out, route);
-        }
-        if let Some(reason) = self.reason {
-            out.push_str(member!("reason"));
-            escaped(out, reason);
-        }
+        push_optional(out, member!("route"), self.route);
+        push_optional(out, member!("reason"), self.reason);
         if let Some(shadow) = &self.shadow {
             out.push_str(member!("shadow"));
             out.push_str("{\"decision\":");
@@ -267,6 +258,14 @@ impl Decided<'_> {
         out.push_str(member!("latency_us"));
         push_number(out, self.latency_us);
         out.push_str("}\n");
+    }
+}
+
+/// `member` and the value, when there is one; an absent value leaves the member out.
+fn push_optional(out: &mut String, member: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        out.push_str(member);
+        escaped(out, value);
     }
 }
 

@@ -8,11 +8,11 @@ use std::time::Instant;
 use crate::audit::{self, CountDropped, DecisionLog};
 use crate::authz::{self, Authorizer, HttpCall, Outcome, ProxyHeaders};
 use crate::config::Config;
-use crate::decider::{Call, Decider, Verdict};
+use crate::decider::{Call, Decider, Refusal, Verdict};
 use crate::door::Door;
 use crate::engine;
 use crate::error::ServeError;
-use crate::policy::{LoadErrors, PolicySet};
+use crate::policy::{LoadErrors, PolicySet, Route};
 use crate::principal::Principal;
 use crate::store::{self, PolicyStore};
 use crate::telemetry::context::RequestSpan;
@@ -147,6 +147,24 @@ impl authz::Gate for DoorGate<'_> {
         now: i64,
     ) -> Result<Principal, TokenError> {
         self.app.authenticate(token, policy, now)
+    }
+
+    fn refused(&self, policy: &PolicySet, route: &Route, error: &TokenError) {
+        let call = Call {
+            door: self.door,
+            route: Some(&route.name),
+            span: self.span,
+            started: self.started,
+        };
+        let refusal = Refusal {
+            action: &route.action,
+            resource_kind: &route.kind,
+            // The id is read from the request only for a caller who got this far.
+            resource_id: "",
+            source: None,
+            error,
+        };
+        self.app.decider.refused(policy, &refusal, &call);
     }
 
     fn decide<'p>(

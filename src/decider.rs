@@ -15,6 +15,22 @@ use crate::policy::{Mode, PolicySet};
 use crate::store::PolicyStore;
 use crate::telemetry::context::RequestSpan;
 use crate::telemetry::metrics::Metrics;
+use crate::token::TokenError;
+
+/// The rule a decision log entry names for a request refused for its credentials.
+pub const UNAUTHENTICATED_RULE: &str = "unauthenticated";
+/// The principal kind a decision log entry names when the credentials did not say who called.
+pub const UNKNOWN_PRINCIPAL: &str = "unknown";
+
+/// A request refused for its credentials: what it asked, as far as it is known, and why.
+pub struct Refusal<'a> {
+    pub action: &'a str,
+    pub resource_kind: &'a str,
+    pub resource_id: &'a str,
+    /// The decision log's `source` when it is not the call's door (`allowed_actions`).
+    pub source: Option<&'a str>,
+    pub error: &'a TokenError,
+}
 
 /// What the caller knows about the call besides the request.
 pub struct Call<'a> {
@@ -183,12 +199,8 @@ impl Decider {
         if !self.log.is_enabled() {
             return;
         }
-        let time_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or_default();
         self.log.record(&Decided {
-            time_ms,
+            time_ms: now_ms(),
             principal_id: &request.principal.user_id,
             principal_kind: request.principal.kind.as_str(),
             roles: &request.principal.roles,
@@ -204,11 +216,45 @@ impl Decider {
             dry_run: verdict.dry_run,
             source: call.door.as_str(),
             route: call.route,
+            reason: None,
             shadow: shadow.as_ref().map(|(set, shadow)| ShadowDecided {
                 decision: verdict_name(shadow.allowed),
                 rule: shadow.rule,
                 revision: set.revision(),
             }),
+            trace_id: call.span.trace_id(),
+            latency_us: u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        });
+    }
+
+    /// Records a request refused for its credentials before any rule was asked: a deny by the rule
+    /// [`UNAUTHENTICATED_RULE`], with the token error's message as the reason (the message never
+    /// quotes the token). Refusals are already counted by reason when the token is verified, so no
+    /// decision metric is counted here.
+    pub fn refused(&self, policy: &PolicySet, refusal: &Refusal<'_>, call: &Call<'_>) {
+        if !self.log.is_enabled() {
+            return;
+        }
+        let reason = refusal.error.to_string();
+        self.log.record(&Decided {
+            time_ms: now_ms(),
+            principal_id: "",
+            principal_kind: UNKNOWN_PRINCIPAL,
+            roles: &[],
+            action: refusal.action,
+            resource_kind: refusal.resource_kind,
+            resource_id: refusal.resource_id,
+            decision: verdict_name(false),
+            allowed: false,
+            rule: UNAUTHENTICATED_RULE,
+            rule_id_pattern: None,
+            revision: policy.revision(),
+            mode: call.door.mode(policy).as_str(),
+            dry_run: false,
+            source: refusal.source.unwrap_or(call.door.as_str()),
+            route: call.route,
+            reason: Some(&reason),
+            shadow: None,
             trace_id: call.span.trace_id(),
             latency_us: u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         });
@@ -239,6 +285,13 @@ impl Decider {
         }
         shadow
     }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

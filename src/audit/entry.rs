@@ -43,6 +43,10 @@ pub struct DecisionEntry {
     pub source: String,
     #[serde(default)]
     pub route: Option<String>,
+    /// Why the request was refused before any rule was asked (`token expired`), for the rule
+    /// `unauthenticated`; never the token.
+    #[serde(default)]
+    pub reason: Option<String>,
     #[serde(default)]
     pub shadow: Option<ShadowVerdict>,
     /// The W3C trace id of the request, when it had one (a masked id reads back as none).
@@ -81,6 +85,8 @@ pub struct Decided<'a> {
     pub dry_run: bool,
     pub source: &'a str,
     pub route: Option<&'a str>,
+    /// Why the credentials were refused, for the rule `unauthenticated`.
+    pub reason: Option<&'a str>,
     pub shadow: Option<ShadowDecided<'a>>,
     pub trace_id: Option<u128>,
     pub latency_us: u64,
@@ -216,10 +222,7 @@ impl Decided<'_> {
         push_bool(out, self.allowed);
         out.push_str(member!("rule"));
         escaped(out, self.rule);
-        if let Some(pattern) = self.rule_id_pattern {
-            out.push_str(member!("rule_id_pattern"));
-            escaped(out, pattern);
-        }
+        push_optional(out, member!("rule_id_pattern"), self.rule_id_pattern);
         out.push_str(member!("revision"));
         escaped(out, self.revision);
         out.push_str(member!("mode"));
@@ -228,10 +231,8 @@ impl Decided<'_> {
         push_bool(out, self.dry_run);
         out.push_str(member!("source"));
         escaped(out, self.source);
-        if let Some(route) = self.route {
-            out.push_str(member!("route"));
-            escaped(out, route);
-        }
+        push_optional(out, member!("route"), self.route);
+        push_optional(out, member!("reason"), self.reason);
         if let Some(shadow) = &self.shadow {
             out.push_str(member!("shadow"));
             out.push_str("{\"decision\":");
@@ -257,6 +258,14 @@ impl Decided<'_> {
         out.push_str(member!("latency_us"));
         push_number(out, self.latency_us);
         out.push_str("}\n");
+    }
+}
+
+/// `member` and the value, when there is one; an absent value leaves the member out.
+fn push_optional(out: &mut String, member: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        out.push_str(member);
+        escaped(out, value);
     }
 }
 
@@ -399,6 +408,7 @@ impl DecisionEntry {
             dry_run: self.dry_run,
             source: &self.source,
             route: self.route.as_deref(),
+            reason: self.reason.as_deref(),
             shadow: self.shadow.as_ref().map(|s| ShadowDecided {
                 decision: &s.decision,
                 rule: &s.rule,
@@ -430,6 +440,7 @@ pub(super) fn sample(n: i64) -> DecisionEntry {
         dry_run: false,
         source: "check".into(),
         route: None,
+        reason: None,
         shadow: None,
         trace_id: None,
         latency_us: 1,
@@ -468,6 +479,7 @@ mod tests {
         full.resource_id = "user:</script>".to_owned();
         full.rule_id_pattern = Some("user:*".to_owned());
         full.route = Some("GET /feed/{group}/{id}".to_owned());
+        full.reason = Some("token expired".to_owned());
         full.shadow = Some(ShadowVerdict {
             decision: "deny".into(),
             rule: "default-deny".to_owned(),

@@ -9,6 +9,6 @@ mod suggest;
 pub use entry::{
     Decided, DecisionEntry, Mask, MaskKey, MaskedField, ShadowDecided, ShadowVerdict, pseudonym,
 };
-pub use exercised::{Exercised, Subject, exercised};
+pub use exercised::{Exercised, IdGroup, Subject, exercised, group_by_id};
 pub use log::{CountDropped, DecisionLog, DecisionLogConfig, read_file};
 pub use suggest::{Suggestion, suggest};

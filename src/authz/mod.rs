@@ -150,6 +150,9 @@ pub trait Gate {
         now: i64,
     ) -> Result<Principal, TokenError>;
 
+    /// Records a request to `route` refused for its credentials (`error`), before any rule was asked.
+    fn refused(&self, policy: &PolicySet, route: &Route, error: &TokenError);
+
     /// The verdict on `request`, made with `policy` under its route mode, for the route `route`.
     fn decide<'p>(
         &self,
@@ -208,7 +211,7 @@ impl Authorizer<'_> {
             });
         }
         self.check_api_key(call)?;
-        let principal = self.principal(call)?;
+        let principal = self.principal(call, found.route)?;
         self.decide(call, &found, &principal)
     }
 
@@ -232,7 +235,7 @@ impl Authorizer<'_> {
 
     /// The caller: `stream-auth-type: anonymous`, or the JWT in `Authorization` (with or without
     /// `Bearer `), verified and not revoked by the deciding set.
-    fn principal(&self, call: &HttpCall<'_>) -> Result<Principal, Denial> {
+    fn principal(&self, call: &HttpCall<'_>, route: &Route) -> Result<Principal, Denial> {
         let auth_type = call
             .headers
             .header("stream-auth-type")?
@@ -253,6 +256,7 @@ impl Authorizer<'_> {
             .map(bearer_token)
             .unwrap_or_default();
         if token.is_empty() {
+            self.gate.refused(self.policy, route, &TokenError::Missing);
             return Err(Denial::new(
                 ErrorKind::Authentication,
                 "the Authorization header with a JWT is missing",
@@ -260,7 +264,10 @@ impl Authorizer<'_> {
         }
         self.gate
             .authenticate(token, self.policy, self.now)
-            .map_err(token_denial)
+            .map_err(|error| {
+                self.gate.refused(self.policy, route, &error);
+                token_denial(error)
+            })
     }
 
     fn decide(

@@ -8,8 +8,6 @@ use serde_json::{Map, Value, json};
 use thiserror::Error;
 
 use crate::config::Config;
-use crate::grpc::pb;
-use crate::grpc::pb::gatehouse_client::GatehouseClient;
 use crate::principal::Principal;
 use crate::token::{IssueError, IssueRequest, Issuer, TokenError, Verifier};
 
@@ -36,7 +34,7 @@ pub enum CliError {
 }
 
 /// Loads the configuration and insists on a real secret: tokens signed with a random one are useless.
-fn load_secret_config(config: Option<&Path>) -> Result<Config, CliError> {
+pub(super) fn load_secret_config(config: Option<&Path>) -> Result<Config, CliError> {
     let config = Config::load(config)?;
     if config.development {
         return Err(CliError::NoSecret);
@@ -74,11 +72,15 @@ fn parse_ttl(text: &str) -> Result<i64, String> {
     i64::try_from(duration.as_secs()).map_err(|_| "lifetime too long".to_owned())
 }
 
-pub fn issue_token(config: Option<&Path>, args: IssueArgs) -> Result<String, CliError> {
+/// Signs a token locally with the configured secret; returns it and its expiry (`exp`).
+pub fn issue_token(
+    config: Option<&Path>,
+    args: IssueArgs,
+) -> Result<(String, Option<i64>), CliError> {
     let config = load_secret_config(config)?;
     let issuer = Issuer::new(&config.secret);
     if args.server {
-        return Ok(issuer.server_token()?);
+        return Ok((issuer.server_token()?, None));
     }
     let user_id = args
         .user_id
@@ -95,19 +97,20 @@ pub fn issue_token(config: Option<&Path>, args: IssueArgs) -> Result<String, Cli
         roles: args.roles,
         groups: args.groups,
     })?;
-    Ok(issued.token)
+    Ok((issued.token, issued.expires_at))
 }
 
-/// Verifies a token locally and returns its principal as pretty JSON.
-pub fn verify_token(config: Option<&Path>, token: &str) -> Result<String, CliError> {
+/// Verifies a token locally and returns its principal as [`principal_json`] builds it.
+pub fn verify_token(config: Option<&Path>, token: &str) -> Result<Value, CliError> {
     let config = load_secret_config(config)?;
     let principal = Verifier::new(&config.secret, config.verify.clone()).verify(token)?;
-    Ok(serde_json::to_string_pretty(&principal_json(&principal)).unwrap_or_default())
+    Ok(principal_json(&principal))
 }
 
+/// A verified principal as `token verify` prints it; the kind in the crate's lower-case vocabulary,
+/// the same one `check` and the decision log use.
 pub fn principal_json(principal: &Principal) -> Value {
-    // The API's enum spelling (`PrincipalKind` in gatehouse.proto), as `grpcurl` prints it.
-    let kind = principal.kind.as_str().to_ascii_uppercase();
+    let kind = principal.kind.as_str();
     let scope = principal.scope.as_ref().map(|s| {
         json!({
             "resource": s.resource.to_string(),
@@ -121,6 +124,7 @@ pub fn principal_json(principal: &Principal) -> Value {
         "user_id": principal.user_id,
         "roles": principal.roles,
         "groups": principal.groups,
+        "channel_roles": principal.channel_roles,
         "scope": scope,
         "claims": principal.claims,
         "issued_at": principal.issued_at,
@@ -128,91 +132,19 @@ pub fn principal_json(principal: &Principal) -> Value {
     })
 }
 
-/// What `gatehouse check` asks.
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    pub addr: String,
-    #[arg(long)]
-    pub token: String,
-    #[arg(long)]
-    pub action: String,
-    /// kind:id, e.g. feed:user:tommaso or users:jack.
-    #[arg(long)]
-    pub resource: String,
-    /// Resource attribute key=value (repeatable), e.g. user_id=jack.
-    #[arg(long = "attr", value_parser = parse_pair)]
-    pub attributes: Vec<(String, String)>,
-    /// Request context key=value (repeatable), e.g. actor=tommaso.
-    #[arg(long, value_parser = parse_pair)]
-    pub context: Vec<(String, String)>,
-}
-
-/// The outcome of `gatehouse check`: whether it was allowed, and the text to print.
+/// The outcome of a command that decides: whether it was allowed, and the text to print.
 pub struct CheckOutcome {
     pub allowed: bool,
     pub report: String,
 }
 
-pub async fn check(args: CheckArgs) -> Result<CheckOutcome, CliError> {
-    let (kind, id) = args
-        .resource
-        .split_once(':')
-        .unwrap_or((&args.resource, ""));
-    let request = pb::CheckRequest {
-        token: args.token,
-        action: args.action,
-        resource: Some(pb::Resource {
-            kind: kind.to_owned(),
-            id: id.to_owned(),
-            attributes: Some(to_struct(args.attributes)),
-        }),
-        context: Some(to_struct(args.context)),
-        ..Default::default()
-    };
-    let mut client = GatehouseClient::connect(args.addr)
-        .await
-        .map_err(CliError::Connect)?;
-    let response = client
-        .check(request)
-        .await
-        .map_err(|status| CliError::Call(format!("{:?}: {}", status.code(), status.message())))?
-        .into_inner();
-    let verdict = if response.allowed {
-        "ALLOWED"
-    } else {
-        "DENIED"
-    };
-    Ok(CheckOutcome {
-        allowed: response.allowed,
-        report: format!(
-            "{verdict} by rule {} (policy revision {})\n{}",
-            response.rule, response.policy_revision, response.reason
-        ),
-    })
-}
-
 /// Values that read as JSON (numbers, booleans, lists) keep their type; anything else is a string.
-fn parse_value(text: &str) -> Value {
+pub(super) fn parse_value(text: &str) -> Value {
     match serde_json::from_str::<Value>(text) {
         Ok(value @ (Value::Number(_) | Value::Bool(_) | Value::Array(_) | Value::Object(_))) => {
             value
         }
         _ => Value::String(text.to_owned()),
-    }
-}
-
-fn to_struct(pairs: Vec<(String, String)>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: pairs
-            .into_iter()
-            .map(|(k, v)| {
-                let value = prost_types::Value {
-                    kind: Some(prost_types::value::Kind::StringValue(v)),
-                };
-                (k, value)
-            })
-            .collect(),
     }
 }
 
@@ -477,36 +409,111 @@ fn since_ms(text: &str) -> Result<i64, CliError> {
         .unwrap_or(0))
 }
 
-/// `gatehouse exercised`: one line per distinct exercised permission.
-pub fn exercised(query: LogQuery) -> Result<String, CliError> {
+/// How `gatehouse exercised` folds and prints its rows.
+#[derive(clap::Args)]
+pub struct ExercisedView {
+    /// Fold the ids of a kind that match an id pattern into one row: KIND:ID_PATTERN in the policy
+    /// language's pattern syntax (`feed:user:*`; `*:PATTERN` for every kind). Repeatable; the first
+    /// that matches an id takes it.
+    #[arg(long = "group-by-id", value_name = "KIND:ID_PATTERN", value_parser = crate::audit::IdGroup::parse)]
+    pub groups: Vec<crate::audit::IdGroup>,
+    /// Print the rows as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `gatehouse exercised`: one row per distinct exercised permission, in aligned columns.
+pub fn exercised(query: LogQuery, view: ExercisedView) -> Result<String, CliError> {
     let subject = query.subject()?;
     let (entries, since) = query.load()?;
     let items = crate::audit::exercised(&entries, &subject, since);
-    let mut out = String::from("decision  count  action  kind  id-or-pattern  rule  last-seen\n");
+    let items = crate::audit::group_by_id(items, &view.groups);
+    if view.json {
+        let rows: Vec<Value> = items
+            .iter()
+            .map(|item| {
+                json!({
+                    "decision": if item.allowed { "allow" } else { "deny" },
+                    "count": item.count,
+                    "action": item.action,
+                    "resource_kind": item.resource_kind,
+                    "resource_id_pattern": item.resource_id_pattern,
+                    "pattern": item.is_pattern,
+                    "rule": item.rule,
+                    "first_seen": time_text(item.first_seen_ms),
+                    "last_seen": time_text(item.last_seen_ms),
+                })
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default());
+    }
+    let header = [
+        "decision",
+        "count",
+        "action",
+        "kind",
+        "id-or-pattern",
+        "rule",
+        "last-seen",
+    ]
+    .map(str::to_owned);
+    let mut rows = vec![header];
     for item in &items {
-        let last = time_text(item.last_seen_ms);
         let id = if item.is_pattern {
             format!("{} (pattern)", item.resource_id_pattern)
         } else {
             item.resource_id_pattern.clone()
         };
-        out.push_str(&format!(
-            "{}  {}  {}  {}  {}  {}  {}\n",
-            if item.allowed { "allow" } else { "deny" },
-            item.count,
-            item.action,
-            item.resource_kind,
+        rows.push([
+            if item.allowed { "allow" } else { "deny" }.to_owned(),
+            item.count.to_string(),
+            item.action.clone(),
+            item.resource_kind.clone(),
             id,
-            item.rule,
-            last
-        ));
+            item.rule.clone(),
+            time_text(item.last_seen_ms),
+        ]);
     }
+    let mut out = aligned(&rows);
     out.push_str(&format!(
         "{} distinct permissions from {} decisions",
         items.len(),
         entries.len()
     ));
     Ok(out)
+}
+
+/// Rows as columns padded to their widest cell (counted in characters), two spaces apart, the count
+/// column right-aligned; the last column is not padded.
+fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (n, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if n > 0 {
+                line.push_str("  ");
+            }
+            let pad = " ".repeat(width.saturating_sub(cell.chars().count()));
+            if n == 1 {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else if n + 1 < N {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str(cell);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// `gatehouse suggest`: the least-privilege policy file.
@@ -527,7 +534,7 @@ pub fn suggest(query: LogQuery) -> Result<String, CliError> {
     Ok(suggestion.yaml.trim_end().to_owned())
 }
 
-fn time_text(ms: i64) -> String {
+pub(super) fn time_text(ms: i64) -> String {
     let seconds = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
     humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),

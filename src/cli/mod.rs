@@ -2,6 +2,8 @@
 //! parses the arguments and calls [`run`].
 
 mod commands;
+mod print;
+mod remote;
 mod serve;
 
 use std::path::PathBuf;
@@ -10,9 +12,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use commands::{
-    CheckArgs, CheckOutcome, CliError, EvalArgs, IssueArgs, LogQuery, TestOutcome, check, eval,
+    CheckOutcome, CliError, EvalArgs, ExercisedView, IssueArgs, LogQuery, TestOutcome, eval,
     exercised, issue_token, parse_pair, principal_json, suggest, test, validate, verify_token,
 };
+pub use remote::{AdminArgs, CheckArgs, DEFAULT_ADDR, ServerAuth, check, server_token};
 
 /// Exit code for invalid configuration or usage (sysexits' EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -36,14 +39,20 @@ enum Command {
         #[arg(long, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Issue or verify tokens locally with the configured API secret.
+    /// Issue or verify tokens: locally with the configured API secret, or with --addr by a server.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Ask a running server whether a token may perform an action on a resource.
+    /// Ask a running server whether a caller (a token, --anonymous, or a --principal described with
+    /// a server token) may perform an action on a resource.
     /// Exits 0 when allowed, 1 when denied, 2 on error.
     Check(CheckArgs),
+    /// A running server's policy set and reload history (PolicyStatus; needs a server token).
+    Status(AdminArgs),
+    /// Make a running server reload its policy directory now (ReloadPolicies; needs a server token).
+    /// Exits 1 when the directory does not load and the previous set keeps serving.
+    Reload(AdminArgs),
     /// Load a policy directory and report every error with file:line. Exits 1 on errors.
     Validate { dir: PathBuf },
     /// Run the *_test.yaml suites of a policy directory. Exits 1 on any failure.
@@ -60,6 +69,8 @@ enum Command {
     Exercised {
         #[command(flatten)]
         query: LogQuery,
+        #[command(flatten)]
+        view: ExercisedView,
     },
     /// A least-privilege policy file allowing exactly what a user or role was allowed, from a
     /// decision log file. Prints the policy; it validates and loads as is.
@@ -71,17 +82,34 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Print a new token.
+    /// Print a new token: signed locally, or with --addr minted by the server (IssueToken).
     Issue {
         #[arg(long, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
+        /// Mint through the server at this address, with its secret, instead of signing locally.
+        #[arg(long)]
+        addr: Option<String>,
+        /// With --addr: the server token to call with; without the flag, GATEHOUSE_SERVER_TOKEN.
+        #[arg(long, env = "GATEHOUSE_SERVER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// With --addr: mint the server token to call with from the configured API secret.
+        #[arg(long, requires = "addr")]
+        secret_from_config: bool,
+        /// Print the token and its expiry as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         args: IssueArgs,
     },
-    /// Verify a token and print its principal.
+    /// Verify a token and print its principal: locally, or with --addr by the server (Verify).
     Verify {
         #[arg(long, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
+        #[arg(long)]
+        addr: Option<String>,
+        /// Print the principal as JSON.
+        #[arg(long)]
+        json: bool,
         token: String,
     },
 }
@@ -92,10 +120,20 @@ pub fn run(args: Args) -> ExitCode {
         Command::Serve { config } => serve::serve(config),
         Command::Token { command } => token(command),
         Command::Check(args) => check_server(args),
+        Command::Status(args) => match runtime() {
+            Some(runtime) => report(runtime.block_on(remote::status(args)).map(|t| (true, t))),
+            None => ExitCode::FAILURE,
+        },
+        Command::Reload(args) => match runtime() {
+            Some(runtime) => report(runtime.block_on(remote::reload(args))),
+            None => ExitCode::FAILURE,
+        },
         Command::Validate { dir } => report(validate(&dir).map(|text| (true, text))),
         Command::Test { dir } => report(test(&dir).map(|o| (o.passed, o.report))),
         Command::Eval { dir, args } => verdict(eval(&dir, args)),
-        Command::Exercised { query } => report(exercised(query).map(|text| (true, text))),
+        Command::Exercised { query, view } => {
+            report(exercised(query, view).map(|text| (true, text)))
+        }
         Command::Suggest { query } => report(suggest(query).map(|text| (true, text))),
     }
 }
@@ -151,8 +189,34 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 fn token(command: TokenCommand) -> ExitCode {
     let result = match command {
-        TokenCommand::Issue { config, args } => issue_token(config.as_deref(), args),
-        TokenCommand::Verify { config, token } => verify_token(config.as_deref(), &token),
+        TokenCommand::Issue {
+            config,
+            addr,
+            token,
+            secret_from_config,
+            json,
+            args,
+        } => {
+            let auth = ServerAuth {
+                token,
+                secret_from_config,
+                config,
+            };
+            issue(addr, auth, args)
+                .map(|(token, expires_at)| remote::issued_report(token, expires_at, json))
+        }
+        TokenCommand::Verify {
+            config,
+            addr,
+            json,
+            token,
+        } => verify(config.as_deref(), addr.as_deref(), &token).map(|principal| {
+            if json {
+                print::json(&principal)
+            } else {
+                print::principal_text(&principal)
+            }
+        }),
     };
     match result {
         Ok(output) => {
@@ -168,6 +232,49 @@ fn token(command: TokenCommand) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Signs locally, or mints through the server at `addr` with the server token `auth` names.
+fn issue(
+    addr: Option<String>,
+    auth: ServerAuth,
+    args: IssueArgs,
+) -> Result<(String, Option<i64>), CliError> {
+    let Some(addr) = addr else {
+        return issue_token(auth.config.as_deref(), args);
+    };
+    if args.server {
+        return Err(CliError::Usage(
+            "IssueToken mints user tokens only; sign a server token locally (without --addr)"
+                .to_owned(),
+        ));
+    }
+    let user_id = args
+        .user_id
+        .ok_or_else(|| CliError::Usage("--user is required".to_owned()))?;
+    let runtime = runtime().ok_or_else(|| CliError::Usage("no async runtime".to_owned()))?;
+    runtime.block_on(remote::issue(remote::RemoteIssue {
+        addr,
+        auth,
+        user_id,
+        ttl_seconds: args.ttl_seconds.unwrap_or(0),
+        roles: args.roles,
+        groups: args.groups,
+        claims: args.claims,
+    }))
+}
+
+/// Verifies locally, or with the server at `addr`.
+fn verify(
+    config: Option<&std::path::Path>,
+    addr: Option<&str>,
+    token: &str,
+) -> Result<serde_json::Value, CliError> {
+    let Some(addr) = addr else {
+        return verify_token(config, token);
+    };
+    let runtime = runtime().ok_or_else(|| CliError::Usage("no async runtime".to_owned()))?;
+    runtime.block_on(remote::verify(addr, token))
 }
 
 fn check_server(args: CheckArgs) -> ExitCode {

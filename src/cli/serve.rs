@@ -77,6 +77,7 @@ fn print_development_banner(config: &Config, listener: &tokio::net::TcpListener)
          Server token for this process:\n  {server_token}\n\n\
          Try it:\n  \
          grpcurl -plaintext -H 'authorization: Bearer {server_token}' -d '{{\"user_id\": \"tommaso\"}}' {addr} gatehouse.v1.Gatehouse/IssueToken\n  \
+         GATEHOUSE_SERVER_TOKEN=<server token> gatehouse token issue --addr http://{addr} --user tommaso\n  \
          gatehouse check --addr http://{addr} --token <token from IssueToken> --action write --resource feed:user:tommaso --context actor=tommaso\n"
     );
 }

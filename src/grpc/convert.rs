@@ -9,7 +9,7 @@ use crate::engine::{Explanation, PolicyTrace, TraceResult};
 use crate::policy::Effect;
 use crate::principal::{Principal, PrincipalKind};
 
-pub(super) fn struct_to_map(value: Option<Struct>) -> Map<String, Value> {
+pub fn struct_to_map(value: Option<Struct>) -> Map<String, Value> {
     value
         .map(|s| s.fields.into_iter().map(|(k, v)| (k, to_json(v))).collect())
         .unwrap_or_default()
@@ -39,7 +39,7 @@ fn number_to_json(n: f64) -> Value {
     }
 }
 
-pub(super) fn map_to_struct(map: &Map<String, Value>) -> Struct {
+pub fn map_to_struct(map: &Map<String, Value>) -> Struct {
     Struct {
         fields: map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect(),
     }
@@ -61,6 +61,18 @@ fn from_json(value: &Value) -> prost_types::Value {
 
 pub(super) fn timestamp(seconds: i64) -> Timestamp {
     Timestamp { seconds, nanos: 0 }
+}
+
+/// The wire kind as the crate names it; `None` for `KIND_UNSPECIFIED` or a kind this build does not
+/// know.
+pub fn principal_kind_from_pb(kind: i32) -> Option<PrincipalKind> {
+    match pb::principal::Kind::try_from(kind).ok()? {
+        pb::principal::Kind::User => Some(PrincipalKind::User),
+        pb::principal::Kind::Server => Some(PrincipalKind::Server),
+        pb::principal::Kind::Scoped => Some(PrincipalKind::Scoped),
+        pb::principal::Kind::Anonymous => Some(PrincipalKind::Anonymous),
+        pb::principal::Kind::Unspecified => None,
+    }
 }
 
 pub(super) fn principal_to_pb(principal: &Principal) -> pb::Principal {

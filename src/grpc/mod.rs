@@ -12,6 +12,7 @@ mod layer;
 mod metadata;
 mod service;
 
+pub use convert::{map_to_struct, principal_kind_from_pb, struct_to_map};
 pub use ext_authz::ExtAuthzService;
 pub use layer::{CallLayer, CallScope};
 pub use service::GatehouseService;

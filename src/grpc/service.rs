@@ -12,7 +12,7 @@ use super::metadata::require_server;
 use super::pb;
 use crate::app::App;
 use crate::audit::{self, Subject};
-use crate::decider::Call;
+use crate::decider::{Call, Refusal};
 use crate::door::Door;
 use crate::engine;
 use crate::error::Error;
@@ -66,6 +66,29 @@ impl GatehouseService {
     /// A verified token's principal, unless `policy` (the set deciding the call) revokes the token.
     fn verified(&self, token: &str, policy: &PolicySet) -> Result<Principal, Error> {
         Ok(self.app.authenticate(token, policy, unix_now())?)
+    }
+
+    /// Puts a call refused for its credentials (a bad, expired or revoked token, or a missing one) in
+    /// the decision log, with what it asked as far as one item says it.
+    fn record_refusal(
+        &self,
+        policy: &PolicySet,
+        error: &Error,
+        call: &Call<'_>,
+        asked: Option<&Item>,
+        source: Option<&str>,
+    ) {
+        let Error::Token(token_error) = error else {
+            return;
+        };
+        let refusal = Refusal {
+            action: asked.map_or("", |i| i.action.as_str()),
+            resource_kind: asked.map_or("", |i| i.kind.as_str()),
+            resource_id: asked.map_or("", |i| i.id.as_str()),
+            source,
+            error: token_error,
+        };
+        self.app.decider.refused(policy, &refusal, call);
     }
 
     /// Decides one item through the decider, with its explanation when asked for.
@@ -177,19 +200,21 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let item = item(request.action, request.resource, request.context)?;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
-        let principal = self.caller(
-            &policy,
-            &metadata,
-            &request.token,
-            request.anonymous,
-            request.principal,
-        )?;
         let call = Call {
             door: Door::Check,
             route: None,
             span: scope.span(),
             started: scope.started(),
         };
+        let principal = self
+            .caller(
+                &policy,
+                &metadata,
+                &request.token,
+                request.anonymous,
+                request.principal,
+            )
+            .inspect_err(|e| self.record_refusal(&policy, e, &call, Some(&item), None))?;
         let asked = item.request(&principal, unix_now());
         engine::bounds::check(&asked).map_err(Error::from)?;
         let result = self.decide(&policy, &asked, &call, request.explain);
@@ -225,23 +250,30 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .collect::<Result<Vec<_>, _>>()?;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
-        let principal = self.caller(
-            &policy,
-            &metadata,
-            &request.token,
-            request.anonymous,
-            request.principal,
-        )?;
-        let now = unix_now();
-        for item in &items {
-            engine::bounds::check(&item.request(&principal, now)).map_err(Error::from)?;
-        }
         let call = Call {
             door: Door::Batch,
             route: None,
             span,
             started: scope.started(),
         };
+        // A refused batch is one entry, naming its item only when it has one.
+        let only = match items.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        };
+        let principal = self
+            .caller(
+                &policy,
+                &metadata,
+                &request.token,
+                request.anonymous,
+                request.principal,
+            )
+            .inspect_err(|e| self.record_refusal(&policy, e, &call, only, None))?;
+        let now = unix_now();
+        for item in &items {
+            engine::bounds::check(&item.request(&principal, now)).map_err(Error::from)?;
+        }
         let results: Vec<pb::CheckResult> = items
             .iter()
             .map(|item| {
@@ -270,18 +302,29 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::AllowedActionsRequest>,
     ) -> Result<Response<pb::AllowedActionsResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
+        let (metadata, extensions, request) = request.into_parts();
+        let scope = scope_of(&extensions);
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
-        let principal = self.caller(
-            &policy,
-            &metadata,
-            &request.token,
-            request.anonymous,
-            request.principal,
-        )?;
+        let call = Call {
+            door: Door::Check,
+            route: None,
+            span: scope.span(),
+            started: scope.started(),
+        };
+        let principal = self
+            .caller(
+                &policy,
+                &metadata,
+                &request.token,
+                request.anonymous,
+                request.principal,
+            )
+            .inspect_err(|e| {
+                self.record_refusal(&policy, e, &call, Some(&item), Some("allowed_actions"));
+            })?;
         let asked = item.request(&principal, unix_now());
         engine::bounds::check(&asked).map_err(Error::from)?;
         let actions = engine::allowed_actions(&policy, &asked)

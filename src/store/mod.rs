@@ -111,12 +111,12 @@ impl PolicyStore {
             Ok(set) => {
                 let revision = set.revision().to_owned();
                 let previous = self.current().revision().to_owned();
-                {
+                let cleared = {
                     // Counted before the swap, so whoever sees the new revision sees the reload counted.
                     let mut status = self.status();
                     status.reloads_ok += 1;
-                    status.last_error = None;
-                }
+                    status.last_error.take().is_some()
+                };
                 if revision != previous {
                     self.replace(set);
                     tracing::info!(%revision, %previous, "policies reloaded");
@@ -124,8 +124,13 @@ impl PolicyStore {
                     // Same rules, other text (a comment, say): serve it so PolicyStatus matches the disk.
                     self.replace(set);
                     tracing::info!(%revision, "policy files reloaded; the rules did not change");
-                } else {
+                } else if !cleared {
                     tracing::debug!(%revision, "policies unchanged");
+                }
+                if cleared {
+                    // A file fixed back to the serving text changes no revision: without this line the
+                    // operator who fixed it would see the error and nothing after it.
+                    tracing::info!(%revision, "policies reloaded; the previous error is cleared");
                 }
                 Ok(revision)
             }

@@ -340,12 +340,12 @@ fn token_issue_and_verify_work_from_the_local_secret() {
 
     let out = output(
         gatehouse()
-            .args(["token", "verify", &token])
+            .args(["token", "verify", "--json", &token])
             .env("GATEHOUSE_API_SECRET", SECRET),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let principal: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(principal["kind"], "USER");
+    assert_eq!(principal["kind"], "user");
     assert_eq!(principal["user_id"], "tommaso");
     assert_eq!(principal["roles"][0], "editor");
     assert_eq!(principal["claims"]["seats"], 3);
@@ -371,7 +371,11 @@ fn token_issue_and_verify_work_from_the_local_secret() {
             .args(["token", "verify", &server_token])
             .env("GATEHOUSE_API_SECRET", SECRET),
     );
-    assert!(text(&out.stdout).contains("\"SERVER\""));
+    assert!(
+        text(&out.stdout).starts_with("kind           server\n"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

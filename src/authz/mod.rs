@@ -10,6 +10,7 @@
 //! Fails closed: a request no route describes is denied (as Keycloak's policy enforcer does), a path or
 //! body that cannot be read is refused, and a credential problem is a 401 before any rule is looked at.
 
+mod offline;
 mod stream_error;
 mod strict;
 
@@ -21,6 +22,7 @@ use crate::policy::{IdPiece, PolicySet, Route, RouteMatch, ValueSource, body_val
 use crate::principal::Principal;
 use crate::token::{TokenError, bearer_token};
 
+pub use offline::{OfflineGate, verify_caller};
 pub use stream_error::{Denial, ErrorKind};
 
 /// Headers the upstream receives with an allowed request.

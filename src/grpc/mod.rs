@@ -12,7 +12,7 @@ mod layer;
 mod metadata;
 mod service;
 
-pub use ext_authz::ExtAuthzService;
+pub use ext_authz::{ExtAuthzService, answer as answer_ext_authz};
 pub use layer::{CallLayer, CallScope};
 pub use service::GatehouseService;
 

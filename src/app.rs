@@ -94,14 +94,8 @@ impl App {
         policy: &PolicySet,
         now: i64,
     ) -> Result<Principal, TokenError> {
-        let result = self.verifier.verify_at(token, now).and_then(|principal| {
-            if policy.revokes(&principal) {
-                Err(TokenError::Revoked)
-            } else {
-                Ok(principal)
-            }
-        });
-        result.inspect_err(|e| self.metrics.token_rejected(e.reason()))
+        authz::verify_caller(&self.verifier, token, policy, now)
+            .inspect_err(|e| self.metrics.token_rejected(e.reason()))
     }
 
     /// Authorizes a request a proxy asks about through `door`, decided by `policy` and recorded with

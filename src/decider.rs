@@ -64,6 +64,34 @@ impl Verdict<'_> {
     }
 }
 
+/// The verdict on `request` with `policy` under the set's mode for `door`, recorded nowhere: the one
+/// place the mode turns a decision into an answer, for the live doors (through [`Decider::decide`])
+/// and for offline evaluation (policy test suites, `gatehouse eval --http`) alike.
+pub fn judge<'p>(
+    policy: &'p PolicySet,
+    request: &Request<'_>,
+    door: Door,
+    explain: bool,
+) -> (Verdict<'p>, Option<Explanation>) {
+    let mode = door.mode(policy);
+    let (decision, explanation) = match mode {
+        Mode::Disabled => (Decision::disabled(), None),
+        _ if explain => {
+            let (decision, explanation) = engine::decide_explained(policy, request);
+            (decision, Some(explanation))
+        }
+        _ => (engine::decide(policy, request), None),
+    };
+    let dry_run = mode == Mode::Permissive && !decision.allowed;
+    let verdict = Verdict {
+        allowed: decision.allowed || mode != Mode::Enforcing,
+        dry_run,
+        mode,
+        decision,
+    };
+    (verdict, explanation)
+}
+
 /// Decides and records; shared by every service.
 pub struct Decider {
     metrics: Arc<Metrics>,
@@ -133,22 +161,7 @@ impl Decider {
         call: &Call<'_>,
         explain: bool,
     ) -> (Verdict<'p>, Option<Explanation>) {
-        let mode = call.door.mode(policy);
-        let (decision, explanation) = match mode {
-            Mode::Disabled => (Decision::disabled(), None),
-            _ if explain => {
-                let (decision, explanation) = engine::decide_explained(policy, request);
-                (decision, Some(explanation))
-            }
-            _ => (engine::decide(policy, request), None),
-        };
-        let dry_run = mode == Mode::Permissive && !decision.allowed;
-        let verdict = Verdict {
-            allowed: decision.allowed || mode != Mode::Enforcing,
-            dry_run,
-            mode,
-            decision,
-        };
+        let (verdict, explanation) = judge(policy, request, call.door, explain);
         self.record(policy, request, call, &verdict);
         (verdict, explanation)
     }

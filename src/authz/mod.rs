@@ -10,6 +10,7 @@
 //! Fails closed: a request no route describes is denied (as Keycloak's policy enforcer does), a path or
 //! body that cannot be read is refused, and a credential problem is a 401 before any rule is looked at.
 
+mod offline;
 mod problem;
 mod stream_error;
 mod strict;
@@ -24,6 +25,7 @@ use crate::policy::{ErrorFormat, IdPiece, PolicySet, Route, RouteMatch, ValueSou
 use crate::principal::Principal;
 use crate::token::{TokenError, bearer_token};
 
+pub use offline::{OfflineGate, verify_caller};
 pub use stream_error::{Denial, ErrorKind};
 
 /// A denial as the proxy sends it: the body and its content type.

@@ -168,12 +168,21 @@ pub fn validate(dir: &Path) -> Result<String, CliError> {
             },
         ])));
     }
+    // The suites beside the policies are parsed and what they name is checked against the set, so a
+    // broken suite fails validation; running them is `gatehouse test`.
+    let suites = crate::store::load_test_suites(dir).map_err(CliError::Policy)?;
+    let checked = crate::suite::check(&set, &suites).map_err(CliError::Policy)?;
+    let tests: usize = checked
+        .iter()
+        .map(|(_, suite)| suite.cases.len() + suite.routes.len())
+        .sum();
     Ok(format!(
-        "ok: {} rules, chat policies and permissions; {} routes; strategy {}; revision {}",
+        "ok: {} rules, chat policies and permissions; {} routes; strategy {}; revision {}; {} test suites with {tests} tests checked (not run)",
         set.candidates().len(),
         set.routes().routes().len(),
         set.strategy(),
-        set.revision()
+        set.revision(),
+        checked.len()
     ))
 }
 
@@ -197,8 +206,9 @@ pub fn test(dir: &Path) -> Result<TestOutcome, CliError> {
         crate::suite::run(&set, &suites, crate::token::unix_now()).map_err(CliError::Policy)?;
     let mut text = String::new();
     for failure in &report.failures {
+        let at = failure.line.map(|l| format!(":{l}")).unwrap_or_default();
         text.push_str(&format!(
-            "FAIL {}: {}: {}\n",
+            "FAIL {}{at}: test '{}': {}\n",
             failure.file, failure.test, failure.message
         ));
     }
@@ -213,40 +223,71 @@ pub fn test(dir: &Path) -> Result<TestOutcome, CliError> {
     })
 }
 
-/// What `gatehouse eval` asks, offline.
+/// What `gatehouse eval` asks, offline: a request to the engine (`--action`, `--resource`) or a request
+/// through a door (`--http`).
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// A user id, or JSON: '{"id": "jack", "roles": ["admin"]}', '{"anonymous": true}'.
-    #[arg(long)]
-    pub principal: String,
-    #[arg(long)]
-    pub action: String,
+    /// A user id, or JSON: '{"id": "jack", "roles": ["admin"]}', '{"anonymous": true}'. With --http,
+    /// a token is minted for it with a throwaway secret (unless -H gives an authorization header).
+    #[arg(long, required_unless_present = "http")]
+    pub principal: Option<String>,
+    #[arg(long, required_unless_present = "http", conflicts_with = "http")]
+    pub action: Option<String>,
     /// kind:id, e.g. message:m1.
-    #[arg(long)]
-    pub resource: String,
-    #[arg(long = "attr", value_parser = parse_pair)]
+    #[arg(long, required_unless_present = "http", conflicts_with = "http")]
+    pub resource: Option<String>,
+    #[arg(long = "attr", value_parser = parse_pair, conflicts_with = "http")]
     pub attributes: Vec<(String, String)>,
-    #[arg(long, value_parser = parse_pair)]
+    #[arg(long, value_parser = parse_pair, conflicts_with = "http")]
     pub context: Vec<(String, String)>,
+    /// A proxied request, 'METHOD /path?query', decided through the route table and a door.
+    #[arg(long)]
+    pub http: Option<String>,
+    /// A request header 'name: value' (repeatable), with --http.
+    #[arg(short = 'H', long = "header", requires = "http")]
+    pub headers: Vec<String>,
+    /// The door: envoy (gRPC ext_authz, the default), envoy-http, nginx or traefik.
+    #[arg(long, default_value = "envoy", requires = "http")]
+    pub door: String,
+    /// The request body (JSON, sent as given), with --http.
+    #[arg(long, requires = "http")]
+    pub body: Option<String>,
+    /// The config whose API secret verifies a token given with -H (without --principal).
+    #[arg(long, env = "GATEHOUSE_CONFIG", requires = "http")]
+    pub config: Option<PathBuf>,
+}
+
+fn principal_doc(text: &str) -> Result<crate::suite::PrincipalDoc, CliError> {
+    let doc = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| CliError::Usage(format!("--principal: {e}")))?
+    } else {
+        crate::suite::PrincipalDoc {
+            id: Some(text.to_owned()),
+            ..Default::default()
+        }
+    };
+    doc.to_principal().map_err(CliError::Usage)?;
+    Ok(doc)
 }
 
 /// `gatehouse eval DIR ...`: the explained decision, without a server.
 pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
     let set = crate::store::load_dir(dir).map_err(CliError::Policy)?;
-    let doc: crate::suite::PrincipalDoc = if args.principal.trim_start().starts_with('{') {
-        serde_json::from_str(&args.principal)
-            .map_err(|e| CliError::Usage(format!("--principal: {e}")))?
-    } else {
-        crate::suite::PrincipalDoc {
-            id: Some(args.principal.clone()),
-            ..Default::default()
-        }
+    if let Some(line) = &args.http {
+        return eval_http(&set, line, &args);
+    }
+    let (Some(principal), Some(action), Some(resource)) =
+        (&args.principal, &args.action, &args.resource)
+    else {
+        return Err(CliError::Usage(
+            "give --principal, --action and --resource, or --http".to_owned(),
+        ));
     };
-    let principal = doc.to_principal().map_err(CliError::Usage)?;
-    let (kind, id) = args
-        .resource
-        .split_once(':')
-        .unwrap_or((&args.resource, ""));
+    let principal = principal_doc(principal)?
+        .to_principal()
+        .map_err(CliError::Usage)?;
+    let (action, resource) = (action.clone(), resource.clone());
+    let (kind, id) = resource.split_once(':').unwrap_or((&resource, ""));
     let strings = |pairs: Vec<(String, String)>| -> Map<String, Value> {
         pairs
             .into_iter()
@@ -257,7 +298,7 @@ pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
     let context = strings(args.context);
     let request = crate::engine::Request {
         principal: &principal,
-        action: &args.action,
+        action: &action,
         resource: crate::engine::Resource {
             kind,
             id,
@@ -299,6 +340,78 @@ pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
     }
     Ok(CheckOutcome {
         allowed: decision.allowed,
+        report: report.trim_end().to_owned(),
+    })
+}
+
+/// `gatehouse eval DIR --http 'METHOD /path'`: the request through a door, offline: status, rule,
+/// reason and the headers the upstream would receive.
+fn eval_http(
+    set: &crate::policy::PolicySet,
+    line: &str,
+    args: &EvalArgs,
+) -> Result<CheckOutcome, CliError> {
+    let usage = |m: String| CliError::Usage(m);
+    let (method, path) = line
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| usage("--http: expected 'METHOD /path'".to_owned()))?;
+    let mut headers = Vec::new();
+    for header in &args.headers {
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| usage(format!("-H: expected 'name: value', got '{header}'")))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let request = crate::suite::HttpRequest {
+        method: method.trim().to_owned(),
+        path: path.trim().to_owned(),
+        headers,
+        body: args.body.clone().map(String::into_bytes),
+    };
+    request.check().map_err(|e| usage(format!("--http: {e}")))?;
+    let door = crate::suite::SuiteDoor::parse(&args.door).ok_or_else(|| {
+        usage(format!(
+            "--door must be one of {}",
+            crate::suite::SuiteDoor::NAMES.join(", ")
+        ))
+    })?;
+    let now = crate::token::unix_now();
+    let principal = args.principal.as_deref().map(principal_doc).transpose()?;
+    let offline = match (&principal, request.header("authorization")) {
+        // A token the caller brings is verified with the app's secret, as the server would.
+        (None, Some(_)) => {
+            let config = load_secret_config(args.config.as_deref())?;
+            crate::suite::Offline::with_secret(set, &config.secret, now)
+        }
+        _ => crate::suite::Offline::new(set, now),
+    };
+    let request = offline
+        .with_credentials(&request, principal.as_ref())
+        .map_err(CliError::Usage)?;
+    let answer = offline.ask(&request, door);
+    let mut report = format!(
+        "{} {} through {}: status {}, rule {}\n{}\n",
+        if answer.allowed() {
+            "ALLOWED"
+        } else {
+            "DENIED"
+        },
+        line.trim(),
+        door.as_str(),
+        answer.status,
+        answer.rule.as_deref().unwrap_or("none"),
+        answer.reason
+    );
+    for (name, value) in &answer.upstream_headers {
+        if value.is_empty() {
+            report.push_str(&format!("  upstream {name}: (removed)\n"));
+        } else {
+            report.push_str(&format!("  upstream {name}: {value}\n"));
+        }
+    }
+    Ok(CheckOutcome {
+        allowed: answer.allowed(),
         report: report.trim_end().to_owned(),
     })
 }

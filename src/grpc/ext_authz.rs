@@ -93,42 +93,62 @@ impl Authorization for ExtAuthzService {
         // One set for the decision and the error format, even when a reload lands in between.
         let policy = self.app.policies.current();
         let format = policy.route_errors();
-        let http = request
-            .attributes
-            .and_then(|a| a.request)
-            .and_then(|r| r.http);
-        let Some(http) = http else {
-            let denial = Denial::new(
-                ErrorKind::Input,
-                "the CheckRequest has no attributes.request.http",
-            );
-            return Ok(Response::new(denied(&denial, format, started)));
-        };
-        let headers = match &http.header_map {
-            Some(map) => EnvoyHeaders::Raw(&map.headers),
-            None => EnvoyHeaders::Map(&http.headers),
-        };
-        let body = match body(&http, &headers) {
-            Ok(body) => body,
-            Err(denial) => return Ok(Response::new(denied(&denial, format, started))),
-        };
-        let call = HttpCall {
-            method: &http.method,
-            path: &http.path,
-            headers: &headers,
-            body,
-        };
-        // The proxy's own trace context (gRPC metadata) first, else the client request's headers.
-        let from_message = |key: &str| headers.header(key).ok().flatten();
-        let span = scope.span_or(&from_message);
-        let outcome = self
-            .app
-            .authorize(&policy, Door::ExtAuthz, span, started, &call);
-        let response = match outcome {
-            Outcome::Allowed(allowed) => ok(&allowed, self.app.strip_authorization),
-            Outcome::Denied(denial) => denied(&denial, format, started),
-        };
+        let response = answer(
+            &request,
+            started,
+            self.app.strip_authorization,
+            format,
+            |call| {
+                // The proxy's own trace context (gRPC metadata) first, else the client request's headers.
+                let from_message = |key: &str| call.headers.header(key).ok().flatten();
+                let span = scope.span_or(&from_message);
+                self.app
+                    .authorize(&policy, Door::ExtAuthz, span, started, call)
+            },
+        );
         Ok(Response::new(response))
+    }
+}
+
+/// Answers Envoy's `request`: reads it as an [`HttpCall`], has `authorize` decide it and writes the
+/// outcome as Envoy's response. Pure, so the live service and offline evaluation (policy test suites,
+/// `gatehouse eval --http`) read requests and write answers through this one function.
+pub fn answer(
+    request: &CheckRequest,
+    started: Instant,
+    strip_authorization: bool,
+    format: ErrorFormat,
+    authorize: impl FnOnce(&HttpCall<'_>) -> Outcome,
+) -> CheckResponse {
+    let http = request
+        .attributes
+        .as_ref()
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref());
+    let Some(http) = http else {
+        let denial = Denial::new(
+            ErrorKind::Input,
+            "the CheckRequest has no attributes.request.http",
+        );
+        return denied(&denial, format, started);
+    };
+    let headers = match &http.header_map {
+        Some(map) => EnvoyHeaders::Raw(&map.headers),
+        None => EnvoyHeaders::Map(&http.headers),
+    };
+    let body = match body(http, &headers) {
+        Ok(body) => body,
+        Err(denial) => return denied(&denial, format, started),
+    };
+    let call = HttpCall {
+        method: &http.method,
+        path: &http.path,
+        headers: &headers,
+        body,
+    };
+    match authorize(&call) {
+        Outcome::Allowed(allowed) => ok(&allowed, strip_authorization),
+        Outcome::Denied(denial) => denied(&denial, format, started),
     }
 }
 

@@ -41,7 +41,7 @@ const MAX_URI_BYTES: usize = 16 * 1024;
 /// The prefix of the authorization endpoint.
 pub const AUTHZ_PREFIX: &str = "/authz";
 /// Envoy's HTTP ext_authz removes the headers named here from the request it lets through.
-const ENVOY_HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+pub const ENVOY_HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 /// Carries the error body on denials, for proxies that drop the body (nginx `auth_request`).
 pub const ERROR_HEADER: &str = "x-gatehouse-error";
 
@@ -68,10 +68,18 @@ impl HeaderLookup for Headers<'_> {
     }
 }
 
+/// Where a request to the endpoint carries the request it asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Original {
+    /// Envoy's HTTP service: this request's method, and its path under `/authz`.
+    Path,
+    /// nginx or Traefik: the proxy's own pair of headers.
+    Headers(ProxyHeaders),
+}
+
 /// Envoy's HTTP service: the original request is this request's method and its path under `/authz`.
 pub(super) async fn authorize_from_path(State(app): State<Arc<App>>, request: Request) -> Response {
-    let original = original_from_path(request.method(), request.uri());
-    authorize(app, request, Ok(original)).await
+    authorize(app, request, Original::Path).await
 }
 
 /// nginx or Traefik: the original request is in the configured proxy's pair of headers.
@@ -79,25 +87,23 @@ pub(super) async fn authorize_from_headers(
     State(app): State<Arc<App>>,
     request: Request,
 ) -> Response {
-    let original = original_from_headers(app.proxy_headers, request.headers());
+    let original = Original::Headers(app.proxy_headers);
     authorize(app, request, original).await
 }
 
-async fn authorize(
-    app: Arc<App>,
-    request: Request,
-    original: Result<(String, String), Denial>,
-) -> Response {
+async fn authorize(app: Arc<App>, request: Request, original: Original) -> Response {
     let in_flight = app.metrics().start("http_authz");
     let started = in_flight.started();
     // One set for the decision and the error format, even when a reload lands in between.
     let policy = app.policies.current();
     let format = policy.route_errors();
-    let (method, target) = match original {
-        Ok(original) => original,
-        Err(denial) => return denied(&denial, format, started),
-    };
     let (parts, body) = request.into_parts();
+    // A proxy that did not say which request it asks about is refused before its body is read.
+    if let Original::Headers(proxy) = original
+        && let Err(denial) = original_from_headers(proxy, &parts.headers)
+    {
+        return denied(&denial, format, started);
+    }
     // A body that is too long, or that does not arrive in time, counts as cut short.
     let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
@@ -105,9 +111,49 @@ async fn authorize(
         Ok(Ok(bytes)) => Some(bytes),
         Ok(Err(_)) | Err(_) => None,
     };
-    let call_body = match &body {
+    let received = Received {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        body: body.as_deref(),
+    };
+    answer(original, &received, started, format, |call| {
+        let header = |key: &str| parts.headers.get(key).and_then(|v| v.to_str().ok());
+        let span = RequestSpan::start("gatehouse /authz", &header);
+        app.authorize(&policy, Door::Http, &span, started, call)
+    })
+}
+
+/// A request to the endpoint as received.
+pub struct Received<'a> {
+    pub method: &'a Method,
+    pub uri: &'a axum::http::Uri,
+    pub headers: &'a HeaderMap,
+    /// The body; `None` when it was cut short (longer than [`MAX_BODY_BYTES`], or late).
+    pub body: Option<&'a [u8]>,
+}
+
+/// Answers a request to the endpoint: reads the original request from where `original` says, has
+/// `authorize` decide it, and writes the outcome as the proxy's answer. Pure, so the live endpoint and
+/// offline evaluation (policy test suites, `gatehouse eval --http`) share this one reading and writing.
+pub fn answer(
+    original: Original,
+    received: &Received<'_>,
+    started: Instant,
+    format: ErrorFormat,
+    authorize: impl FnOnce(&HttpCall<'_>) -> Outcome,
+) -> Response {
+    let read = match original {
+        Original::Path => Ok(original_from_path(received.method, received.uri)),
+        Original::Headers(proxy) => original_from_headers(proxy, received.headers),
+    };
+    let (method, target) = match read {
+        Ok(original) => original,
+        Err(denial) => return denied(&denial, format, started),
+    };
+    let body = match received.body {
         None => CallBody::Truncated,
-        Some(bytes) if bytes.is_empty() => CallBody::Absent,
+        Some([]) => CallBody::Absent,
         Some(bytes) => CallBody::Complete(bytes),
     };
     let outcome = if target.len() > MAX_URI_BYTES {
@@ -116,15 +162,12 @@ async fn authorize(
             "the original URI is too long",
         ))
     } else {
-        let call = HttpCall {
+        authorize(&HttpCall {
             method: &method,
             path: &target,
-            headers: &Headers(&parts.headers),
-            body: call_body,
-        };
-        let header = |key: &str| parts.headers.get(key).and_then(|v| v.to_str().ok());
-        let span = RequestSpan::start("gatehouse /authz", &header);
-        app.authorize(&policy, Door::Http, &span, started, &call)
+            headers: &Headers(received.headers),
+            body,
+        })
     };
     match outcome {
         Outcome::Allowed(allowed) => {

@@ -15,7 +15,9 @@ use axum::routing::{any, get};
 
 use crate::app::App;
 
-pub use authz::{AUTHZ_PREFIX, ERROR_HEADER, MAX_BODY_BYTES};
+pub use authz::{
+    AUTHZ_PREFIX, ENVOY_HEADERS_TO_REMOVE, ERROR_HEADER, MAX_BODY_BYTES, Original, Received, answer,
+};
 
 /// The HTTP routes.
 pub fn router(app: Arc<App>) -> Router {

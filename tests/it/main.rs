@@ -35,5 +35,6 @@ mod reload_consistency;
 mod sdk_tokens;
 mod service;
 mod shipped_policies;
+mod suite_routes;
 mod telemetry_otlp;
 mod tokens;

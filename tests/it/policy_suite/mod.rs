@@ -363,7 +363,22 @@ pub async fn assert_directory_holds(dir: &Path) {
         cases.len(),
         failures.join("\n")
     );
-    assert_binary_passes(dir, cases.len());
+    assert_binary_passes(dir, cases.len() + request_case_count(dir));
+}
+
+/// How many request cases (`request:`, run through the doors by `gatehouse test`) the suites under
+/// `dir` hold; the Check cases above leave them out.
+pub fn request_case_count(dir: &Path) -> usize {
+    suite_files(dir)
+        .iter()
+        .map(|file| {
+            let source = gatehouse::policy::Source {
+                path: file.display().to_string(),
+                text: std::fs::read_to_string(file).unwrap(),
+            };
+            gatehouse::suite::parse_suite(&source).unwrap().routes.len()
+        })
+        .sum()
 }
 
 /// The sub-directories of `dir`, by name.

@@ -1,0 +1,115 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use super::*;
+use crate::policy::compile;
+
+const POLICY: &str = r#"
+resources:
+  - kind: doc
+    actions: [read, delete]
+rules:
+  - name: read-docs
+    effect: allow
+    resource: doc
+    actions: [read]
+routes:
+  - name: doc-read
+    methods: [GET]
+    path: /docs/{id}
+    resource: doc
+    id: "{id}"
+    action: read
+  - name: health
+    methods: [GET]
+    path: /health
+    public: true
+"#;
+
+fn set() -> PolicySet {
+    let source = Source {
+        path: "policy.yaml".into(),
+        text: POLICY.into(),
+    };
+    compile(&[source], &BTreeMap::new()).unwrap()
+}
+
+fn suite(text: &str) -> Source {
+    Source {
+        path: "s_test.yaml".into(),
+        text: text.into(),
+    }
+}
+
+#[test]
+fn every_bad_test_is_reported_with_its_line_and_the_good_ones_still_read() {
+    let text = "principals:\n  jack: { id: jack }\ntests:\n  - name: a\n    principal: jak\n    resource: { kind: doc, id: d }\n    action: read\n    expect: allow\n  - name: b\n    principal: jack\n    resource: { kind: doc, id: d }\n    action: read\n    expect: perhaps\n  - name: c\n    principal: jack\n    resource: { kind: doc, id: d }\n    action: read\n    expect: allow\n";
+    let errors = parse_suite(&suite(text)).unwrap_err().0;
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "s_test.yaml:5: test 'a': principal 'jak' is not defined, did you mean 'jack'?",
+            "s_test.yaml:13: test 'b': expect must be allow or deny, not 'perhaps'",
+        ]
+    );
+    let (read, _) = parse::read_suite(&suite(text));
+    assert_eq!(read.cases.len(), 1);
+    assert_eq!(read.cases[0].name, "c");
+    assert_eq!(read.cases[0].line, Some(14));
+}
+
+#[test]
+fn a_rule_the_set_does_not_have_is_an_error_with_a_hint_and_built_in_names_are_known() {
+    let text = "tests:\n  - name: typo\n    principal: { id: jack }\n    resource: { kind: doc, id: d }\n    action: read\n    expect: allow\n    rule: read-doc\n  - name: builtin\n    principal: { id: jack }\n    resource: { kind: doc, id: d }\n    action: delete\n    expect: deny\n    rule: default-deny\n  - name: public\n    request: { method: GET, path: /health }\n    expect: allow\n    rule: public-route:health\n";
+    let errors = check(&set(), &[suite(text)]).unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].line, Some(7));
+    assert!(
+        errors[0].message.ends_with("did you mean 'read-docs'?"),
+        "{}",
+        errors[0].message
+    );
+    assert!(run(&set(), &[suite(text)], 0).is_err());
+}
+
+#[test]
+fn request_cases_run_through_the_doors_with_a_minted_token() {
+    let text = "tests:\n  - name: jack reads\n    principal: { id: jack }\n    request: { method: GET, path: /docs/d1 }\n    expect: allow\n    status: 200\n    rule: read-docs\n    upstream_headers: { x-gatehouse-user-id: jack, x-gatehouse-dry-run: \"\" }\n  - name: nginx too\n    door: nginx\n    principal: { id: jack }\n    request: { method: GET, path: /docs/d1 }\n    expect: allow\n  - name: no token\n    door: traefik\n    request: { method: GET, path: /docs/d1 }\n    expect: deny\n    status: 401\n  - name: no route\n    door: envoy-http\n    principal: { id: jack }\n    request: { method: DELETE, path: /docs/d1 }\n    expect: deny\n    status: 403\n";
+    let report = run(&set(), &[suite(text)], crate::token::unix_now()).unwrap();
+    assert_eq!(report.failures, []);
+    assert_eq!(report.passed, 4);
+}
+
+#[test]
+fn a_wrong_expectation_fails_saying_what_was_expected_and_what_came() {
+    let text = "tests:\n  - name: wrong\n    principal: { id: jack }\n    request: { method: GET, path: /docs/d1 }\n    expect: deny\n    status: 403\n";
+    let report = run(&set(), &[suite(text)], crate::token::unix_now()).unwrap();
+    assert_eq!(report.passed, 0);
+    let failure = &report.failures[0];
+    assert_eq!(failure.line, Some(2));
+    assert!(
+        failure
+            .message
+            .starts_with("expected deny, got allow; expected status 403, got 200 (door envoy"),
+        "{}",
+        failure.message
+    );
+}
+
+#[test]
+fn request_and_engine_fields_do_not_mix() {
+    let text = "tests:\n  - name: mixed\n    principal: { id: jack }\n    request: { method: GET, path: /docs/d1 }\n    action: read\n    expect: allow\n  - name: engine\n    principal: { id: jack }\n    resource: { kind: doc }\n    action: read\n    door: nginx\n    expect: allow\n";
+    let errors = parse_suite(&suite(text)).unwrap_err().0;
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].message.contains("not action"));
+    assert!(errors[1].message.contains("door is for request cases only"));
+}
+
+#[test]
+fn edit_distance_is_bounded() {
+    assert_eq!(edit_distance("jak", "jack", 1), Some(1));
+    assert_eq!(edit_distance("kitten", "sitting", 3), Some(3));
+    assert_eq!(edit_distance("a", "abcdef", 2), None);
+    assert_eq!(edit_distance(&"a".repeat(65), &"a".repeat(65), 5), None);
+    assert_eq!(did_you_mean("zzz", ["jack"].into_iter()), "");
+}

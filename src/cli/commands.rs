@@ -236,13 +236,18 @@ pub fn validate(dir: &Path) -> Result<String, CliError> {
             },
         ])));
     }
-    Ok(format!(
+    let mut text = format!(
         "ok: {} rules, chat policies and permissions; {} routes; strategy {}; revision {}",
         set.candidates().len(),
         set.routes().routes().len(),
         set.strategy(),
         set.revision()
-    ))
+    );
+    // Warnings never fail validation: they follow the ok line.
+    for warning in set.warnings() {
+        text.push_str(&format!("\nwarning: {warning}"));
+    }
+    Ok(text)
 }
 
 /// What `gatehouse test DIR` found: the report text and whether every test passed.

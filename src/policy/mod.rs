@@ -10,12 +10,14 @@ mod feeds;
 mod file;
 mod model;
 mod pattern;
+mod problem;
 mod routes;
 mod set;
 mod source;
 
 pub use cel::{CelCondition, CelError, CelInput};
-pub use compile::{LoadError, LoadErrors, MAX_FILE_BYTES, MAX_PRIORITY, compile};
+pub use compile::{MAX_FILE_BYTES, MAX_PRIORITY, compile};
+pub use problem::{LoadError, LoadErrors};
 pub use feeds::{FeedGroupPermission, FeedsPreset};
 pub use model::{
     Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, Mode, Modes, NamedPolicy,

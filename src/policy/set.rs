@@ -10,6 +10,7 @@ use super::model::{
     Actions, Candidate, Effect, KindDecl, Kinds, Modes, NamedPolicy, Revocations, Strategy,
 };
 use super::routes::RouteTable;
+use super::problem::LoadError;
 use super::source::Source;
 
 /// Candidate ids for one kind, by action, in evaluation order.
@@ -39,10 +40,11 @@ pub struct PolicySet {
     /// Candidates for kinds that no candidate names specifically.
     any_kind: ActionIndex,
     known_actions: HashMap<String, Vec<String>>,
-    any_kind_actions: Vec<String>,
     files: Vec<(String, String)>,
     revocations: Revocations,
     routes: RouteTable,
+    /// What the compiler found odd but not wrong (a role used once and spelt like another).
+    warnings: Vec<LoadError>,
 }
 
 /// What the revision hashes: everything that can change a decision.
@@ -89,7 +91,7 @@ impl PolicySet {
             routes: &routes,
         });
         let (index, any_kind) = build_index(&candidates);
-        let (known_actions, any_kind_actions) = known_actions(&candidates, &kinds);
+        let known_actions = known_actions(&kinds);
         let files = sources
             .iter()
             .map(|s| (s.path.clone(), hex(&Sha256::digest(s.text.as_bytes()), 64)))
@@ -104,7 +106,7 @@ impl PolicySet {
             index,
             any_kind,
             known_actions,
-            any_kind_actions,
+            warnings: Vec::new(),
             files,
             revocations,
             routes,
@@ -150,6 +152,15 @@ impl PolicySet {
     }
 
     /// The enforcement modes.
+    /// The load's warnings: problems that did not stop it, for `validate` to print and the store to log.
+    pub fn warnings(&self) -> &[LoadError] {
+        &self.warnings
+    }
+
+    pub(super) fn set_warnings(&mut self, warnings: Vec<LoadError>) {
+        self.warnings = warnings;
+    }
+
     pub fn modes(&self) -> Modes {
         self.modes
     }
@@ -202,13 +213,12 @@ impl PolicySet {
             .and_then(|i| self.candidates.get(i))
     }
 
-    /// Every action the set knows for `kind`: declared, or named by a candidate that covers the kind;
-    /// sorted. This is the kind's whole vocabulary: a rule for `actions: "*"` covers these and no
-    /// other, and a request for any other action is denied.
+    /// Every action `kind` declares under `resources`, sorted; none for a kind not declared. This is
+    /// the kind's whole vocabulary: a rule for `actions: "*"` covers these and no other, and a request
+    /// for any other action, or about a kind not declared, is denied. The compiler refuses a rule
+    /// that names an action outside it, so no rule names an action that can never be asked.
     pub fn known_actions(&self, kind: &str) -> &[String] {
-        self.known_actions
-            .get(kind)
-            .unwrap_or(&self.any_kind_actions)
+        self.known_actions.get(kind).map_or(&[], Vec::as_slice)
     }
 
     /// Whether the set has no rules, policies, permissions or routes: it denies every request but
@@ -217,11 +227,8 @@ impl PolicySet {
         self.candidates.is_empty() && self.routes.is_empty()
     }
 
-    /// A kind (or `*` for rules over every kind) with more than `limit` actions, if any.
+    /// A kind with more than `limit` actions, if any.
     pub fn kind_with_most_actions(&self, limit: usize) -> Option<&str> {
-        if self.any_kind_actions.len() > limit {
-            return Some("*");
-        }
         self.known_actions
             .iter()
             .find(|(_, actions)| actions.len() > limit)
@@ -346,37 +353,12 @@ fn build_index(candidates: &[Candidate]) -> (HashMap<String, ActionIndex>, Actio
     (index, finish(None))
 }
 
-fn known_actions(
-    candidates: &[Candidate],
-    kinds: &BTreeMap<String, KindDecl>,
-) -> (HashMap<String, Vec<String>>, Vec<String>) {
-    let mut per_kind: BTreeMap<String, BTreeSet<String>> = kinds
+fn known_actions(kinds: &BTreeMap<String, KindDecl>) -> HashMap<String, Vec<String>> {
+    kinds
         .iter()
-        .map(|(kind, decl)| (kind.clone(), decl.actions.iter().cloned().collect()))
-        .collect();
-    let mut any_kind: BTreeSet<String> = BTreeSet::new();
-    for candidate in candidates {
-        let Actions::Only(actions) = &candidate.actions else {
-            continue;
-        };
-        match &candidate.kinds {
-            Kinds::Any => any_kind.extend(actions.iter().cloned()),
-            Kinds::Only(names) => {
-                for kind in names {
-                    per_kind
-                        .entry(kind.clone())
-                        .or_default()
-                        .extend(actions.iter().cloned());
-                }
-            }
-        }
-    }
-    let per_kind = per_kind
-        .into_iter()
-        .map(|(kind, mut actions)| {
-            actions.extend(any_kind.iter().cloned());
-            (kind, actions.into_iter().collect())
+        .map(|(kind, decl)| {
+            let actions: BTreeSet<String> = decl.actions.iter().cloned().collect();
+            (kind.clone(), actions.into_iter().collect())
         })
-        .collect();
-    (per_kind, any_kind.into_iter().collect())
+        .collect()
 }

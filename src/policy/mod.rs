@@ -17,13 +17,13 @@ mod source;
 
 pub use cel::{CelCondition, CelError, CelInput};
 pub use compile::{MAX_FILE_BYTES, MAX_PRIORITY, compile};
-pub use problem::{LoadError, LoadErrors};
 pub use feeds::{FeedGroupPermission, FeedsPreset};
 pub use model::{
     Actions, Body, Candidate, Condition, Effect, KindDecl, Kinds, Logic, Mode, Modes, NamedPolicy,
     Operand, Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 pub use pattern::{Captures, MAX_CAPTURES, Pattern};
+pub use problem::{LoadError, LoadErrors};
 pub use routes::{
     BodyShapeError, FieldSource, IdPiece, MAX_SEGMENTS, PathError, Route, RouteMatch, RouteTable,
     ValueSource, body_values, is_plain_target,

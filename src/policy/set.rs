@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use super::model::{
     Actions, Candidate, Effect, KindDecl, Kinds, Modes, NamedPolicy, Revocations, Strategy,
 };
-use super::routes::RouteTable;
 use super::problem::LoadError;
+use super::routes::RouteTable;
 use super::source::Source;
 
 /// Candidate ids for one kind, by action, in evaluation order.
@@ -40,6 +40,8 @@ pub struct PolicySet {
     /// Candidates for kinds that no candidate names specifically.
     any_kind: ActionIndex,
     known_actions: HashMap<String, Vec<String>>,
+    /// The vocabulary of a kind not declared: the actions rules over every kind (`*`) name.
+    any_kind_actions: Vec<String>,
     files: Vec<(String, String)>,
     revocations: Revocations,
     routes: RouteTable,
@@ -92,6 +94,7 @@ impl PolicySet {
         });
         let (index, any_kind) = build_index(&candidates);
         let known_actions = known_actions(&kinds);
+        let any_kind_actions = any_kind_actions(&candidates);
         let files = sources
             .iter()
             .map(|s| (s.path.clone(), hex(&Sha256::digest(s.text.as_bytes()), 64)))
@@ -106,6 +109,7 @@ impl PolicySet {
             index,
             any_kind,
             known_actions,
+            any_kind_actions,
             warnings: Vec::new(),
             files,
             revocations,
@@ -213,12 +217,15 @@ impl PolicySet {
             .and_then(|i| self.candidates.get(i))
     }
 
-    /// Every action `kind` declares under `resources`, sorted; none for a kind not declared. This is
-    /// the kind's whole vocabulary: a rule for `actions: "*"` covers these and no other, and a request
-    /// for any other action, or about a kind not declared, is denied. The compiler refuses a rule
-    /// that names an action outside it, so no rule names an action that can never be asked.
+    /// Every action `kind` declares under `resources`, sorted; for a kind not declared, which only
+    /// rules over every kind (`resource: "*"`) can cover, the actions those rules name. This is the
+    /// kind's whole vocabulary: a rule for `actions: "*"` covers these and no other, and a request for
+    /// any other action is denied. The compiler refuses a rule that names an action its kinds do not
+    /// declare, so a declared kind's vocabulary is exactly what its declaration says.
     pub fn known_actions(&self, kind: &str) -> &[String] {
-        self.known_actions.get(kind).map_or(&[], Vec::as_slice)
+        self.known_actions
+            .get(kind)
+            .unwrap_or(&self.any_kind_actions)
     }
 
     /// Whether the set has no rules, policies, permissions or routes: it denies every request but
@@ -227,8 +234,11 @@ impl PolicySet {
         self.candidates.is_empty() && self.routes.is_empty()
     }
 
-    /// A kind with more than `limit` actions, if any.
+    /// A kind (or `*` for rules over every kind) with more than `limit` actions, if any.
     pub fn kind_with_most_actions(&self, limit: usize) -> Option<&str> {
+        if self.any_kind_actions.len() > limit {
+            return Some("*");
+        }
         self.known_actions
             .iter()
             .find(|(_, actions)| actions.len() > limit)
@@ -361,4 +371,14 @@ fn known_actions(kinds: &BTreeMap<String, KindDecl>) -> HashMap<String, Vec<Stri
             (kind.clone(), actions.into_iter().collect())
         })
         .collect()
+}
+
+fn any_kind_actions(candidates: &[Candidate]) -> Vec<String> {
+    let mut actions: BTreeSet<String> = BTreeSet::new();
+    for candidate in candidates {
+        if let (Kinds::Any, Actions::Only(named)) = (&candidate.kinds, &candidate.actions) {
+            actions.extend(named.iter().cloned());
+        }
+    }
+    actions.into_iter().collect()
 }

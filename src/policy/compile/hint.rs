@@ -46,7 +46,11 @@ pub(super) fn distance(a: &str, b: &str, limit: usize) -> Option<usize> {
 
 /// The closest of `known` to `word`, if one is close enough (and is not `word` itself).
 pub(super) fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = if word.chars().count() <= 3 { 1 } else { MAX_DISTANCE };
+    let limit = if word.chars().count() <= 3 {
+        1
+    } else {
+        MAX_DISTANCE
+    };
     let mut best: Option<(usize, &str)> = None;
     for candidate in known.into_iter().take(MAX_CANDIDATES) {
         if candidate == word {
@@ -103,7 +107,10 @@ mod tests {
         assert_eq!(suggest("zzz", kinds), " (known: document, folder)");
         assert_eq!(suggest("zzz", [] as [&str; 0]), "");
         let many = ["a1", "b1", "c1", "d1", "e1", "f1", "g1"];
-        assert_eq!(suggest("zzzz", many), " (known: a1, b1, c1, d1, e1, and 2 more)");
+        assert_eq!(
+            suggest("zzzz", many),
+            " (known: a1, b1, c1, d1, e1, and 2 more)"
+        );
         assert_eq!(closest("ab", ["xyz"]), None);
         assert_eq!(closest("editr", ["editor", "editors"]), Some("editor"));
     }
@@ -111,6 +118,9 @@ mod tests {
     #[test]
     fn long_words_get_no_hint() {
         let long = "a".repeat(MAX_WORD + 1);
-        assert_eq!(closest(&long, [long.as_str()].into_iter().map(|s| &s[1..])), None);
+        assert_eq!(
+            closest(&long, [long.as_str()].into_iter().map(|s| &s[1..])),
+            None
+        );
     }
 }

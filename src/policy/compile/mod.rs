@@ -272,7 +272,8 @@ impl Compiler {
                 let name = policy.name.as_str();
                 if let Some(&first) = self.policy_names.get(name) {
                     let first = self.policy_places.get(first).copied();
-                    let message = format!("policy '{name}' is defined twice{}", self.first_at(first));
+                    let message =
+                        format!("policy '{name}' is defined twice{}", self.first_at(first));
                     self.error(at, message);
                 } else {
                     self.policy_names.insert(name.to_owned(), next);
@@ -421,9 +422,11 @@ mod tests {
 
     #[test]
     fn yaml_errors_keep_the_parser_line_without_its_position_suffix() {
-        let errors = errors("rules:\n  - name: a\n    effect: allow\n    resource: 5\n    actions: [read]\n");
+        let errors = errors(
+            "rules:\n  - name: a\n    effect: allow\n    resource: 5\n    actions: [read]\n",
+        );
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].0, Some(4));
+        assert_eq!(errors[0].0, Some(4), "{errors:?}");
         assert!(errors[0].1.starts_with("rule 'a': "), "{errors:?}");
         assert!(!errors[0].1.contains(" at line "), "{errors:?}");
     }

@@ -110,23 +110,29 @@ const HOURS: Shape = Shape {
 /// Reads a file's text (already checked for size and nesting) into its documents and the problems
 /// found. Problems mean the load fails; the documents are those that read cleanly.
 pub(super) fn parse_file(text: &str) -> (PolicyFile, Vec<Problem>) {
-    let mut reader = Reader::default();
+    let mut reader = Reader {
+        text,
+        problems: Vec::new(),
+    };
     let mut file = PolicyFile::default();
     match dbt_yaml::from_str::<Value>(text) {
         Ok(Value::Mapping(top, _)) => reader.sections(&top, &mut file),
         Ok(Value::Null(_)) => {}
-        Ok(other) => reader.push(line(&other), "a policy file is a mapping of sections (rules:, resources:, ...)"),
+        Ok(other) => reader.push(
+            line(&other),
+            "a policy file is a mapping of sections (rules:, resources:, ...)",
+        ),
         Err(e) => reader.push_error(None, &e, None),
     }
     (file, reader.problems)
 }
 
-#[derive(Default)]
-struct Reader {
+struct Reader<'t> {
+    text: &'t str,
     problems: Vec<Problem>,
 }
 
-impl Reader {
+impl Reader<'_> {
     fn push(&mut self, line: Option<usize>, message: impl Into<String>) {
         self.problems.push(Problem {
             line,
@@ -143,7 +149,9 @@ impl Reader {
             Some(label) => format!("{label}: {text}"),
             None => text,
         };
-        self.push(e.location().map(|l| l.line()).or(fallback), message);
+        let at = e.location().or_else(|| e.span().map(|span| span.start));
+        let line = at.map(|l| l.line()).filter(|&l| l > 0).or(fallback);
+        self.push(line, message);
     }
 
     fn sections(&mut self, top: &Mapping, file: &mut PolicyFile) {
@@ -206,7 +214,10 @@ impl Reader {
         top: &Mapping,
     ) -> Vec<T> {
         let Value::Sequence(items, _) = value else {
-            self.push(line(value), format!("{section} is a list (each item starting with '- ')"));
+            self.push(
+                line(value),
+                format!("{section} is a list (each item starting with '- ')"),
+            );
             return Vec::new();
         };
         let mut docs = Vec::with_capacity(items.len());
@@ -217,10 +228,32 @@ impl Reader {
             }
             match dbt_yaml::from_value::<T>(item.clone()) {
                 Ok(doc) => docs.push(doc),
-                Err(e) => self.push_error(Some(&label), &e, line(item)),
+                Err(e) => self.item_error::<T>(item, &label, &e),
             }
         }
         docs
+    }
+
+    /// An item that did not deserialize. A tree carries no position in its type errors, so the item's
+    /// own text is read again, where it stands in the file, for the line of the value at fault.
+    fn item_error<T: DeserializeOwned>(&mut self, item: &Value, label: &str, e: &dbt_yaml::Error) {
+        let span = item.span();
+        let again = span.is_valid().then(|| {
+            let snippet = self.text.get(span.start.index()..span.end.index())?;
+            let indent = " ".repeat(span.start.column().saturating_sub(1));
+            dbt_yaml::from_str::<T>(&format!("{indent}{snippet}")).err()
+        });
+        match again.flatten() {
+            Some(e) if e.location().is_some() => {
+                let offset = span.start.line().saturating_sub(1);
+                let at = e.location().map(|l| l.line() + offset);
+                self.push_error(Some(label), &e, None);
+                if let Some(last) = self.problems.last_mut() {
+                    last.line = at;
+                }
+            }
+            _ => self.push_error(Some(label), e, line(item)),
+        }
     }
 
     /// Unknown and missing keys of `value` (a document of `shape`); whether there were none.
@@ -358,7 +391,11 @@ fn line(value: &Value) -> Option<usize> {
 /// The column (0-based: the indentation) where `value` starts.
 fn column(value: &Value) -> usize {
     let span = value.span();
-    if span.is_valid() { span.start.column().saturating_sub(1) } else { 0 }
+    if span.is_valid() {
+        span.start.column().saturating_sub(1)
+    } else {
+        0
+    }
 }
 
 /// The field names serde knows for `T`, read from its derived `Deserialize` without a document.

@@ -60,7 +60,10 @@ impl Compiler {
                             .flat_map(|d| d.actions.iter().map(String::as_str))
                             .collect();
                         let hint = hint::suggest(action, all.iter().copied());
-                        self.error(at, format!("no resource kind declares action '{action}'{hint}"));
+                        self.error(
+                            at,
+                            format!("no resource kind declares action '{action}'{hint}"),
+                        );
                     }
                 }
                 Kinds::Only(kinds) => self.declared_action(kinds, action, at),

@@ -169,7 +169,10 @@ impl Compiler {
         match self.kinds.get(kind) {
             Some(decl) if !decl.actions.iter().any(|a| a == action) => {
                 let hint = hint::suggest(action, decl.actions.iter().map(String::as_str));
-                self.error(at, format!("kind '{kind}' declares no action '{action}'{hint}"));
+                self.error(
+                    at,
+                    format!("kind '{kind}' declares no action '{action}'{hint}"),
+                );
             }
             Some(_) => {}
             None => self.declared_kinds(&[kind.to_owned()], at),

@@ -23,10 +23,13 @@ impl Family {
     }
 }
 
-/// Every use of a role or group name: where, and by which item.
+/// Where a name is used, and by which item ("rule 'x'").
+type Use = (At, Option<String>);
+
+/// Every use of a role or group name.
 #[derive(Default)]
 pub(super) struct Usage {
-    uses: BTreeMap<(Family, String), Vec<(At, Option<String>)>>,
+    uses: BTreeMap<(Family, String), Vec<Use>>,
 }
 
 impl Compiler {

@@ -430,3 +430,73 @@ impl<'de> Deserializer<'de> for FieldProbe<'_> {
         unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<(Option<usize>, String)> {
+        let (_, problems) = parse_file(text);
+        problems.into_iter().map(|p| (p.line, p.message)).collect()
+    }
+
+    #[test]
+    fn field_names_come_from_the_documents_themselves() {
+        let fields = fields_of::<RuleDoc>();
+        for field in RULE.required {
+            assert!(fields.contains(field), "{field}");
+        }
+        assert!(fields_of::<ConditionDoc>().contains(&"in"));
+        assert!(fields_of::<PolicyDoc>().contains(&"type"));
+    }
+
+    #[test]
+    fn every_bad_item_is_reported_and_the_good_ones_are_kept() {
+        let text = "rules:\n  - name: a\n    efect: allow\n    resource: r\n    actions: [x]\n  - name: b\n    effect: allow\n    resource: r\n    acions: [x]\n  - name: c\n    effect: allow\n    resource: r\n    actions: [x]\n";
+        let (file, found) = parse_file(text);
+        assert_eq!(file.rules.len(), 1);
+        let found: Vec<(Option<usize>, String)> =
+            found.into_iter().map(|p| (p.line, p.message)).collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    Some(3),
+                    "rule 'a': unknown field 'efect' (did you mean 'effect'?)".to_owned()
+                ),
+                (
+                    Some(9),
+                    "rule 'b': unknown field 'acions' (did you mean 'actions'?)".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unnamed_item_is_named_by_its_place_and_a_wrong_type_points_at_its_value() {
+        let found = problems(
+            "rules:\n  - effect: allow\n    resource: r\n    actions: [x]\n  - name: p\n    effect: allow\n    resource: r\n    actions: [x]\n    priority: high\n",
+        );
+        assert_eq!(
+            found[0],
+            (Some(2), "rule #1: missing field 'name'".to_owned())
+        );
+        assert_eq!(found[1].0, Some(9), "{found:?}");
+        assert!(
+            found[1].1.starts_with("rule 'p': priority: invalid type"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_section_gets_a_hint() {
+        assert_eq!(
+            problems("rule:\n  - name: a\n"),
+            [(
+                Some(1),
+                "unknown section 'rule' (did you mean 'rules'?)".to_owned()
+            )]
+        );
+    }
+}

@@ -1,12 +1,39 @@
 //! "Did you mean" hints: the one edit distance every hint of the compiler is measured with.
 //!
 //! Hints only ever add words to an error or a warning; they never decide whether a load succeeds.
-//! Their cost is bounded: long words and long candidate lists are cut, as a hint is a courtesy.
+//! Their cost is bounded: long words and long candidate lists are cut, and one load compares at most
+//! [`MAX_COMPARISONS`] pairs of words (a set of many mistakes gets hints for its first ones), as a hint
+//! is a courtesy.
+
+use std::cell::Cell;
 
 /// The most edits a hint may be away from the word (one for words of three letters or fewer).
 pub(super) const MAX_DISTANCE: usize = 2;
 /// Words longer than this get no hint: the distance costs the product of the two lengths.
-const MAX_WORD: usize = 64;
+const MAX_WORD: usize = 48;
+/// The most pairs of words one load compares for hints.
+const MAX_COMPARISONS: usize = 200_000;
+
+thread_local! {
+    /// Comparisons left to the load running on this thread (a load compiles on one thread).
+    static BUDGET: Cell<usize> = const { Cell::new(MAX_COMPARISONS) };
+}
+
+/// Gives the load about to run on this thread its whole budget of comparisons.
+pub(super) fn reset_budget() {
+    BUDGET.with(|b| b.set(MAX_COMPARISONS));
+}
+
+/// Takes one comparison from the budget; false when none is left.
+fn spend() -> bool {
+    BUDGET.with(|b| match b.get() {
+        0 => false,
+        left => {
+            b.set(left - 1);
+            true
+        }
+    })
+}
 /// The most candidates one hint looks at.
 const MAX_CANDIDATES: usize = 2_000;
 /// How many known names are listed when none is close.
@@ -55,6 +82,9 @@ pub(super) fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) 
     for candidate in known.into_iter().take(MAX_CANDIDATES) {
         if candidate == word {
             continue;
+        }
+        if !spend() {
+            break;
         }
         if let Some(d) = distance(word, candidate, limit)
             && best.is_none_or(|(b, _)| d < b)
@@ -113,6 +143,14 @@ mod tests {
         );
         assert_eq!(closest("ab", ["xyz"]), None);
         assert_eq!(closest("editr", ["editor", "editors"]), Some("editor"));
+    }
+
+    #[test]
+    fn a_spent_budget_gives_no_hint_until_the_next_load() {
+        BUDGET.with(|b| b.set(0));
+        assert_eq!(closest("documnet", ["document"]), None);
+        reset_budget();
+        assert_eq!(closest("documnet", ["document"]), Some("document"));
     }
 
     #[test]

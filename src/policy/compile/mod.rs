@@ -34,6 +34,7 @@ pub fn compile(
     sources: &[Source],
     list_overrides: &BTreeMap<String, Vec<String>>,
 ) -> Result<PolicySet, LoadErrors> {
+    hint::reset_budget();
     let mut c = Compiler {
         sources: sources.to_vec(),
         ..Compiler::default()

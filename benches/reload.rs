@@ -71,6 +71,14 @@ fn policy_text(rules: usize, version: u32) -> String {
             ),
         };
     }
+    // Every kind a rule names is declared, with the actions rules name for it.
+    text.push_str("resources:\n  - { kind: doc, actions: [read] }\n");
+    for kind in 0..kinds {
+        let _ = writeln!(
+            text,
+            "  - {{ kind: k{kind}, actions: [a0, a1, a2, a3, a4, a5, a6] }}"
+        );
+    }
     text
 }
 

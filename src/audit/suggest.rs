@@ -10,7 +10,7 @@
 //! the set could apply to the item's kind and action. Every other item is left out and named in the
 //! notes (a workspace condition, an ownership test, a suspension rule would otherwise be dropped).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::exercised::{Exercised, Subject};
@@ -75,6 +75,7 @@ pub fn suggest(
         yaml,
         "# from the decisions it was allowed; everything else is denied by default."
     );
+    declare_kinds(&mut yaml, live, &grants);
     if grants.is_empty() {
         yaml.push_str("rules: []\n");
     } else {
@@ -96,6 +97,30 @@ pub fn suggest(
         yaml,
         rules: grants.len(),
         notes,
+    }
+}
+
+/// Declares every kind a granted rule names, with the live set's vocabulary for it, so the suggestion
+/// loads on its own and knows the same actions the live set does.
+fn declare_kinds(
+    yaml: &mut String,
+    live: &PolicySet,
+    grants: &BTreeMap<(String, String), Vec<String>>,
+) {
+    let kinds: BTreeSet<&String> = grants.keys().map(|(kind, _)| kind).collect();
+    if !kinds.is_empty() {
+        yaml.push_str("resources:\n");
+    }
+    for kind in kinds {
+        let granted = grants
+            .iter()
+            .filter(|((k, _), _)| k == kind)
+            .flat_map(|(_, actions)| actions.iter());
+        let mut vocabulary: BTreeSet<&String> = granted.collect();
+        vocabulary.extend(live.kind(kind).into_iter().flat_map(|d| d.actions.iter()));
+        let list: Vec<String> = vocabulary.iter().map(|a| quote(a)).collect();
+        let _ = writeln!(yaml, "  - kind: {}", quote(kind));
+        let _ = writeln!(yaml, "    actions: [{}]", list.join(", "));
     }
 }
 

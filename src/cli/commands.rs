@@ -176,14 +176,22 @@ pub fn validate(dir: &Path) -> Result<String, CliError> {
         .iter()
         .map(|(_, suite)| suite.cases.len() + suite.routes.len())
         .sum();
-    Ok(format!(
+    let mut text = format!(
         "ok: {} rules, chat policies and permissions; {} routes; strategy {}; revision {}; {} test suites with {tests} tests checked (not run)",
         set.candidates().len(),
         set.routes().routes().len(),
         set.strategy(),
         set.revision(),
         checked.len()
-    ))
+    );
+    // Warnings never fail validation: they follow the ok line.
+    for warning in set.warnings() {
+        text.push_str(&format!(
+            "
+warning: {warning}"
+        ));
+    }
+    Ok(text)
 }
 
 /// What `gatehouse test DIR` found: the report text and whether every test passed.

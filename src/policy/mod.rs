@@ -10,18 +10,20 @@ mod feeds;
 mod file;
 mod model;
 mod pattern;
+mod problem;
 mod routes;
 mod set;
 mod source;
 
 pub use cel::{CelCondition, CelError, CelInput};
-pub use compile::{LoadError, LoadErrors, MAX_FILE_BYTES, MAX_PRIORITY, compile};
+pub use compile::{MAX_FILE_BYTES, MAX_PRIORITY, compile};
 pub use feeds::{FeedGroupPermission, FeedsPreset};
 pub use model::{
     Actions, Body, Candidate, Condition, Effect, ErrorFormat, KindDecl, Kinds, Logic, Mode, Modes,
     NamedPolicy, Operand, Origin, PolicyBody, PrincipalFilter, Revocations, Strategy,
 };
 pub use pattern::{Captures, MAX_CAPTURES, Pattern};
+pub use problem::{LoadError, LoadErrors};
 pub use routes::{
     BodyShapeError, FieldSource, IdPiece, MAX_SEGMENTS, PathError, Route, RouteMatch, RouteTable,
     ValueSource, body_values, is_plain_target,

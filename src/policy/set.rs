@@ -10,6 +10,7 @@ use super::model::{
     Actions, Candidate, Effect, ErrorFormat, KindDecl, Kinds, Modes, NamedPolicy, Revocations,
     Strategy,
 };
+use super::problem::LoadError;
 use super::routes::RouteTable;
 use super::source::Source;
 
@@ -41,10 +42,13 @@ pub struct PolicySet {
     /// Candidates for kinds that no candidate names specifically.
     any_kind: ActionIndex,
     known_actions: HashMap<String, Vec<String>>,
+    /// The vocabulary of a kind not declared: the actions rules over every kind (`*`) name.
     any_kind_actions: Vec<String>,
     files: Vec<(String, String)>,
     revocations: Revocations,
     routes: RouteTable,
+    /// What the compiler found odd but not wrong (a role used once and spelt like another).
+    warnings: Vec<LoadError>,
 }
 
 /// What the revision hashes: everything that can change a decision.
@@ -96,7 +100,8 @@ impl PolicySet {
             routes: &routes,
         });
         let (index, any_kind) = build_index(&candidates);
-        let (known_actions, any_kind_actions) = known_actions(&candidates, &kinds);
+        let known_actions = known_actions(&kinds);
+        let any_kind_actions = any_kind_actions(&candidates);
         let files = sources
             .iter()
             .map(|s| (s.path.clone(), hex(&Sha256::digest(s.text.as_bytes()), 64)))
@@ -113,6 +118,7 @@ impl PolicySet {
             any_kind,
             known_actions,
             any_kind_actions,
+            warnings: Vec::new(),
             files,
             revocations,
             routes,
@@ -158,6 +164,15 @@ impl PolicySet {
     }
 
     /// The enforcement modes.
+    /// The load's warnings: problems that did not stop it, for `validate` to print and the store to log.
+    pub fn warnings(&self) -> &[LoadError] {
+        &self.warnings
+    }
+
+    pub(super) fn set_warnings(&mut self, warnings: Vec<LoadError>) {
+        self.warnings = warnings;
+    }
+
     pub fn modes(&self) -> Modes {
         self.modes
     }
@@ -215,9 +230,11 @@ impl PolicySet {
             .and_then(|i| self.candidates.get(i))
     }
 
-    /// Every action the set knows for `kind`: declared, or named by a candidate that covers the kind;
-    /// sorted. This is the kind's whole vocabulary: a rule for `actions: "*"` covers these and no
-    /// other, and a request for any other action is denied.
+    /// Every action `kind` declares under `resources`, sorted; for a kind not declared, which only
+    /// rules over every kind (`resource: "*"`) can cover, the actions those rules name. This is the
+    /// kind's whole vocabulary: a rule for `actions: "*"` covers these and no other, and a request for
+    /// any other action is denied. The compiler refuses a rule that names an action its kinds do not
+    /// declare, so a declared kind's vocabulary is exactly what its declaration says.
     pub fn known_actions(&self, kind: &str) -> &[String] {
         self.known_actions
             .get(kind)
@@ -359,37 +376,22 @@ fn build_index(candidates: &[Candidate]) -> (HashMap<String, ActionIndex>, Actio
     (index, finish(None))
 }
 
-fn known_actions(
-    candidates: &[Candidate],
-    kinds: &BTreeMap<String, KindDecl>,
-) -> (HashMap<String, Vec<String>>, Vec<String>) {
-    let mut per_kind: BTreeMap<String, BTreeSet<String>> = kinds
+fn known_actions(kinds: &BTreeMap<String, KindDecl>) -> HashMap<String, Vec<String>> {
+    kinds
         .iter()
-        .map(|(kind, decl)| (kind.clone(), decl.actions.iter().cloned().collect()))
-        .collect();
-    let mut any_kind: BTreeSet<String> = BTreeSet::new();
+        .map(|(kind, decl)| {
+            let actions: BTreeSet<String> = decl.actions.iter().cloned().collect();
+            (kind.clone(), actions.into_iter().collect())
+        })
+        .collect()
+}
+
+fn any_kind_actions(candidates: &[Candidate]) -> Vec<String> {
+    let mut actions: BTreeSet<String> = BTreeSet::new();
     for candidate in candidates {
-        let Actions::Only(actions) = &candidate.actions else {
-            continue;
-        };
-        match &candidate.kinds {
-            Kinds::Any => any_kind.extend(actions.iter().cloned()),
-            Kinds::Only(names) => {
-                for kind in names {
-                    per_kind
-                        .entry(kind.clone())
-                        .or_default()
-                        .extend(actions.iter().cloned());
-                }
-            }
+        if let (Kinds::Any, Actions::Only(named)) = (&candidate.kinds, &candidate.actions) {
+            actions.extend(named.iter().cloned());
         }
     }
-    let per_kind = per_kind
-        .into_iter()
-        .map(|(kind, mut actions)| {
-            actions.extend(any_kind.iter().cloned());
-            (kind, actions.into_iter().collect())
-        })
-        .collect();
-    (per_kind, any_kind.into_iter().collect())
+    actions.into_iter().collect()
 }

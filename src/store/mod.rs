@@ -117,6 +117,11 @@ impl PolicyStore {
                     status.reloads_ok += 1;
                     status.last_error.take().is_some()
                 };
+                if revision != previous || set.files() != self.current().files() {
+                    for warning in set.warnings() {
+                        tracing::warn!(%warning, "policy warning");
+                    }
+                }
                 if revision != previous {
                     self.replace(set);
                     tracing::info!(%revision, %previous, "policies reloaded");

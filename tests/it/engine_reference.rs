@@ -301,9 +301,10 @@ fn render(set: &Set) -> String {
         let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
         writeln!(out, "  {name}: {}", list(&values)).unwrap();
     }
-    if !set.decls.is_empty() {
+    let decls = declared(set);
+    if !decls.is_empty() {
         out.push_str("resources:\n");
-        for decl in &set.decls {
+        for decl in &decls {
             writeln!(out, "  - kind: {}", quoted(decl.kind)).unwrap();
             if let Some(pattern) = decl.pattern {
                 writeln!(out, "    id: {}", quoted(pattern)).unwrap();
@@ -365,6 +366,50 @@ fn some_of(rng: &mut StdRng, vocabulary: &[&str], max: usize) -> Vec<String> {
     }
     picked.truncate(n);
     picked
+}
+
+/// The declarations as written: every kind must be declared with every action a rule names for it,
+/// so each kind a rule names is declared (plainly, when the set has no declaration for it), with the
+/// actions of the rules that cover it, those over every kind included. That is the vocabulary the
+/// set had before declarations were required, so the reference's `reference_known_actions` holds.
+fn declared(set: &Set) -> Vec<KindDecl> {
+    let mut decls = set.decls.clone();
+    for rule in &set.rules {
+        if let Sel::Only { items, .. } = &rule.kinds {
+            for kind in KINDS.iter().filter(|k| items.iter().any(|i| i == *k)) {
+                if !decls.iter().any(|d| d.kind == *kind) {
+                    decls.push(KindDecl {
+                        kind,
+                        pattern: None,
+                        owner: None,
+                        channel: None,
+                        actions: Vec::new(),
+                    });
+                }
+            }
+        }
+    }
+    let any_kind = set
+        .rules
+        .iter()
+        .any(|r| matches!(r.kinds, Sel::Any(_)) && matches!(r.actions, Sel::Only { .. }));
+    if any_kind && decls.is_empty() {
+        decls.push(KindDecl {
+            kind: KINDS[0],
+            pattern: None,
+            owner: None,
+            channel: None,
+            actions: Vec::new(),
+        });
+    }
+    for decl in &mut decls {
+        for action in reference_known_actions(set, decl.kind) {
+            if !decl.actions.contains(&action) {
+                decl.actions.push(action);
+            }
+        }
+    }
+    decls
 }
 
 fn gen_decls(rng: &mut StdRng) -> Vec<KindDecl> {

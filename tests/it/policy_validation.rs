@@ -203,10 +203,17 @@ async fn an_unknown_field_is_reported_with_its_line() {
     efect: allow
     resource: feed
     actions: [read]
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     assert_invalid_exactly(
         &[("rules.yaml", rules)],
-        &[expect("rules.yaml", &[7], "unknown field `efect`")],
+        &[expect(
+            "rules.yaml",
+            &[7],
+            "rule 'b': unknown field 'efect' (did you mean 'effect'?)",
+        )],
     )
     .await;
 
@@ -218,10 +225,17 @@ async fn an_unknown_field_is_reported_with_its_line() {
     actions: [read]
     when:
       role: [admin]
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     assert_invalid_exactly(
         &[("nested.yml", nested)],
-        &[expect("nested.yml", &[7], "unknown field `role`")],
+        &[expect(
+            "nested.yml",
+            &[7],
+            "unknown field 'role' (did you mean 'roles'?)",
+        )],
     )
     .await;
 }
@@ -241,6 +255,9 @@ permissions:
     type: resource
     resource: account
     policies: [tellers, nope]
+resources:
+  - kind: account
+    actions: []
 "#;
     assert_invalid_exactly(
         &[("perms.yaml", permissions)],
@@ -264,6 +281,9 @@ rules:
     actions: [read]
     when:
       in: { id: "$nope" }
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     assert_invalid_exactly(
         &[("rules.yaml", rules)],
@@ -279,6 +299,9 @@ async fn duplicate_rule_names_across_files_are_reported_at_the_second() {
     effect: allow
     resource: feed
     actions: [read]
+resources:
+  - kind: feed
+    actions: [read, write]
 "#;
     let b = r#"# the second file
 
@@ -305,6 +328,9 @@ rules:
     roles: [user]
     action: Allow
     priority: 10
+resources:
+  - kind: channel
+    actions: [ReadChannel]
 "#;
     assert_invalid_exactly(
         &[("a.yaml", a), ("chat.yaml", chat)],
@@ -366,6 +392,9 @@ async fn a_duplicate_in_one_file_is_reported_at_the_duplicate() {
     effect: deny
     resource: feed
     actions: [read]
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     assert_invalid_exactly(
         &[("rules.yaml", rules)],
@@ -389,6 +418,9 @@ permissions:
     type: resource
     resource: account
     policies: [a]
+resources:
+  - kind: account
+    actions: []
 "#;
     let dir = policy_dir(&[("policies.yaml", policies)]);
     let wanted = [expect(
@@ -441,6 +473,9 @@ async fn priorities_out_of_range_are_reported_and_the_bounds_accepted() {
     priority: -1000000
     resource: feed
     actions: [read]
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let chat = r#"chat_policies:
   - name: zero
@@ -463,6 +498,9 @@ async fn priorities_out_of_range_are_reported_and_the_bounds_accepted() {
     roles: [user]
     action: Allow
     priority: 999
+resources:
+  - kind: channel
+    actions: [ReadChannel]
 "#;
     assert_invalid_exactly(
         &[("rules.yaml", rules), ("chat.yaml", chat)],
@@ -486,6 +524,9 @@ permissions:
     resource: account
     policies: [p]
     priority: 2000000
+resources:
+  - kind: account
+    actions: []
 "#;
     assert_invalid_exactly(
         &[("perm.yaml", permission)],
@@ -509,6 +550,9 @@ async fn a_bad_effect_is_reported() {
     effect: permit
     resource: feed
     actions: [read]
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let chat = r#"chat_policies:
   - name: maybe
@@ -516,6 +560,9 @@ async fn a_bad_effect_is_reported() {
     roles: [user]
     action: Perhaps
     priority: 10
+resources:
+  - kind: channel
+    actions: [ReadChannel]
 "#;
     assert_invalid_exactly(
         &[("rules.yaml", rules), ("chat.yaml", chat)],
@@ -536,6 +583,9 @@ async fn a_cel_parse_error_is_reported() {
     actions: [read]
     when:
       cel: "principal.id == "
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let dir = policy_dir(&[("rules.yaml", rules)]);
     let wanted = [expect("rules.yaml", &[2, 7], "syntax error")];
@@ -552,6 +602,9 @@ async fn cel_type_errors_are_reported_in_every_file() {
     actions: [read]
     when:
       cel: "user.id == 'jack'"
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let field = r#"rules:
   - name: unknown-field
@@ -560,6 +613,9 @@ async fn cel_type_errors_are_reported_in_every_file() {
     actions: [read]
     when:
       cel: "principal.name == 'jack'"
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let number = r#"policies:
   - name: arithmetic
@@ -575,6 +631,9 @@ async fn cel_type_errors_are_reported_in_every_file() {
       all:
         - roles: [user]
         - cel: "frobnicate(principal.id)"
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let dir = policy_dir(&[
         ("variable.yaml", variable),
@@ -601,6 +660,9 @@ async fn a_cel_error_is_reported_once() {
     actions: [read]
     when:
       cel: "principal.name == 'jack'"
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     assert_invalid_exactly(
         &[("rules.yaml", rules)],
@@ -626,6 +688,9 @@ async fn a_cel_error_is_reported_at_its_own_rule() {
       any:
         - roles: [admin]
         - cel: "principal.nam == 'b'"
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let dir = policy_dir(&[("rules.yaml", rules)]);
     let wanted = [expect("rules.yaml", &[8, 15], "unknown field 'nam'")];
@@ -639,6 +704,7 @@ async fn owner_on_a_kind_without_an_owner_is_reported() {
   - kind: ticket
     actions: [read]
   - kind: channel
+    actions: [UpdateChannel]
     channel: id
 
 rules:
@@ -666,12 +732,15 @@ chat_policies:
     actions: [read]
     when:
       owner: true
+resources:
+  - kind: widget
+    actions: [read]
 "#;
     assert_invalid_exactly(
         &[("rules.yaml", rules), ("undeclared.yaml", undeclared)],
         &[
-            expect("rules.yaml", &[8, 13], "kind 'ticket' declares no owner"),
-            expect("rules.yaml", &[16, 20], "kind 'channel' declares no owner"),
+            expect("rules.yaml", &[9, 14], "kind 'ticket' declares no owner"),
+            expect("rules.yaml", &[17, 21], "kind 'channel' declares no owner"),
             expect(
                 "undeclared.yaml",
                 &[2, 7],
@@ -686,6 +755,7 @@ chat_policies:
 async fn a_capture_not_in_the_kind_pattern_is_reported() {
     let rules = r#"resources:
   - kind: feed
+    actions: [read]
     id: "{group}:{owner}"
     owner: captures.owner
 
@@ -705,7 +775,7 @@ rules:
     assert_invalid_exactly(
         &[("rules.yaml", rules), ("kinds.yaml", kinds)],
         &[
-            expect("rules.yaml", &[7, 12], "captures.grup is not a capture"),
+            expect("rules.yaml", &[8, 13], "captures.grup is not a capture"),
             expect("kinds.yaml", &[2, 4], "captures.owner is not a capture"),
         ],
     )
@@ -722,6 +792,9 @@ rules:
     actions: [read]
     whenn:
       roles: [admin]
+resources:
+  - kind: feed
+    actions: [read, write]
 "#;
     let second = r#"rules:
   - name: second
@@ -743,6 +816,9 @@ permissions:
     type: resource
     resource: account
     policies: [admins, auditors]
+resources:
+  - kind: account
+    actions: []
 "#;
     let dir = policy_dir(&[
         ("first.yaml", first),
@@ -750,7 +826,7 @@ permissions:
         ("third.yaml", third),
     ]);
     let wanted = [
-        expect("first.yaml", &[7], "unknown field `whenn`"),
+        expect("first.yaml", &[7], "unknown field 'whenn'"),
         expect(
             "nested/second.yaml",
             &[6, 7],
@@ -770,6 +846,9 @@ async fn a_valid_file_beside_an_invalid_one_is_not_loaded_either() {
     effect: allow
     resource: feed
     actions: [read]
+resources:
+  - kind: feed
+    actions: [read, write]
 "#;
     let broken = r#"rules:
   - name: broken
@@ -815,6 +894,9 @@ fn gatehouse_serve_exits_non_zero_on_invalid_policies() {
     effect: alow
     resource: feed
     actions: [read]
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let second = r#"rules:
   - name: b
@@ -823,6 +905,9 @@ fn gatehouse_serve_exits_non_zero_on_invalid_policies() {
     actions: [read]
     when:
       owner: true
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let dir = policy_dir(&[("first.yaml", first), ("second.yaml", second)]);
     let mut child = gatehouse()
@@ -956,6 +1041,9 @@ async fn a_route_error_points_at_the_route_not_a_rule_of_the_same_name() {
     effect: allow
     resource: feed
     actions: [read]
+resources:
+  - kind: feed
+    actions: [read]
 "#;
     let route = r#"routes:
   - name: read-feed
@@ -965,10 +1053,10 @@ async fn a_route_error_points_at_the_route_not_a_rule_of_the_same_name() {
     id: "{group}:{user_id}"
     action: read
 "#;
-    let unknown = "resource kind 'nowhere' is neither declared";
+    let unknown = "resource kind 'nowhere' is not declared";
     assert_invalid_exactly(
         &[("both.yaml", &format!("{rule}{route}"))],
-        &[expect("both.yaml", &[7], unknown)],
+        &[expect("both.yaml", &[10], unknown)],
     )
     .await;
     assert_invalid_exactly(
@@ -981,7 +1069,7 @@ async fn a_route_error_points_at_the_route_not_a_rule_of_the_same_name() {
 "#;
     assert_invalid_exactly(
         &[("both.yaml", &format!("{rule}{flow}"))],
-        &[expect("both.yaml", &[6], unknown)],
+        &[expect("both.yaml", &[9], unknown)],
     )
     .await;
 }

@@ -365,6 +365,9 @@ rules:
     actions: [read]
     when:
       in: { principal.id: $readers }
+resources:
+  - kind: doc
+    actions: [read]
 ";
     let lists = |readers: &str| format!("lists:\n  readers: [{readers}]\n");
     let first = lists("jack");
@@ -432,6 +435,9 @@ rules:
     actions: [read]
     when:
       in: { principal.id: $nobody_defined_this }
+resources:
+  - kind: doc
+    actions: [read]
 ";
     let (dir, server, mut client) = serve_files(&[("p.yaml", SET_A)]).await;
     let good = status(&mut client).await;
@@ -665,7 +671,7 @@ async fn reload_policies_needs_a_server_token_and_reports_errors() {
     // Invalid: not ok, every error with file:line, and B keeps serving.
     write(
         &policy,
-        "rules:\n  - name: broken\n    effect: maybe\n    resource: doc\n    actions: [read]\n",
+        "rules:\n  - name: broken\n    effect: maybe\n    resource: doc\n    actions: [read]\nresources:\n  - kind: doc\n    actions: [read]\n",
     );
     write(&dir.path().join("second.yml"), "rules: [\n");
     let failed = reload(&mut client).await;

@@ -3,7 +3,8 @@
 use super::super::cel::CelCondition;
 use super::super::file::{self, ConditionDoc, OneOrMany, Spanned};
 use super::super::model::{Condition, KindDecl, Kinds, Operand, PrincipalFilter};
-use super::{At, Compiler};
+use super::references::Family;
+use super::{At, Compiler, hint};
 
 /// Collects the operands `condition` compares with the caller.
 pub(super) fn compared_with_principal(condition: &Condition, out: &mut Vec<Operand>) {
@@ -84,10 +85,14 @@ impl Compiler {
         all: &mut Vec<Condition>,
     ) {
         if let Some(roles) = &doc.roles {
-            all.push(Condition::Roles(self.non_empty(roles, "roles", item)));
+            let names = self.non_empty(roles, "roles", item);
+            self.use_names(Family::Role, &names, item.of(roles));
+            all.push(Condition::Roles(names));
         }
         if let Some(groups) = &doc.groups {
-            all.push(Condition::Groups(self.non_empty(groups, "groups", item)));
+            let names = self.non_empty(groups, "groups", item);
+            self.use_names(Family::Group, &names, item.of(groups));
+            all.push(Condition::Groups(names));
         }
         if let Some(users) = &doc.users {
             all.push(Condition::Users(self.non_empty(users, "users", item)));
@@ -101,7 +106,9 @@ impl Compiler {
         }
         if let Some(roles) = &doc.channel_roles {
             self.require_decl(kinds, |d| d.channel.is_some(), "channel", item);
-            let roles = self.non_empty(roles, "channel_roles", item);
+            let names = self.non_empty(roles, "channel_roles", item);
+            self.use_names(Family::Role, &names, item.of(roles));
+            let roles = names;
             all.push(Condition::ChannelRoles(roles));
         }
         match doc.owner.as_ref().map(|owner| (**owner, owner)) {
@@ -202,7 +209,8 @@ impl Compiler {
                 Some(list) => match self.lists.get(list) {
                     Some(values) => values.clone(),
                     None => {
-                        self.error(at, format!("list '{list}' is not defined"));
+                        let hint = hint::suggest(list, self.lists.keys().map(String::as_str));
+                        self.error(at, format!("list '{list}' is not defined{hint}"));
                         Vec::new()
                     }
                 },

@@ -9,53 +9,24 @@
 //! `route_checks` the route table's checks against the rest of the set.
 
 mod conditions;
+mod hint;
 mod kinds;
+mod parse;
+mod references;
 mod route_checks;
 mod rules;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
+use std::collections::{BTreeMap, HashMap};
 
 use super::file::{OneOrMany, PolicyDoc, PolicyFile, RouteDoc, Spanned, line_of};
 use super::model::{ErrorFormat, KindDecl, Modes, Revocations, Strategy};
 use super::set::{Parts, PolicySet};
 use super::source::Source;
 
+pub use super::problem::{LoadError, LoadErrors};
+
 /// Rule priorities are bounded so that they stay readable and can never overflow.
 pub const MAX_PRIORITY: i64 = 1_000_000;
-
-/// A problem in the policy files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
-/// Every problem found in a load.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct LoadErrors(pub Vec<LoadError>);
-
-impl fmt::Display for LoadErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
-}
 
 /// Compiles a policy set from its files. `list_overrides` replace lists of the same name (the built-in
 /// Feeds preset takes its feed groups from the configuration this way).
@@ -63,6 +34,7 @@ pub fn compile(
     sources: &[Source],
     list_overrides: &BTreeMap<String, Vec<String>>,
 ) -> Result<PolicySet, LoadErrors> {
+    hint::reset_budget();
     let mut c = Compiler {
         sources: sources.to_vec(),
         ..Compiler::default()
@@ -137,7 +109,17 @@ struct Compiler {
     route_errors: ErrorFormat,
     lists: BTreeMap<String, Vec<String>>,
     kinds: BTreeMap<String, KindDecl>,
+    /// Where each kind is declared.
+    kind_places: HashMap<String, At>,
     policy_names: HashMap<String, usize>,
+    /// Where each named policy is defined, by id.
+    policy_places: Vec<At>,
+    /// The item being compiled ("rule 'x'"), which every error names.
+    item: Option<String>,
+    /// Problems that do not stop a load.
+    warnings: Vec<LoadError>,
+    /// Roles and groups as rules, chat policies and named policies use them, for warnings.
+    usage: references::Usage,
     revocations: Revocations,
     revocations_seen: bool,
     /// Feed groups of kinds, read once every list is known.
@@ -187,38 +169,64 @@ impl Compiler {
             });
             return None;
         }
-        match dbt_yaml::from_str::<PolicyFile>(&source.text) {
-            Ok(file) => Some(file),
-            Err(e) => {
-                let line = e.location().map(|l| l.line());
-                let message = e.to_string();
-                // The parser appends " at line N column M"; the line is reported separately.
-                let message = message
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or(&message)
-                    .to_owned();
-                self.errors.push(LoadError {
-                    file: source.path.clone(),
-                    line,
-                    message,
-                });
-                None
-            }
+        let (file, problems) = parse::parse_file(&source.text);
+        for problem in problems {
+            self.errors.push(LoadError {
+                file: source.path.clone(),
+                line: problem.line,
+                message: problem.message,
+            });
+        }
+        // A file with problems still gives its clean items, so their own problems are reported
+        // too; the load fails either way.
+        Some(file)
+    }
+
+    /// The error `message` at `at`, naming the item being compiled unless the message already does.
+    fn error(&mut self, at: At, message: impl Into<String>) {
+        let error = self.problem(at, message.into());
+        self.errors.push(error);
+    }
+
+    /// A problem that does not stop the load, reported as an error is.
+    fn warning(&mut self, at: At, message: impl Into<String>) {
+        let warning = self.problem(at, message.into());
+        self.warnings.push(warning);
+    }
+
+    fn problem(&self, at: At, message: String) -> LoadError {
+        let message = match &self.item {
+            Some(item) if !message.starts_with(item.as_str()) => format!("{item}: {message}"),
+            _ => message,
+        };
+        LoadError {
+            file: self.file_name(at),
+            line: at.line,
+            message,
         }
     }
 
-    fn error(&mut self, at: At, message: impl Into<String>) {
-        let file = self
-            .sources
+    fn file_name(&self, at: At) -> String {
+        self.sources
             .get(at.file)
             .map(|source| source.path.clone())
-            .unwrap_or_default();
-        self.errors.push(LoadError {
-            file,
-            line: at.line,
-            message: message.into(),
-        });
+            .unwrap_or_default()
+    }
+
+    /// `file:line` of `at`, as errors print it.
+    fn place(&self, at: At) -> String {
+        match at.line {
+            Some(line) => format!("{}:{line}", self.file_name(at)),
+            None => self.file_name(at),
+        }
+    }
+
+    /// Runs `f` with every error it reports naming `item`.
+    fn within<R>(&mut self, item: String, f: impl FnOnce(&mut Self) -> R) -> R {
+        let outer = self.item.replace(item);
+        let result = f(self);
+        self.item = outer;
+        result
     }
 
     /// First pass: settings, lists, kinds and policy names, which later items refer to.
@@ -246,24 +254,32 @@ impl Compiler {
             }
             for resource in &file.resources {
                 let at = At::new(*index, &resource.kind);
-                let decl = self.kind_decl(resource, at);
+                let label = format!("kind '{}'", resource.kind.as_str());
+                let decl = self.within(label, |c| c.kind_decl(resource, at));
                 if self.kinds.insert(resource.kind.to_string(), decl).is_some() {
+                    let first = self.kind_places.get(resource.kind.as_str()).copied();
                     let message = format!(
-                        "resource kind '{}' is declared twice",
-                        resource.kind.as_str()
+                        "resource kind '{}' is declared twice{}",
+                        resource.kind.as_str(),
+                        self.first_at(first)
                     );
                     self.error(at, message);
+                } else {
+                    self.kind_places.insert(resource.kind.to_string(), at);
                 }
             }
             for policy in &file.policies {
                 let next = self.policy_names.len();
-                if self
-                    .policy_names
-                    .insert(policy.name.to_string(), next)
-                    .is_some()
-                {
-                    let message = format!("policy '{}' is defined twice", policy.name.as_str());
-                    self.error(At::new(*index, &policy.name), message);
+                let at = At::new(*index, &policy.name);
+                let name = policy.name.as_str();
+                if let Some(&first) = self.policy_names.get(name) {
+                    let first = self.policy_places.get(first).copied();
+                    let message =
+                        format!("policy '{name}' is defined twice{}", self.first_at(first));
+                    self.error(at, message);
+                } else {
+                    self.policy_names.insert(name.to_owned(), next);
+                    self.policy_places.push(at);
                 }
             }
         }
@@ -273,33 +289,48 @@ impl Compiler {
         self.resolve_feed_groups();
     }
 
+    /// `, first at file:line` for a name defined twice.
+    fn first_at(&self, first: Option<At>) -> String {
+        first.map_or_else(String::new, |at| format!(", first at {}", self.place(at)))
+    }
+
     /// Second pass: named policies and candidates, then the set.
     fn build(&mut self, files: Vec<(usize, PolicyFile)>) -> Option<PolicySet> {
         let mut policy_docs: Vec<(usize, PolicyDoc)> = Vec::new();
         let mut candidates = Vec::new();
-        let mut names: HashSet<String> = HashSet::new();
+        let mut names: HashMap<String, At> = HashMap::new();
         let mut route_docs: Vec<(usize, Spanned<RouteDoc>)> = Vec::new();
         for (index, file) in files {
             route_docs.extend(file.routes.into_iter().map(|r| (index, r)));
             policy_docs.extend(file.policies.into_iter().map(|p| (index, p)));
             for rule in file.rules {
                 let at = At::new(index, &rule.name);
-                self.unique_name(&mut names, &rule.name, at);
-                candidates.extend(self.rule(rule, at));
+                let label = format!("rule '{}'", rule.name.as_str());
+                candidates.extend(self.within(label, |c| {
+                    c.unique_name(&mut names, &rule.name, at);
+                    c.rule(rule, at)
+                }));
             }
             for chat in file.chat_policies {
                 let at = At::new(index, &chat.name);
-                self.unique_name(&mut names, &chat.name, at);
-                candidates.extend(self.chat_policy(chat, at));
+                let label = format!("chat policy '{}'", chat.name.as_str());
+                candidates.extend(self.within(label, |c| {
+                    c.unique_name(&mut names, &chat.name, at);
+                    c.chat_policy(chat, at)
+                }));
             }
             for permission in file.permissions {
                 let at = At::new(index, &permission.name);
-                self.unique_name(&mut names, &permission.name, at);
-                candidates.extend(self.permission(permission, at));
+                let label = format!("permission '{}'", permission.name.as_str());
+                candidates.extend(self.within(label, |c| {
+                    c.unique_name(&mut names, &permission.name, at);
+                    c.permission(permission, at)
+                }));
             }
         }
         let policies = self.policies(policy_docs);
         let routes = self.routes(route_docs, &candidates);
+        self.role_warnings();
         let strategy = self.strategy.map(|(s, _)| s).unwrap_or_default();
         let items = candidates.len() + policies.len() + routes.routes().len();
         if items > MAX_ITEMS {
@@ -312,7 +343,7 @@ impl Compiler {
         if !self.errors.is_empty() {
             return None;
         }
-        let set = PolicySet::new(
+        let mut set = PolicySet::new(
             Parts {
                 strategy,
                 modes: self.modes,
@@ -333,6 +364,7 @@ impl Compiler {
             });
             return None;
         }
+        set.set_warnings(std::mem::take(&mut self.warnings));
         Some(set)
     }
 }
@@ -393,10 +425,12 @@ mod tests {
 
     #[test]
     fn yaml_errors_keep_the_parser_line_without_its_position_suffix() {
-        let errors = errors("rules:\n  - name: a\n    efect: allow\n");
-        assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].0, Some(3));
-        assert!(errors[0].1.contains("unknown field `efect`"), "{errors:?}");
+        let errors = errors(
+            "rules:\n  - name: a\n    effect: allow\n    resource: 5\n    actions: [read]\n",
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, Some(4), "{errors:?}");
+        assert!(errors[0].1.starts_with("rule 'a': "), "{errors:?}");
         assert!(!errors[0].1.contains(" at line "), "{errors:?}");
     }
 }

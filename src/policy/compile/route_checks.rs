@@ -1,60 +1,85 @@
 //! The route table, checked against the rest of the set: each route names a kind and action that
 //! exist, and never lets the client say who owns the resource.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::super::file::{RouteDoc, Spanned};
 use super::super::model::{Actions, Body, Candidate, Effect, Kinds, Operand};
 use super::super::routes::{Route, RouteTable, ValueSource, compile_route};
 use super::conditions::compared_with_principal;
-use super::{At, Compiler};
+use super::{At, Compiler, hint};
 
 impl Compiler {
-    /// Compiles the route table. A route must name a kind that is declared or that some rule names, an
-    /// action the kind declares (when it declares any), a unique name, and requests no other route
-    /// already describes.
+    /// Compiles the route table. A route must name a declared kind and an action it declares, a
+    /// unique name, and requests no other route already describes. Its kind and action are checked
+    /// even when the rest of it is wrong, so that one load reports every problem of a route.
     pub(super) fn routes(
         &mut self,
         docs: Vec<(usize, Spanned<RouteDoc>)>,
         candidates: &[Candidate],
     ) -> RouteTable {
         let mut routes: Vec<Route> = Vec::new();
-        let mut names: HashSet<String> = HashSet::new();
+        let mut names: HashMap<String, At> = HashMap::new();
         for (index, doc) in docs {
             // A route's errors name the route's first line: the route as a whole is at fault.
             let at = At::new(index, &doc);
             let doc = doc.into_inner();
-            if doc.name.trim().is_empty() {
-                self.error(at, "every route needs a name");
-            } else if !names.insert(doc.name.clone()) {
-                self.error(at, format!("route '{}' is defined twice", doc.name));
-            }
-            let route = match compile_route(doc) {
-                Ok(route) => route,
-                Err(errors) => {
-                    for e in errors {
-                        self.error(at, format!("route: {e}"));
-                    }
-                    continue;
+            let label = format!("route '{}'", doc.name);
+            let route = self.within(label, |c| c.route(doc, candidates, &mut names, at));
+            if let Some(route) = route {
+                if let Some(other) = routes.iter().find(|r| r.same_requests_as(&route)) {
+                    let message = format!(
+                        "route '{}' matches the same requests as route '{}' ({} {})",
+                        route.name,
+                        other.name,
+                        other.methods().join(","),
+                        other.template()
+                    );
+                    self.error(at, message);
                 }
-            };
-            if !route.public {
-                self.check_route_target(&route, candidates, at);
-                self.check_route_trust(&route, candidates, at);
+                routes.push(route);
             }
-            if let Some(other) = routes.iter().find(|r| r.same_requests_as(&route)) {
-                let message = format!(
-                    "route '{}' matches the same requests as route '{}' ({} {})",
-                    route.name,
-                    other.name,
-                    other.methods().join(","),
-                    other.template()
-                );
-                self.error(at, message);
-            }
-            routes.push(route);
         }
         RouteTable::new(routes)
+    }
+
+    fn route(
+        &mut self,
+        doc: RouteDoc,
+        candidates: &[Candidate],
+        names: &mut HashMap<String, At>,
+        at: At,
+    ) -> Option<Route> {
+        if doc.name.trim().is_empty() {
+            self.error(at, "every route needs a name");
+        } else if let Some(&first) = names.get(&doc.name) {
+            let first = self.place(first);
+            self.error(
+                at,
+                format!("route '{}' is defined twice, first at {first}", doc.name),
+            );
+        } else {
+            names.insert(doc.name.clone(), at);
+        }
+        if !doc.public.unwrap_or(false)
+            && let (Some(kind), Some(action)) = (&doc.resource, &doc.action)
+        {
+            self.check_route_target(kind, action, at);
+        }
+        match compile_route(doc) {
+            Ok(route) => {
+                if !route.public {
+                    self.check_route_trust(&route, candidates, at);
+                }
+                Some(route)
+            }
+            Err(errors) => {
+                for e in errors {
+                    self.error(at, format!("route: {e}"));
+                }
+                None
+            }
+        }
     }
 
     /// A route may not let the client name who owns the resource: a field the kind's declaration
@@ -135,31 +160,22 @@ impl Compiler {
         }
     }
 
-    fn check_route_target(&mut self, route: &Route, candidates: &[Candidate], at: At) {
-        match self.kinds.get(&route.kind) {
-            Some(decl) if !decl.actions.is_empty() && !decl.actions.contains(&route.action) => {
-                let message = format!(
-                    "route '{}': kind '{}' has no action '{}' (it declares {})",
-                    route.name,
-                    route.kind,
-                    route.action,
-                    decl.actions.join(", ")
+    /// The route's kind must be declared, and its action one the kind declares.
+    fn check_route_target(&mut self, kind: &str, action: &str, at: At) {
+        if kind.trim().is_empty() || action.trim().is_empty() {
+            // compile_route reports a missing kind or action.
+            return;
+        }
+        match self.kinds.get(kind) {
+            Some(decl) if !decl.actions.iter().any(|a| a == action) => {
+                let hint = hint::suggest(action, decl.actions.iter().map(String::as_str));
+                self.error(
+                    at,
+                    format!("kind '{kind}' declares no action '{action}'{hint}"),
                 );
-                self.error(at, message);
             }
             Some(_) => {}
-            None => {
-                let named = candidates
-                    .iter()
-                    .any(|c| matches!(&c.kinds, Kinds::Only(kinds) if kinds.contains(&route.kind)));
-                if !named {
-                    let message = format!(
-                        "route '{}': resource kind '{}' is neither declared under resources nor named by a rule",
-                        route.name, route.kind
-                    );
-                    self.error(at, message);
-                }
-            }
+            None => self.declared_kinds(&[kind.to_owned()], at),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The second pass's items: rules, chat policies and permissions (the candidates), and the named
 //! policies permissions refer to.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::super::cel::CelCondition;
 use super::super::file::{
@@ -13,14 +13,18 @@ use super::super::model::{
     Strategy,
 };
 use super::super::pattern::Pattern;
-use super::{At, Compiler, MAX_PRIORITY};
+use super::references::Family;
+use super::{At, Compiler, MAX_PRIORITY, hint};
 
 impl Compiler {
-    pub(super) fn unique_name(&mut self, names: &mut HashSet<String>, name: &str, at: At) {
+    pub(super) fn unique_name(&mut self, names: &mut HashMap<String, At>, name: &str, at: At) {
         if name.trim().is_empty() {
             self.error(at, "every rule, chat policy and permission needs a name");
-        } else if !names.insert(name.to_owned()) {
-            self.error(at, format!("'{name}' is defined twice (rules, chat policies and permissions share one namespace)"));
+        } else if let Some(&first) = names.get(name) {
+            let first = self.place(first);
+            self.error(at, format!("'{name}' is defined twice, first at {first} (rules, chat policies and permissions share one namespace)"));
+        } else {
+            names.insert(name.to_owned(), at);
         }
     }
 
@@ -37,11 +41,13 @@ impl Compiler {
         i32::try_from(value).unwrap_or(0)
     }
 
+    /// The kinds an item names, each declared under `resources`.
     fn kinds(&mut self, resource: &Spanned<OneOrMany>, at: At) -> Kinds {
         let kinds = (**resource).clone().into_vec();
         if kinds.iter().any(|k| k == "*") {
             return Kinds::Any;
         }
+        self.declared_kinds(&kinds, at.of(resource));
         if kinds.is_empty() || kinds.iter().any(|k| k.trim().is_empty()) {
             self.error(
                 at.of(resource),
@@ -81,6 +87,7 @@ impl Compiler {
         let priority = self.priority(doc.priority.as_ref(), (-MAX_PRIORITY, MAX_PRIORITY), at);
         let kinds = self.kinds(&doc.resource, at);
         let actions = self.actions((*doc.actions).clone().into_vec(), at.of(&doc.actions));
+        self.declared_actions(&kinds, &actions, at.of(&doc.actions));
         let id_pattern = self.id_pattern(doc.id.as_ref(), at);
         let when = doc.when.map(|c| Box::new(self.condition(&c, &kinds, at)));
         let unless = doc.unless.map(|c| Box::new(self.condition(&c, &kinds, at)));
@@ -112,7 +119,9 @@ impl Compiler {
             None => Kinds::Any,
         };
         let actions = self.actions((*doc.resources).clone().into_vec(), at.of(&doc.resources));
+        self.declared_actions(&kinds, &actions, at.of(&doc.resources));
         let roles = (*doc.roles).clone().into_vec();
+        self.use_names(Family::Role, &roles, at.of(&doc.roles));
         let mut conditions = Vec::new();
         if !roles.iter().any(|r| r == "*") {
             if roles.is_empty() {
@@ -180,6 +189,7 @@ impl Compiler {
                 };
                 let scopes = doc.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default();
                 let actions = self.actions(scopes, at.of_opt(doc.scopes.as_ref()));
+                self.declared_actions(&kinds, &actions, at.of_opt(doc.scopes.as_ref()));
                 Some((kinds, actions))
             }
         }
@@ -223,10 +233,12 @@ impl Compiler {
         for name in names {
             match self.policy_names.get(name.as_str()) {
                 Some(&id) => ids.push(id),
-                None => self.error(
-                    at.of(name),
-                    format!("policy '{}' is not defined", name.as_str()),
-                ),
+                None => {
+                    let known = self.policy_names.keys().map(String::as_str);
+                    let hint = hint::suggest(name, known);
+                    let message = format!("policy '{}' is not defined{hint}", name.as_str());
+                    self.error(at.of(name), message);
+                }
             }
         }
         ids
@@ -239,7 +251,8 @@ impl Compiler {
         for (file, doc) in docs {
             let at = At::new(file, &doc.name);
             places.push((at, doc.name.to_string()));
-            let policy = self.policy(doc, at);
+            let label = format!("policy '{}'", doc.name.as_str());
+            let policy = self.within(label, |c| c.policy(doc, at));
             edges.push(match &policy.body {
                 PolicyBody::Aggregated { policies, .. } => policies.clone(),
                 _ => Vec::new(),
@@ -292,8 +305,16 @@ impl Compiler {
             values
         };
         match kind {
-            PolicyKind::Role => PolicyBody::Role(needs(doc.roles.as_ref(), "roles", self)),
-            PolicyKind::Group => PolicyBody::Group(needs(doc.groups.as_ref(), "groups", self)),
+            PolicyKind::Role => {
+                let roles = needs(doc.roles.as_ref(), "roles", self);
+                self.use_names(Family::Role, &roles, at);
+                PolicyBody::Role(roles)
+            }
+            PolicyKind::Group => {
+                let groups = needs(doc.groups.as_ref(), "groups", self);
+                self.use_names(Family::Group, &groups, at);
+                PolicyBody::Group(groups)
+            }
             PolicyKind::User => PolicyBody::User(needs(doc.users.as_ref(), "users", self)),
             PolicyKind::Time => self.time_policy(doc, at),
             PolicyKind::Condition => match &doc.condition {

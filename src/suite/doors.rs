@@ -140,7 +140,10 @@ impl<'a> Offline<'a> {
     fn mint(&self, principal: &PrincipalDoc) -> Result<String, String> {
         principal.to_principal()?;
         if principal.server {
-            return self.issuer.server_token().map_err(|e| e.to_string());
+            return self
+                .issuer
+                .server_token_at(self.now)
+                .map_err(|e| e.to_string());
         }
         let mut claims = principal.claims.clone();
         if !principal.channel_roles.is_empty() {

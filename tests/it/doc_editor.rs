@@ -94,7 +94,7 @@ fn route_errors_is_read_from_settings_and_a_wrong_word_is_a_load_error_with_its_
         };
         compile(&[source], &BTreeMap::new())
     };
-    let rule = "rules:\n  - name: r\n    effect: allow\n    resource: doc\n    actions: [read]\n";
+    let rule = "resources:\n  - kind: doc\n    actions: [read]\nrules:\n  - name: r\n    effect: allow\n    resource: doc\n    actions: [read]\n";
     let plain = set(rule).unwrap();
     let stream = set(&format!("settings:\n  route_errors: stream\n{rule}")).unwrap();
     let problem = set(&format!("settings:\n  route_errors: problem\n{rule}")).unwrap();

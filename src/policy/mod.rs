@@ -8,6 +8,7 @@ pub mod cel;
 mod compile;
 mod feeds;
 mod file;
+pub mod hint;
 mod model;
 mod pattern;
 mod problem;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::engine::{self, Request, Resource};
-use crate::policy::{LoadError, LoadErrors, PolicySet, Source};
+use crate::policy::{LoadError, LoadErrors, PolicySet, Source, hint};
 use crate::principal::{Principal, PrincipalKind};
 
 pub use doors::{Answer, Offline, SuiteDoor};
@@ -201,6 +201,7 @@ pub fn parse_suite(source: &Source) -> Result<Suite, LoadErrors> {
 /// Parses every suite and checks what its tests name against `set`: every error of every file. This is
 /// what `gatehouse validate` does with the suites; nothing is run.
 pub fn check(set: &PolicySet, suites: &[Source]) -> Result<Vec<(String, Suite)>, LoadErrors> {
+    hint::reset_budget();
     let known = rule_names(set);
     let mut errors = Vec::new();
     let mut parsed = Vec::new();
@@ -215,7 +216,7 @@ pub fn check(set: &PolicySet, suites: &[Source]) -> Result<Vec<(String, Suite)>,
         for (test, line, rule) in named {
             let Some(rule) = rule else { continue };
             if !known.contains(rule.as_str()) {
-                let hint = did_you_mean(rule, known.iter().map(String::as_str));
+                let hint = hint::suggest(rule, known.iter().map(String::as_str));
                 errors.push(LoadError {
                     file: source.path.clone(),
                     line,
@@ -332,46 +333,6 @@ fn run_case(set: &PolicySet, case: &Case, now: i64) -> Option<String> {
         .trim_end()
         .to_owned(),
     )
-}
-
-/// `, did you mean 'x'?` for the candidate closest to `name` when it is close enough, else nothing.
-fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
-    let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .filter_map(|c| edit_distance(name, c, limit).map(|d| (d, c)))
-        .min()
-        .map(|(_, c)| format!(", did you mean '{c}'?"))
-        .unwrap_or_default()
-}
-
-/// Levenshtein distance between `a` and `b` when it is at most `limit`; names longer than 64
-/// characters are never compared, so the cost stays bounded.
-fn edit_distance(a: &str, b: &str, limit: usize) -> Option<usize> {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len() > 64 || b.len() > 64 || a.len().abs_diff(b.len()) > limit {
-        return None;
-    }
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous.get(j).copied().unwrap_or(usize::MAX) + usize::from(ca != cb);
-            let delete = previous
-                .get(j + 1)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            let insert = current
-                .get(j)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            current.push(substitute.min(delete).min(insert));
-        }
-        previous = current;
-    }
-    previous.last().copied().filter(|d| *d <= limit)
 }
 
 #[cfg(test)]

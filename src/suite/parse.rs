@@ -348,7 +348,7 @@ impl TestErrors<'_, '_> {
         match defined.get(name) {
             Some(found) => found.clone(),
             None => {
-                let hint = super::did_you_mean(name, defined.keys().map(String::as_str));
+                let hint = crate::policy::hint::suggest(name, defined.keys().map(String::as_str));
                 self.push(
                     line(node.span()),
                     format!("{what} '{name}' is not defined{hint}"),

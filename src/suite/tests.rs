@@ -48,7 +48,7 @@ fn every_bad_test_is_reported_with_its_line_and_the_good_ones_still_read() {
     assert_eq!(
         shown,
         [
-            "s_test.yaml:5: test 'a': principal 'jak' is not defined, did you mean 'jack'?",
+            "s_test.yaml:5: test 'a': principal 'jak' is not defined (did you mean 'jack'?)",
             "s_test.yaml:13: test 'b': expect must be allow or deny, not 'perhaps'",
         ]
     );
@@ -65,7 +65,7 @@ fn a_rule_the_set_does_not_have_is_an_error_with_a_hint_and_built_in_names_are_k
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].line, Some(7));
     assert!(
-        errors[0].message.ends_with("did you mean 'read-docs'?"),
+        errors[0].message.ends_with("(did you mean 'read-docs'?)"),
         "{}",
         errors[0].message
     );
@@ -103,13 +103,4 @@ fn request_and_engine_fields_do_not_mix() {
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors[0].message.contains("not action"));
     assert!(errors[1].message.contains("door is for request cases only"));
-}
-
-#[test]
-fn edit_distance_is_bounded() {
-    assert_eq!(edit_distance("jak", "jack", 1), Some(1));
-    assert_eq!(edit_distance("kitten", "sitting", 3), Some(3));
-    assert_eq!(edit_distance("a", "abcdef", 2), None);
-    assert_eq!(edit_distance(&"a".repeat(65), &"a".repeat(65), 5), None);
-    assert_eq!(did_you_mean("zzz", ["jack"].into_iter()), "");
 }

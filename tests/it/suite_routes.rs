@@ -110,7 +110,7 @@ tests:
 fn a_broken_suite_reports_every_error_with_its_line_in_one_run_of_validate_and_test() {
     let dir = policy_dir(&[("broken_test.yaml", BROKEN)]);
     let expected = [
-        "broken_test.yaml:5: test 'unknown principal': principal 'jak' is not defined, did you mean 'jack'?",
+        "broken_test.yaml:5: test 'unknown principal': principal 'jak' is not defined (did you mean 'jack'?)",
         "broken_test.yaml:13: test 'bad verdict': expect must be allow or deny, not 'yes'",
         "broken_test.yaml:16: test 'unknown resource': resource 'the-doc' is not defined",
         "broken_test.yaml:24: test 'typo': unknown field `colour`",
@@ -158,7 +158,7 @@ tests:
         assert!(!stdout.contains("FAIL"), "{command}: {stdout}");
         assert!(
             stderr.contains(
-                "rules_test.yaml:7: test 'misspelt rule': rule 'read-doc' is no rule, chat policy or permission of the set, nor a built-in rule name, did you mean 'read-docs'?"
+                "rules_test.yaml:7: test 'misspelt rule': rule 'read-doc' is no rule, chat policy or permission of the set, nor a built-in rule name (did you mean 'read-docs'?)"
             ),
             "{command}:\n{stderr}"
         );

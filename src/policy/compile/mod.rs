@@ -9,7 +9,7 @@
 //! `route_checks` the route table's checks against the rest of the set.
 
 mod conditions;
-mod hint;
+use super::hint;
 mod kinds;
 mod parse;
 mod references;

@@ -1,4 +1,4 @@
-//! "Did you mean" hints: the one edit distance every hint of the compiler is measured with.
+//! "Did you mean" hints: the one edit distance every hint (policy files and test suites) is measured with.
 //!
 //! Hints only ever add words to an error or a warning; they never decide whether a load succeeds.
 //! Their cost is bounded: long words and long candidate lists are cut, and one load compares at most
@@ -8,7 +8,7 @@
 use std::cell::Cell;
 
 /// The most edits a hint may be away from the word (one for words of three letters or fewer).
-pub(super) const MAX_DISTANCE: usize = 2;
+pub const MAX_DISTANCE: usize = 2;
 /// Words longer than this get no hint: the distance costs the product of the two lengths.
 const MAX_WORD: usize = 48;
 /// The most pairs of words one load compares for hints.
@@ -20,7 +20,7 @@ thread_local! {
 }
 
 /// Gives the load about to run on this thread its whole budget of comparisons.
-pub(super) fn reset_budget() {
+pub fn reset_budget() {
     BUDGET.with(|b| b.set(MAX_COMPARISONS));
 }
 
@@ -41,7 +41,7 @@ const LISTED: usize = 5;
 
 /// The edit distance between `a` and `b` (insertions, deletions, substitutions and swaps of two
 /// neighbouring characters each count one), or `None` when it exceeds `limit` or a word is too long.
-pub(super) fn distance(a: &str, b: &str, limit: usize) -> Option<usize> {
+pub fn distance(a: &str, b: &str, limit: usize) -> Option<usize> {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     if a.len() > MAX_WORD || b.len() > MAX_WORD || a.len().abs_diff(b.len()) > limit {
@@ -72,7 +72,7 @@ pub(super) fn distance(a: &str, b: &str, limit: usize) -> Option<usize> {
 }
 
 /// The closest of `known` to `word`, if one is close enough (and is not `word` itself).
-pub(super) fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = if word.chars().count() <= 3 {
         1
     } else {
@@ -96,7 +96,7 @@ pub(super) fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) 
 }
 
 /// ` (did you mean 'x'?)` for the closest known name, else ` (known: a, b, c, ...)`, else nothing.
-pub(super) fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str> + Clone) -> String {
+pub fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str> + Clone) -> String {
     if let Some(name) = closest(word, known.clone()) {
         return format!(" (did you mean '{name}'?)");
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
+use super::print::{self, time_text};
 use crate::config::Config;
 use crate::principal::Principal;
 use crate::token::{IssueError, IssueRequest, Issuer, TokenError, Verifier};
@@ -321,31 +322,14 @@ pub fn eval(dir: &Path, args: EvalArgs) -> Result<CheckOutcome, CliError> {
     } else {
         "DENIED"
     };
-    let mut report = format!(
-        "{verdict} by rule {} (strategy {}, policy revision {})\n{}\n",
+    let report = format!(
+        "{verdict} by rule {} (strategy {}, policy revision {})\n{}\n{}",
         decision.rule,
         explanation.strategy,
         set.revision(),
-        decision.reason(&request)
+        decision.reason(&request),
+        print::trace_text(&crate::grpc::explanation_to_pb(&explanation))
     );
-    for entry in &explanation.entries {
-        let result = match &entry.result {
-            crate::engine::TraceResult::Vote(crate::policy::Effect::Allow) => "PERMIT".to_owned(),
-            crate::engine::TraceResult::Vote(crate::policy::Effect::Deny) => "DENY".to_owned(),
-            crate::engine::TraceResult::NotApplicable(why) => format!("not applicable: {why}"),
-            crate::engine::TraceResult::Error(e) => format!("error: {e}"),
-        };
-        report.push_str(&format!(
-            "  {} {} (priority {}): {result}\n",
-            entry.origin, entry.name, entry.priority
-        ));
-        for part in &entry.parts {
-            report.push_str(&format!("    - {}\n", part.detail));
-        }
-        for policy in &entry.policies {
-            push_policy(&mut report, policy, 2);
-        }
-    }
     Ok(CheckOutcome {
         allowed: decision.allowed,
         report: report.trim_end().to_owned(),
@@ -422,35 +406,6 @@ fn eval_http(
         allowed: answer.allowed(),
         report: report.trim_end().to_owned(),
     })
-}
-
-fn push_policy(report: &mut String, policy: &crate::engine::PolicyTrace, depth: usize) {
-    let verdict = if policy.granted {
-        "granted"
-    } else {
-        "not granted"
-    };
-    let logic = if policy.negative {
-        " (negative logic)"
-    } else {
-        ""
-    };
-    let detail = if policy.detail.is_empty() {
-        String::new()
-    } else {
-        format!(" [{}]", policy.detail)
-    };
-    report.push_str(&format!(
-        "{}policy {}: {verdict}{logic}{detail}\n",
-        "  ".repeat(depth),
-        policy.name
-    ));
-    for part in &policy.parts {
-        report.push_str(&format!("{}  - {}\n", "  ".repeat(depth), part.detail));
-    }
-    for child in &policy.children {
-        push_policy(report, child, depth + 1);
-    }
 }
 
 /// Whose decisions, from which decision log files, since when.
@@ -653,12 +608,4 @@ pub fn suggest(query: LogQuery) -> Result<String, CliError> {
         eprintln!("gatehouse: note: {note}");
     }
     Ok(suggestion.yaml.trim_end().to_owned())
-}
-
-pub(super) fn time_text(ms: i64) -> String {
-    let seconds = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
-    humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
-    )
-    .to_string()
 }

@@ -4,7 +4,6 @@
 
 use serde_json::{Value, json};
 
-use super::commands::time_text;
 use crate::grpc::pb;
 use crate::principal::PrincipalKind;
 
@@ -127,23 +126,45 @@ pub fn check_text(response: &pb::CheckResponse) -> String {
         out.push_str(&format!("\nprincipal: {}{who}", kind_name(principal.kind)));
     }
     if let Some(explanation) = &response.explanation {
-        out.push_str(&format!("\nstrategy: {}", explanation.strategy));
-        for entry in &explanation.entries {
-            let detail = if entry.detail.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", entry.detail)
-            };
-            out.push_str(&format!(
-                "\n  {} {} (priority {}): {}{detail}",
-                entry.origin, entry.name, entry.priority, entry.result
-            ));
-            for policy in &entry.policies {
-                push_policy(&mut out, policy, 2);
-            }
-        }
+        out.push_str(&format!("\nstrategy: {}\n", explanation.strategy));
+        out.push_str(&trace_text(explanation));
     }
     out
+}
+
+/// An explanation's candidates, one line each with the parts of its condition and its policies
+/// below. `check --explain` (the server's trace) and `eval` (the engine's, converted the same way the
+/// server converts it) print through here, so both read alike.
+pub fn trace_text(explanation: &pb::Explanation) -> String {
+    let mut out = String::new();
+    for entry in &explanation.entries {
+        let result = match entry.result.as_str() {
+            "permit" => "PERMIT",
+            "deny" => "DENY",
+            "not_applicable" => "not applicable",
+            other => other,
+        };
+        let detail = if entry.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", entry.detail)
+        };
+        out.push_str(&format!(
+            "  {} {} (priority {}): {result}{detail}\n",
+            entry.origin, entry.name, entry.priority
+        ));
+        push_parts(&mut out, &entry.details, 1);
+        for policy in &entry.policies {
+            push_policy(&mut out, policy, 2);
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+fn push_parts(out: &mut String, parts: &[String], depth: usize) {
+    for part in parts {
+        out.push_str(&format!("{}  - {part}\n", "  ".repeat(depth)));
+    }
 }
 
 fn push_policy(out: &mut String, policy: &pb::PolicyResult, depth: usize) {
@@ -163,10 +184,11 @@ fn push_policy(out: &mut String, policy: &pb::PolicyResult, depth: usize) {
         format!(" [{}]", policy.detail)
     };
     out.push_str(&format!(
-        "\n{}policy {}: {verdict}{logic}{detail}",
+        "{}policy {}: {verdict}{logic}{detail}\n",
         "  ".repeat(depth),
         policy.name
     ));
+    push_parts(out, &policy.details, depth);
     for child in &policy.children {
         push_policy(out, child, depth + 1);
     }
@@ -259,4 +281,12 @@ pub fn status_json(status: &pb::PolicyStatusResponse) -> Value {
         "last_error": Some(&status.last_error).filter(|e| !e.is_empty()),
         "last_error_at": rfc3339(status.last_error_at.as_ref()),
     })
+}
+
+pub(super) fn time_text(ms: i64) -> String {
+    let seconds = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
+    )
+    .to_string()
 }

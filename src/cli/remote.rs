@@ -12,10 +12,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tonic::transport::Channel;
 
-use super::commands::{
-    CheckOutcome, CliError, load_secret_config, parse_pair, parse_value, time_text,
-};
-use super::print;
+use super::commands::{CheckOutcome, CliError, load_secret_config, parse_pair, parse_value};
+use super::print::{self, time_text};
 use crate::grpc::pb;
 use crate::grpc::pb::gatehouse_client::GatehouseClient;
 use crate::token::Issuer;

@@ -119,7 +119,8 @@ pub(super) fn principal_from_input(input: pb::PrincipalInput) -> Principal {
     }
 }
 
-pub(super) fn explanation_to_pb(explanation: &Explanation) -> pb::Explanation {
+/// The explanation as the API returns it; the command line prints it from this form too.
+pub fn explanation_to_pb(explanation: &Explanation) -> pb::Explanation {
     pb::Explanation {
         strategy: explanation.strategy.to_string(),
         entries: explanation

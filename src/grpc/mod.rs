@@ -12,7 +12,7 @@ mod layer;
 mod metadata;
 mod service;
 
-pub use convert::{map_to_struct, principal_kind_from_pb, struct_to_map};
+pub use convert::{explanation_to_pb, map_to_struct, principal_kind_from_pb, struct_to_map};
 pub use ext_authz::{ExtAuthzService, answer as answer_ext_authz};
 pub use layer::{CallLayer, CallScope};
 pub use service::GatehouseService;

@@ -404,7 +404,7 @@ async fn check_asks_for_a_token_the_anonymous_caller_or_a_described_principal() 
     );
     assert!(explained.contains("\nstrategy: priority\n"), "{explained}");
     assert!(
-        explained.contains("\n  rule own-feeds (priority 1): permit"),
+        explained.contains("\n  rule own-feeds (priority 1): PERMIT"),
         "{explained}"
     );
     let as_json = runs(ask(&["--token", &tommaso, "--explain", "--json"]), vec![]).await;

@@ -138,6 +138,10 @@ pub fn check_text(response: &pb::CheckResponse) -> String {
                 "\n  {} {} (priority {}): {}{detail}",
                 entry.origin, entry.name, entry.priority, entry.result
             ));
+            // The part of the rule that did not hold is what the reader came for.
+            for part in &entry.details {
+                out.push_str(&format!("\n    - {part}"));
+            }
             for policy in &entry.policies {
                 push_policy(&mut out, policy, 2);
             }

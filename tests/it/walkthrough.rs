@@ -2,7 +2,7 @@
 //! are written to a temporary directory in the order the doc gives them, and each marked output block's
 //! `$ gatehouse ...` command is run with the real binary there; what it prints must be what the doc
 //! shows (revisions, which differ on every run, are shown as `…`). So the doc stays true as the
-//! product changes.
+//! product changes. The serve step's `check --explain` is asked of a real server on the doc's policy.
 //!
 //! Markers, each an HTML comment on the line before a fenced block:
 //! `<!-- walkthrough: PATH -->` writes the block to PATH, `<!-- walkthrough-append: PATH -->` appends
@@ -236,4 +236,52 @@ fn revisions_and_quoted_words_are_read_as_the_doc_means() {
             "nginx"
         ]
     );
+}
+
+/// The serve step: a server on the walk-through's first docs.yaml answers `check --explain` with the
+/// trace the doc shows, down to the part of the rule that did not hold.
+#[tokio::test]
+async fn check_explain_shows_the_walkthroughs_trace() {
+    let doc = fs::read_to_string(Path::new(ROOT).join("docs/policies.md")).unwrap();
+    let policy = steps(&doc)
+        .into_iter()
+        .find_map(|s| match s {
+            Step::Write(path, body) if path == "my-policies/docs.yaml" => Some(body),
+            _ => None,
+        })
+        .expect("the walk-through's docs.yaml");
+    let trace = "  rule editors-write (priority 0): not_applicable: its when condition does not hold\n    - requires one of roles [editor]; the principal has [viewer]\n";
+    assert!(doc.contains(trace), "the doc shows the trace");
+
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("docs.yaml"), policy).unwrap();
+    let server =
+        common::TestServer::start_with(&[("GATEHOUSE_POLICY_DIR", dir.path().to_str().unwrap())])
+            .await;
+    let vera = common::sign(serde_json::json!({"user_id": "vera", "roles": ["viewer"]}));
+    let args = [
+        "check",
+        "--addr",
+        &server.url(),
+        "--token",
+        &vera,
+        "--action",
+        "write",
+        "--resource",
+        "document:plan",
+        "--explain",
+    ]
+    .map(str::to_owned);
+    let output = tokio::task::spawn_blocking(move || {
+        common::gatehouse_command().args(args).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "denied: {printed}");
+    assert!(
+        printed.starts_with("DENIED by rule default-deny"),
+        "{printed}"
+    );
+    assert!(printed.contains(trace), "{printed}");
 }

@@ -39,3 +39,4 @@ mod shipped_policies;
 mod suite_routes;
 mod telemetry_otlp;
 mod tokens;
+mod walkthrough;

@@ -126,7 +126,7 @@ fn log_serving(app: &App, listeners: &Listeners, config: &Config) {
     let address = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
         listen = %address(&listeners.grpc),
-        http_listen = %listeners.http.as_ref().map(address).unwrap_or_default(),
+        http_listen = %listeners.http.as_ref().map_or_else(|| "off".to_owned(), address),
         revision = app.policies.current().revision(),
         development = config.development,
         "serving"

@@ -158,6 +158,15 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
 }
 
 /// `gatehouse validate DIR`: the set's summary, or every error with file:line.
+/// `1 test`, `2 tests`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub fn validate(dir: &Path) -> Result<String, CliError> {
     let set = crate::store::load_dir(dir).map_err(CliError::Policy)?;
     if set.is_empty() {
@@ -178,12 +187,13 @@ pub fn validate(dir: &Path) -> Result<String, CliError> {
         .map(|(_, suite)| suite.cases.len() + suite.routes.len())
         .sum();
     let mut text = format!(
-        "ok: {} rules, chat policies and permissions; {} routes; strategy {}; revision {}; {} test suites with {tests} tests checked (not run)",
+        "ok: {} rules, chat policies and permissions; {} routes; strategy {}; revision {}; {} with {} checked (not run)",
         set.candidates().len(),
         set.routes().routes().len(),
         set.strategy(),
         set.revision(),
-        checked.len()
+        counted(checked.len(), "test suite"),
+        counted(tests, "test"),
     );
     // Warnings never fail validation: they follow the ok line.
     for warning in set.warnings() {

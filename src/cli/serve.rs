@@ -71,6 +71,11 @@ fn print_development_banner(config: &Config, listener: &tokio::net::TcpListener)
     let Ok(server_token) = Issuer::new(&config.secret).server_token() else {
         return;
     };
+    // The Feeds preset's own example, or a placeholder for the kinds of the configured directory.
+    let (resource, context) = match config.policy_dir {
+        None => ("feed:user:tommaso", " --context actor=tommaso"),
+        Some(_) => ("KIND:ID", ""),
+    };
     println!(
         "gatehouse is running in development mode on {addr}: loopback only, with a random API secret.\n\
          Set GATEHOUSE_API_SECRET (or GATEHOUSE_API_SECRET_FILE) to use your app's secret.\n\n\
@@ -78,7 +83,7 @@ fn print_development_banner(config: &Config, listener: &tokio::net::TcpListener)
          Try it:\n  \
          grpcurl -plaintext -H 'authorization: Bearer {server_token}' -d '{{\"user_id\": \"tommaso\"}}' {addr} gatehouse.v1.Gatehouse/IssueToken\n  \
          GATEHOUSE_SERVER_TOKEN=<server token> gatehouse token issue --addr http://{addr} --user tommaso\n  \
-         gatehouse check --addr http://{addr} --token <token from IssueToken> --action write --resource feed:user:tommaso --context actor=tommaso\n"
+         gatehouse check --addr http://{addr} --token <token from IssueToken> --action write --resource {resource}{context}\n"
     );
 }
 

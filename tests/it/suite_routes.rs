@@ -169,7 +169,7 @@ tests:
     let (code, stdout, stderr) = run(&["validate"], dir.path());
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.contains("1 test suites with 2 tests checked (not run)"),
+        stdout.contains("1 test suite with 2 tests checked (not run)"),
         "{stdout}"
     );
 }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use super::Gate;
 use crate::decider::{Verdict, judge};
 use crate::door::Door;
-use crate::engine;
+use crate::engine::{self, Explanation};
 use crate::policy::{PolicySet, Route};
 use crate::principal::Principal;
 use crate::token::{TokenError, Verifier};
@@ -29,11 +29,13 @@ pub fn verify_caller(
 }
 
 /// Authenticates with a verifier and decides under the set's route mode for `door`, keeping the
-/// sentence of the last verdict so that an allowed request can be explained too.
+/// sentence and the explanation of the last verdict, so that any answer can be explained (offline,
+/// an explanation costs nothing anyone waits for).
 pub struct OfflineGate<'a> {
     pub verifier: &'a Verifier,
     pub door: Door,
     last_reason: RefCell<Option<String>>,
+    last_explanation: RefCell<Option<Explanation>>,
 }
 
 impl<'a> OfflineGate<'a> {
@@ -42,7 +44,13 @@ impl<'a> OfflineGate<'a> {
             verifier,
             door,
             last_reason: RefCell::new(None),
+            last_explanation: RefCell::new(None),
         }
+    }
+
+    /// The explanation of the last verdict this gate gave, if it decided anything.
+    pub fn take_explanation(&self) -> Option<Explanation> {
+        self.last_explanation.take()
     }
 
     /// The sentence of the last verdict this gate gave, if it decided anything.
@@ -70,8 +78,9 @@ impl Gate for OfflineGate<'_> {
         request: &engine::Request<'_>,
         _route: &str,
     ) -> Verdict<'p> {
-        let (verdict, _) = judge(policy, request, self.door, false);
+        let (verdict, explanation) = judge(policy, request, self.door, true);
         self.last_reason.replace(Some(verdict.reason(request)));
+        self.last_explanation.replace(explanation);
         verdict
     }
 }

@@ -412,6 +412,12 @@ fn eval_http(
             report.push_str(&format!("  upstream {name}: {value}\n"));
         }
     }
+    if let Some(explanation) = &answer.explanation {
+        report.push_str(&format!("strategy: {}\n", explanation.strategy));
+        report.push_str(&print::trace_text(&crate::grpc::explanation_to_pb(
+            explanation,
+        )));
+    }
     Ok(CheckOutcome {
         allowed: answer.allowed(),
         report: report.trim_end().to_owned(),

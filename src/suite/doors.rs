@@ -74,6 +74,8 @@ pub struct Answer {
     pub reason: String,
     /// The headers the upstream receives (allowed requests); an empty value: removed.
     pub upstream_headers: BTreeMap<String, String>,
+    /// How the rules were weighed, when the request reached them.
+    pub explanation: Option<crate::engine::Explanation>,
 }
 
 impl Answer {
@@ -198,6 +200,7 @@ impl<'a> Offline<'a> {
         answer.reason = detail
             .or_else(|| gate.last_reason())
             .unwrap_or_else(|| format!("allowed by {}", answer.rule.as_deref().unwrap_or("")));
+        answer.explanation = gate.take_explanation();
         answer
     }
 
@@ -239,13 +242,20 @@ impl<'a> Offline<'a> {
         if wrong.is_empty() {
             return Ok(());
         }
+        let parts = answer
+            .explanation
+            .as_ref()
+            .map(|e| crate::engine::explain_summary(e, case.rule.as_deref()))
+            .unwrap_or_default();
         Err(format!(
-            "{} (door {}, status {}): {}",
+            "{} (door {}, status {}): {}\n{parts}",
             wrong.join("; "),
             case.door.as_str(),
             answer.status,
             answer.reason
-        ))
+        )
+        .trim_end()
+        .to_owned())
     }
 }
 
@@ -275,6 +285,7 @@ fn read_check_response(response: CheckResponse) -> Answer {
         rule: None,
         reason: String::new(),
         upstream_headers: BTreeMap::new(),
+        explanation: None,
     };
     match response.http_response {
         Some(HttpResponse::OkResponse(ok)) => {
@@ -390,5 +401,6 @@ fn read_http_response(response: &axum::response::Response) -> Answer {
         rule: text(RULE_HEADER),
         reason: String::new(),
         upstream_headers,
+        explanation: None,
     }
 }

@@ -11,6 +11,7 @@
 mod conditions;
 use super::hint;
 mod kinds;
+mod names;
 mod parse;
 mod references;
 mod route_checks;
@@ -41,7 +42,8 @@ pub fn compile(
     };
     let mut files = Vec::new();
     for (index, source) in sources.iter().enumerate() {
-        if let Some(file) = c.parse(source) {
+        if let Some((file, broken)) = c.parse(source) {
+            c.keep_broken(index, broken);
             files.push((index, file));
         }
     }
@@ -109,11 +111,10 @@ struct Compiler {
     route_errors: ErrorFormat,
     lists: BTreeMap<String, Vec<String>>,
     kinds: BTreeMap<String, KindDecl>,
-    /// Where each kind is declared.
-    kind_places: HashMap<String, At>,
+    /// Named policies' ids: their places in the order read.
     policy_names: HashMap<String, usize>,
-    /// Where each named policy is defined, by id.
-    policy_places: Vec<At>,
+    /// Items that did not read but whose names did, by file.
+    broken: Vec<(usize, parse::Broken)>,
     /// The item being compiled ("rule 'x'"), which every error names.
     item: Option<String>,
     /// Problems that do not stop a load.
@@ -157,9 +158,9 @@ impl At {
 }
 
 impl Compiler {
-    fn parse(&mut self, source: &Source) -> Option<PolicyFile> {
+    fn parse(&mut self, source: &Source) -> Option<(PolicyFile, Vec<parse::Broken>)> {
         if source.text.trim().is_empty() {
-            return Some(PolicyFile::default());
+            return Some((PolicyFile::default(), Vec::new()));
         }
         if let Err(message) = check_file_shape(&source.text) {
             self.errors.push(LoadError {
@@ -169,7 +170,7 @@ impl Compiler {
             });
             return None;
         }
-        let (file, problems) = parse::parse_file(&source.text);
+        let (file, problems, broken) = parse::parse_file(&source.text);
         for problem in problems {
             self.errors.push(LoadError {
                 file: source.path.clone(),
@@ -179,7 +180,7 @@ impl Compiler {
         }
         // A file with problems still gives its clean items, so their own problems are reported
         // too; the load fails either way.
-        Some(file)
+        Some((file, broken))
     }
 
     /// The error `message` at `at`, naming the item being compiled unless the message already does.
@@ -235,6 +236,7 @@ impl Compiler {
         files: &[(usize, PolicyFile)],
         list_overrides: &BTreeMap<String, Vec<String>>,
     ) {
+        self.register_first_pass(files);
         for (index, file) in files {
             if let Some(settings) = &file.settings {
                 self.settings(settings, *index);
@@ -243,45 +245,24 @@ impl Compiler {
                 self.revocations(doc, *index);
             }
             for (name, values) in &file.lists {
-                if self
-                    .lists
-                    .insert(name.to_string(), values.clone())
-                    .is_some()
-                {
-                    let at = At::new(*index, name);
-                    self.error(at, format!("list '{}' is defined twice", name.as_str()));
-                }
+                self.lists
+                    .entry(name.to_string())
+                    .or_insert_with(|| values.clone());
             }
             for resource in &file.resources {
                 let at = At::new(*index, &resource.kind);
                 let label = format!("kind '{}'", resource.kind.as_str());
                 let decl = self.within(label, |c| c.kind_decl(resource, at));
-                if self.kinds.insert(resource.kind.to_string(), decl).is_some() {
-                    let first = self.kind_places.get(resource.kind.as_str()).copied();
-                    let message = format!(
-                        "resource kind '{}' is declared twice{}",
-                        resource.kind.as_str(),
-                        self.first_at(first)
-                    );
-                    self.error(at, message);
-                } else {
-                    self.kind_places.insert(resource.kind.to_string(), at);
-                }
+                self.kinds.entry(resource.kind.to_string()).or_insert(decl);
             }
-            for policy in &file.policies {
-                let next = self.policy_names.len();
-                let at = At::new(*index, &policy.name);
-                let name = policy.name.as_str();
-                if let Some(&first) = self.policy_names.get(name) {
-                    let first = self.policy_places.get(first).copied();
-                    let message =
-                        format!("policy '{name}' is defined twice{}", self.first_at(first));
-                    self.error(at, message);
-                } else {
-                    self.policy_names.insert(name.to_owned(), next);
-                    self.policy_places.push(at);
-                }
-            }
+        }
+        // Ids are places in the order `build` compiles the policies; a name defined twice keeps
+        // its first.
+        let policies = files.iter().flat_map(|(_, file)| &file.policies);
+        for (id, policy) in policies.enumerate() {
+            self.policy_names
+                .entry(policy.name.to_string())
+                .or_insert(id);
         }
         for (name, values) in list_overrides {
             self.lists.insert(name.clone(), values.clone());
@@ -289,16 +270,11 @@ impl Compiler {
         self.resolve_feed_groups();
     }
 
-    /// `, first at file:line` for a name defined twice.
-    fn first_at(&self, first: Option<At>) -> String {
-        first.map_or_else(String::new, |at| format!(", first at {}", self.place(at)))
-    }
-
     /// Second pass: named policies and candidates, then the set.
     fn build(&mut self, files: Vec<(usize, PolicyFile)>) -> Option<PolicySet> {
+        self.register_second_pass(&files);
         let mut policy_docs: Vec<(usize, PolicyDoc)> = Vec::new();
         let mut candidates = Vec::new();
-        let mut names: HashMap<String, At> = HashMap::new();
         let mut route_docs: Vec<(usize, Spanned<RouteDoc>)> = Vec::new();
         for (index, file) in files {
             route_docs.extend(file.routes.into_iter().map(|r| (index, r)));
@@ -307,7 +283,7 @@ impl Compiler {
                 let at = At::new(index, &rule.name);
                 let label = format!("rule '{}'", rule.name.as_str());
                 candidates.extend(self.within(label, |c| {
-                    c.unique_name(&mut names, &rule.name, at);
+                    c.named(&rule.name, at);
                     c.rule(rule, at)
                 }));
             }
@@ -315,7 +291,7 @@ impl Compiler {
                 let at = At::new(index, &chat.name);
                 let label = format!("chat policy '{}'", chat.name.as_str());
                 candidates.extend(self.within(label, |c| {
-                    c.unique_name(&mut names, &chat.name, at);
+                    c.named(&chat.name, at);
                     c.chat_policy(chat, at)
                 }));
             }
@@ -323,7 +299,7 @@ impl Compiler {
                 let at = At::new(index, &permission.name);
                 let label = format!("permission '{}'", permission.name.as_str());
                 candidates.extend(self.within(label, |c| {
-                    c.unique_name(&mut names, &permission.name, at);
+                    c.named(&permission.name, at);
                     c.permission(permission, at)
                 }));
             }

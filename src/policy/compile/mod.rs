@@ -409,4 +409,94 @@ mod tests {
         assert!(errors[0].1.starts_with("rule 'a': "), "{errors:?}");
         assert!(!errors[0].1.contains(" at line "), "{errors:?}");
     }
+
+    /// The messages of every error, for a file that must fail to load.
+    fn messages(text: &str) -> Vec<String> {
+        errors(text).into_iter().map(|(_, m)| m).collect()
+    }
+
+    const DOC_KIND: &str = "resources:\n  - kind: doc\n    actions: [read]\n";
+
+    #[test]
+    fn a_typo_inside_a_named_policy_is_one_error_not_one_per_reference() {
+        let text = format!(
+            "{DOC_KIND}policies:\n  - name: editors\n    type: role\n    rols: [editor]\n  - name: both\n    type: aggregated\n    policies: [editors]\npermissions:\n  - name: p\n    type: resource\n    resource: doc\n    policies: [editors, both]\n"
+        );
+        assert_eq!(
+            messages(&text),
+            ["policy 'editors': unknown field 'rols' (did you mean 'roles'?)"]
+        );
+    }
+
+    #[test]
+    fn a_broken_kind_is_one_error_and_its_actions_are_not_judged() {
+        let text = "resources:\n  - kind: doc\n    actions: [read]\n    ownr: attributes.owner\nrules:\n  - name: r\n    effect: allow\n    resource: doc\n    actions: [read]\n  - name: s\n    effect: allow\n    resource: \"*\"\n    actions: [read]\nroutes:\n  - name: get\n    methods: [GET]\n    path: /docs/{d}\n    resource: doc\n    id: \"{d}\"\n    action: read\n";
+        assert_eq!(
+            messages(text),
+            ["kind 'doc': unknown field 'ownr' (did you mean 'owner'?)"]
+        );
+    }
+
+    #[test]
+    fn a_broken_list_is_one_error_and_its_uses_are_not_reported() {
+        let text = format!(
+            "{DOC_KIND}lists:\n  reviewers: {{ ann: 1 }}\nrules:\n  - name: r\n    effect: allow\n    resource: doc\n    actions: [read]\n    when:\n      in: {{ principal.id: $reviewers }}\n"
+        );
+        let found = messages(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("list 'reviewers': "), "{found:?}");
+    }
+
+    #[test]
+    fn a_broken_item_still_counts_for_names_defined_twice() {
+        let text = format!(
+            "{DOC_KIND}policies:\n  - name: p\n    type: role\n    rols: [a]\n  - name: p\n    type: role\n    roles: [a]\nrules:\n  - name: r\n    efect: allow\n    resource: doc\n    actions: [read]\npermissions:\n  - name: r\n    type: resource\n    resource: doc\n    policies: [p]\nroutes:\n  - name: get\n    pth: /a\n  - name: get\n    methods: [GET]\n    path: /b\n    public: true\n"
+        );
+        let found = errors(&text);
+        let lines: Vec<Option<usize>> = found.iter().map(|(l, _)| *l).collect();
+        assert_eq!(found.len(), 6, "{found:?}");
+        assert_eq!(
+            line_of_error(&found, "policy 'p' is defined twice, first at p.yaml:5"),
+            Some(8)
+        );
+        assert_eq!(
+            line_of_error(
+                &found,
+                "permission 'r': 'r' is defined twice, first at p.yaml:12"
+            ),
+            Some(17)
+        );
+        assert_eq!(
+            line_of_error(&found, "route 'get' is defined twice, first at p.yaml:22"),
+            Some(24)
+        );
+        assert!(lines.contains(&Some(23)), "{found:?}");
+    }
+
+    #[test]
+    fn a_misindented_key_is_one_error_on_its_line() {
+        let text = format!(
+            "{DOC_KIND}rules:\n  - name: r\n    effect: allow\n    actions: [read]\n    when:\n      roles: [a]\n      resource: doc\n"
+        );
+        assert_eq!(
+            errors(&text),
+            [(
+                Some(10),
+                "rule 'r': 'resource:' at line 10 is inside 'when' (indented 6 columns); the rule's fields are at 4, so the rule has no 'resource'".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_key_indented_too_far_gets_an_indentation_hint() {
+        let text =
+            format!("{DOC_KIND}rules:\n  - name: r\n    effect: allow\n      resource: doc\n");
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, Some(7), "{found:?}");
+        assert!(
+            found[0].1.ends_with("(line 7 is indented 6 columns and line 6 above it 4: keys of one item line up; a key indented further continues the value above it)"),
+            "{found:?}"
+        );
+    }
 }

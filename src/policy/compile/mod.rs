@@ -17,7 +17,7 @@ mod references;
 mod route_checks;
 mod rules;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::file::{OneOrMany, PolicyDoc, PolicyFile, RouteDoc, Spanned, line_of};
 use super::model::{ErrorFormat, KindDecl, Modes, Revocations, Strategy};
@@ -115,6 +115,10 @@ struct Compiler {
     policy_names: HashMap<String, usize>,
     /// Items that did not read but whose names did, by file.
     broken: Vec<(usize, parse::Broken)>,
+    /// The same names, to look up.
+    broken_names: HashSet<(parse::Namespace, String)>,
+    /// Whether some kind did not read.
+    broken_kind: bool,
     /// The item being compiled ("rule 'x'"), which every error names.
     item: Option<String>,
     /// Problems that do not stop a load.

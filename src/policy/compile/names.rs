@@ -30,22 +30,22 @@ impl Compiler {
     /// Keeps the names of a file's broken items.
     pub(super) fn keep_broken(&mut self, file: usize, broken: Vec<Broken>) {
         for item in broken {
+            self.broken_kind |= item.namespace == Namespace::Kind;
+            self.broken_names
+                .insert((item.namespace, item.name.clone()));
             self.broken.push((file, item));
         }
     }
 
     /// Whether an item of `namespace` named `name` was written but did not read.
     pub(super) fn is_broken(&self, namespace: Namespace, name: &str) -> bool {
-        self.broken
-            .iter()
-            .any(|(_, b)| b.namespace == namespace && b.name == name)
+        // Looked up only for names not defined, so the key is built on error paths alone.
+        self.broken_names.contains(&(namespace, name.to_owned()))
     }
 
     /// Whether some kind did not read: its actions are unknown.
     pub(super) fn any_broken_kind(&self) -> bool {
-        self.broken
-            .iter()
-            .any(|(_, b)| b.namespace == Namespace::Kind)
+        self.broken_kind
     }
 
     /// The broken items of `namespace`, as names written.

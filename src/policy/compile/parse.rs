@@ -30,7 +30,7 @@ pub(super) struct Problem {
 }
 
 /// The namespaces that items' names live in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Namespace {
     List,
     Kind,
@@ -411,11 +411,9 @@ impl Reader<'_> {
                     // The key written in the wrong place is this one mistake, not another.
                     self.misplaced.push(at);
                     let unknown = format!("unknown field '{field}'");
-                    let mut index = 0;
-                    self.problems.retain(|p| {
-                        index += 1;
-                        index <= before || p.line != Some(at) || !p.message.contains(&unknown)
-                    });
+                    let mut own = self.problems.split_off(before);
+                    own.retain(|p| p.line != Some(at) || !p.message.contains(&unknown));
+                    self.problems.append(&mut own);
                 }
                 self.push(at.or(line(value)), message);
             }

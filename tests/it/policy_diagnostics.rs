@@ -286,7 +286,7 @@ fn a_key_indented_too_far_is_a_syntax_error_with_the_indentation_of_both_lines()
     assert_eq!(errors[0].0, 7, "{stderr}");
     assert!(
         errors[0].1.contains(
-            "(line 7 is indented 6 columns and line 6 above it 4: keys of one item line up"
+            "(line 7 is indented 6 columns, more than line 6 above it (4): keys of one item line up"
         ),
         "{stderr}"
     );

@@ -492,6 +492,18 @@ mod tests {
     }
 
     #[test]
+    fn a_key_indented_too_little_gets_an_indentation_hint() {
+        let text = format!("{DOC_KIND}rules:\n  - name: r\n    effect: allow\n   resource: doc\n");
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, Some(7), "{found:?}");
+        assert!(
+            found[0].1.ends_with("(line 7 is indented 3 columns, less than line 6 above it (4): keys of one item line up)"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn a_key_indented_too_far_gets_an_indentation_hint() {
         let text =
             format!("{DOC_KIND}rules:\n  - name: r\n    effect: allow\n      resource: doc\n");
@@ -499,7 +511,7 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].0, Some(7), "{found:?}");
         assert!(
-            found[0].1.ends_with("(line 7 is indented 6 columns and line 6 above it 4: keys of one item line up; a key indented further continues the value above it)"),
+            found[0].1.ends_with("(line 7 is indented 6 columns, more than line 6 above it (4): keys of one item line up, and a key indented further is read as part of the value above it)"),
             "{found:?}"
         );
     }

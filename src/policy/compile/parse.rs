@@ -200,13 +200,20 @@ fn indent_hint(text: &str, message: &str, line: Option<usize>) -> String {
             !t.is_empty() && !t.starts_with('#')
         });
     let here = indent(at);
-    match above {
-        Some((i, l)) if indent(l) != here => format!(
-            " (line {line} is indented {here} columns and line {} above it {}: keys of one item line up; a key indented further continues the value above it)",
-            i + 1,
-            indent(l)
-        ),
-        _ => String::new(),
+    let Some((i, l)) = above else {
+        return String::new();
+    };
+    let (number, there) = (i + 1, indent(l));
+    if here > there {
+        format!(
+            " (line {line} is indented {here} columns, more than line {number} above it ({there}): keys of one item line up, and a key indented further is read as part of the value above it)"
+        )
+    } else if here < there {
+        format!(
+            " (line {line} is indented {here} columns, less than line {number} above it ({there}): keys of one item line up)"
+        )
+    } else {
+        String::new()
     }
 }
 

@@ -4,13 +4,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc keeps allocation thread-local and cheap when one thread frees what another allocated,
 /// which the request path and the decision log do at every request.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    gatehouse::cli::run(gatehouse::cli::Args::parse())
+    gatehouse::cli::run(gatehouse::cli::parse())
 }

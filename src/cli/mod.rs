@@ -9,7 +9,9 @@ mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use commands::{
     CheckOutcome, CliError, EvalArgs, ExercisedView, IssueArgs, LogQuery, TestOutcome, eval,
@@ -89,7 +91,8 @@ enum TokenCommand {
         /// Mint through the server at this address, with its secret, instead of signing locally.
         #[arg(long)]
         addr: Option<String>,
-        /// With --addr: the server token to call with; without the flag, GATEHOUSE_SERVER_TOKEN.
+        /// With --addr: the server token to call with; without the flag, GATEHOUSE_SERVER_TOKEN. The
+        /// flag is refused without --addr; the variable is then unused.
         #[arg(long, env = "GATEHOUSE_SERVER_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// With --addr: mint the server token to call with from the configured API secret.
@@ -112,6 +115,38 @@ enum TokenCommand {
         json: bool,
         token: String,
     },
+}
+
+/// Parses the process's arguments, refusing (exit 2, as clap refuses any bad usage) a flag that the
+/// command would ignore.
+pub fn parse() -> Args {
+    let mut command = Args::command();
+    let matches = command.get_matches_mut();
+    if let Some(message) = ignored_flag(&matches) {
+        command.error(ErrorKind::ArgumentConflict, message).exit();
+    }
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// A flag written on the command line that its command would not use. These flags also read
+/// `GATEHOUSE_SERVER_TOKEN`, so clap's `requires` cannot express them: it would refuse the variable
+/// alone, which is meant to be harmless where it is not used. The value's source tells them apart.
+/// The message never carries the flag's value: it is a credential.
+fn ignored_flag(matches: &ArgMatches) -> Option<&'static str> {
+    let written = |m: &ArgMatches, id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let absent = |m: &ArgMatches, id: &str| m.value_source(id).is_none();
+    match matches.subcommand()? {
+        ("token", token) => match token.subcommand()? {
+            ("issue", issue) if written(issue, "token") && absent(issue, "addr") => Some(
+                "--token is the server token to mint through a server with, and is used only with --addr; without --addr the token is signed locally with the configured secret",
+            ),
+            _ => None,
+        },
+        ("check", check) if written(check, "server_token") && absent(check, "principal") => Some(
+            "--server-token is used only with --principal (a caller this service describes); with --token or --anonymous the server judges the caller itself",
+        ),
+        _ => None,
+    }
 }
 
 /// Runs the command `args` name, printing its output; the exit code says how it went.

@@ -113,8 +113,8 @@ pub struct CheckArgs {
     /// A group of the --principal (repeatable).
     #[arg(long = "group", requires = "principal")]
     pub groups: Vec<String>,
-    /// The server token --principal calls with; without the flag, GATEHOUSE_SERVER_TOKEN. Used only
-    /// with --principal.
+    /// The server token --principal calls with; without the flag, GATEHOUSE_SERVER_TOKEN. The flag is
+    /// refused without --principal; the variable is then unused.
     #[arg(long, env = "GATEHOUSE_SERVER_TOKEN", hide_env_values = true)]
     pub server_token: Option<String>,
     /// Mint the server token for --principal from the configured API secret.

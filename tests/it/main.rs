@@ -15,6 +15,7 @@ mod policy_suite;
 mod adversarial;
 mod audit_modes;
 mod binary;
+mod cli_flags;
 mod cli_parity;
 mod corpus_policies;
 mod deploy;

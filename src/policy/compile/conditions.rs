@@ -3,6 +3,7 @@
 use super::super::cel::CelCondition;
 use super::super::file::{self, ConditionDoc, OneOrMany, Spanned};
 use super::super::model::{Condition, KindDecl, Kinds, Operand, PrincipalFilter};
+use super::parse::Namespace;
 use super::references::Family;
 use super::{At, Compiler, hint};
 
@@ -42,7 +43,8 @@ impl Compiler {
     ) {
         let Kinds::Only(kinds) = kinds else { return };
         for kind in kinds {
-            if !self.kinds.get(kind).is_some_and(has) {
+            // A kind not declared, or one that did not read, has its own error.
+            if self.kinds.get(kind).is_some_and(|decl| !has(decl)) {
                 self.error(
                     at,
                     format!("kind '{kind}' declares no {what} (add it under resources)"),
@@ -208,6 +210,7 @@ impl Compiler {
             OneOrMany::One(name) => match name.strip_prefix('$') {
                 Some(list) => match self.lists.get(list) {
                     Some(values) => values.clone(),
+                    None if self.is_broken(Namespace::List, list) => Vec::new(),
                     None => {
                         let hint = hint::suggest(list, self.lists.keys().map(String::as_str));
                         self.error(at, format!("list '{list}' is not defined{hint}"));
@@ -223,10 +226,12 @@ impl Compiler {
     fn operand(&mut self, text: &str, kinds: &Kinds, at: At) -> Option<Operand> {
         match Operand::parse(text) {
             Ok(op) => {
+                // Kinds not declared, or that did not read, have their own errors.
                 if let (Operand::Capture(name), Kinds::Only(names)) = (&op, kinds)
                     && names
                         .iter()
-                        .any(|kind| !has_capture(self.kinds.get(kind), name))
+                        .filter_map(|kind| self.kinds.get(kind))
+                        .any(|decl| !has_capture(Some(decl), name))
                 {
                     self.error(at, unknown_capture(name));
                 }

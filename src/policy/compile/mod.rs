@@ -11,12 +11,13 @@
 mod conditions;
 use super::hint;
 mod kinds;
+mod names;
 mod parse;
 mod references;
 mod route_checks;
 mod rules;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::file::{OneOrMany, PolicyDoc, PolicyFile, RouteDoc, Spanned, line_of};
 use super::model::{ErrorFormat, KindDecl, Modes, Revocations, Strategy};
@@ -41,7 +42,8 @@ pub fn compile(
     };
     let mut files = Vec::new();
     for (index, source) in sources.iter().enumerate() {
-        if let Some(file) = c.parse(source) {
+        if let Some((file, broken)) = c.parse(source) {
+            c.keep_broken(index, broken);
             files.push((index, file));
         }
     }
@@ -109,11 +111,14 @@ struct Compiler {
     route_errors: ErrorFormat,
     lists: BTreeMap<String, Vec<String>>,
     kinds: BTreeMap<String, KindDecl>,
-    /// Where each kind is declared.
-    kind_places: HashMap<String, At>,
+    /// Named policies' ids: their places in the order read.
     policy_names: HashMap<String, usize>,
-    /// Where each named policy is defined, by id.
-    policy_places: Vec<At>,
+    /// Items that did not read but whose names did, by file.
+    broken: Vec<(usize, parse::Broken)>,
+    /// The same names, to look up.
+    broken_names: HashSet<(parse::Namespace, String)>,
+    /// Whether some kind did not read.
+    broken_kind: bool,
     /// The item being compiled ("rule 'x'"), which every error names.
     item: Option<String>,
     /// Problems that do not stop a load.
@@ -157,9 +162,9 @@ impl At {
 }
 
 impl Compiler {
-    fn parse(&mut self, source: &Source) -> Option<PolicyFile> {
+    fn parse(&mut self, source: &Source) -> Option<(PolicyFile, Vec<parse::Broken>)> {
         if source.text.trim().is_empty() {
-            return Some(PolicyFile::default());
+            return Some((PolicyFile::default(), Vec::new()));
         }
         if let Err(message) = check_file_shape(&source.text) {
             self.errors.push(LoadError {
@@ -169,7 +174,7 @@ impl Compiler {
             });
             return None;
         }
-        let (file, problems) = parse::parse_file(&source.text);
+        let (file, problems, broken) = parse::parse_file(&source.text);
         for problem in problems {
             self.errors.push(LoadError {
                 file: source.path.clone(),
@@ -179,7 +184,7 @@ impl Compiler {
         }
         // A file with problems still gives its clean items, so their own problems are reported
         // too; the load fails either way.
-        Some(file)
+        Some((file, broken))
     }
 
     /// The error `message` at `at`, naming the item being compiled unless the message already does.
@@ -235,6 +240,7 @@ impl Compiler {
         files: &[(usize, PolicyFile)],
         list_overrides: &BTreeMap<String, Vec<String>>,
     ) {
+        self.register_first_pass(files);
         for (index, file) in files {
             if let Some(settings) = &file.settings {
                 self.settings(settings, *index);
@@ -243,45 +249,24 @@ impl Compiler {
                 self.revocations(doc, *index);
             }
             for (name, values) in &file.lists {
-                if self
-                    .lists
-                    .insert(name.to_string(), values.clone())
-                    .is_some()
-                {
-                    let at = At::new(*index, name);
-                    self.error(at, format!("list '{}' is defined twice", name.as_str()));
-                }
+                self.lists
+                    .entry(name.to_string())
+                    .or_insert_with(|| values.clone());
             }
             for resource in &file.resources {
                 let at = At::new(*index, &resource.kind);
                 let label = format!("kind '{}'", resource.kind.as_str());
                 let decl = self.within(label, |c| c.kind_decl(resource, at));
-                if self.kinds.insert(resource.kind.to_string(), decl).is_some() {
-                    let first = self.kind_places.get(resource.kind.as_str()).copied();
-                    let message = format!(
-                        "resource kind '{}' is declared twice{}",
-                        resource.kind.as_str(),
-                        self.first_at(first)
-                    );
-                    self.error(at, message);
-                } else {
-                    self.kind_places.insert(resource.kind.to_string(), at);
-                }
+                self.kinds.entry(resource.kind.to_string()).or_insert(decl);
             }
-            for policy in &file.policies {
-                let next = self.policy_names.len();
-                let at = At::new(*index, &policy.name);
-                let name = policy.name.as_str();
-                if let Some(&first) = self.policy_names.get(name) {
-                    let first = self.policy_places.get(first).copied();
-                    let message =
-                        format!("policy '{name}' is defined twice{}", self.first_at(first));
-                    self.error(at, message);
-                } else {
-                    self.policy_names.insert(name.to_owned(), next);
-                    self.policy_places.push(at);
-                }
-            }
+        }
+        // Ids are places in the order `build` compiles the policies; a name defined twice keeps
+        // its first.
+        let policies = files.iter().flat_map(|(_, file)| &file.policies);
+        for (id, policy) in policies.enumerate() {
+            self.policy_names
+                .entry(policy.name.to_string())
+                .or_insert(id);
         }
         for (name, values) in list_overrides {
             self.lists.insert(name.clone(), values.clone());
@@ -289,16 +274,11 @@ impl Compiler {
         self.resolve_feed_groups();
     }
 
-    /// `, first at file:line` for a name defined twice.
-    fn first_at(&self, first: Option<At>) -> String {
-        first.map_or_else(String::new, |at| format!(", first at {}", self.place(at)))
-    }
-
     /// Second pass: named policies and candidates, then the set.
     fn build(&mut self, files: Vec<(usize, PolicyFile)>) -> Option<PolicySet> {
+        self.register_second_pass(&files);
         let mut policy_docs: Vec<(usize, PolicyDoc)> = Vec::new();
         let mut candidates = Vec::new();
-        let mut names: HashMap<String, At> = HashMap::new();
         let mut route_docs: Vec<(usize, Spanned<RouteDoc>)> = Vec::new();
         for (index, file) in files {
             route_docs.extend(file.routes.into_iter().map(|r| (index, r)));
@@ -307,7 +287,7 @@ impl Compiler {
                 let at = At::new(index, &rule.name);
                 let label = format!("rule '{}'", rule.name.as_str());
                 candidates.extend(self.within(label, |c| {
-                    c.unique_name(&mut names, &rule.name, at);
+                    c.named(&rule.name, at);
                     c.rule(rule, at)
                 }));
             }
@@ -315,7 +295,7 @@ impl Compiler {
                 let at = At::new(index, &chat.name);
                 let label = format!("chat policy '{}'", chat.name.as_str());
                 candidates.extend(self.within(label, |c| {
-                    c.unique_name(&mut names, &chat.name, at);
+                    c.named(&chat.name, at);
                     c.chat_policy(chat, at)
                 }));
             }
@@ -323,7 +303,7 @@ impl Compiler {
                 let at = At::new(index, &permission.name);
                 let label = format!("permission '{}'", permission.name.as_str());
                 candidates.extend(self.within(label, |c| {
-                    c.unique_name(&mut names, &permission.name, at);
+                    c.named(&permission.name, at);
                     c.permission(permission, at)
                 }));
             }
@@ -432,5 +412,107 @@ mod tests {
         assert_eq!(errors[0].0, Some(4), "{errors:?}");
         assert!(errors[0].1.starts_with("rule 'a': "), "{errors:?}");
         assert!(!errors[0].1.contains(" at line "), "{errors:?}");
+    }
+
+    /// The messages of every error, for a file that must fail to load.
+    fn messages(text: &str) -> Vec<String> {
+        errors(text).into_iter().map(|(_, m)| m).collect()
+    }
+
+    const DOC_KIND: &str = "resources:\n  - kind: doc\n    actions: [read]\n";
+
+    #[test]
+    fn a_typo_inside_a_named_policy_is_one_error_not_one_per_reference() {
+        let text = format!(
+            "{DOC_KIND}policies:\n  - name: editors\n    type: role\n    rols: [editor]\n  - name: both\n    type: aggregated\n    policies: [editors]\npermissions:\n  - name: p\n    type: resource\n    resource: doc\n    policies: [editors, both]\n"
+        );
+        assert_eq!(
+            messages(&text),
+            ["policy 'editors': unknown field 'rols' (did you mean 'roles'?)"]
+        );
+    }
+
+    #[test]
+    fn a_broken_kind_is_one_error_and_its_actions_are_not_judged() {
+        let text = "resources:\n  - kind: doc\n    actions: [read]\n    ownr: attributes.owner\nrules:\n  - name: r\n    effect: allow\n    resource: doc\n    actions: [read]\n  - name: s\n    effect: allow\n    resource: \"*\"\n    actions: [read]\nroutes:\n  - name: get\n    methods: [GET]\n    path: /docs/{d}\n    resource: doc\n    id: \"{d}\"\n    action: read\n";
+        assert_eq!(
+            messages(text),
+            ["kind 'doc': unknown field 'ownr' (did you mean 'owner'?)"]
+        );
+    }
+
+    #[test]
+    fn a_broken_list_is_one_error_and_its_uses_are_not_reported() {
+        let text = format!(
+            "{DOC_KIND}lists:\n  reviewers: {{ ann: 1 }}\nrules:\n  - name: r\n    effect: allow\n    resource: doc\n    actions: [read]\n    when:\n      in: {{ principal.id: $reviewers }}\n"
+        );
+        let found = messages(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("list 'reviewers': "), "{found:?}");
+    }
+
+    #[test]
+    fn a_broken_item_still_counts_for_names_defined_twice() {
+        let text = format!(
+            "{DOC_KIND}policies:\n  - name: p\n    type: role\n    rols: [a]\n  - name: p\n    type: role\n    roles: [a]\nrules:\n  - name: r\n    efect: allow\n    resource: doc\n    actions: [read]\npermissions:\n  - name: r\n    type: resource\n    resource: doc\n    policies: [p]\nroutes:\n  - name: get\n    pth: /a\n  - name: get\n    methods: [GET]\n    path: /b\n    public: true\n"
+        );
+        let found = errors(&text);
+        let lines: Vec<Option<usize>> = found.iter().map(|(l, _)| *l).collect();
+        assert_eq!(found.len(), 6, "{found:?}");
+        assert_eq!(
+            line_of_error(&found, "policy 'p' is defined twice, first at p.yaml:5"),
+            Some(8)
+        );
+        assert_eq!(
+            line_of_error(
+                &found,
+                "permission 'r': 'r' is defined twice, first at p.yaml:12"
+            ),
+            Some(17)
+        );
+        assert_eq!(
+            line_of_error(&found, "route 'get' is defined twice, first at p.yaml:22"),
+            Some(24)
+        );
+        assert!(lines.contains(&Some(23)), "{found:?}");
+    }
+
+    #[test]
+    fn a_misindented_key_is_one_error_on_its_line() {
+        let text = format!(
+            "{DOC_KIND}rules:\n  - name: r\n    effect: allow\n    actions: [read]\n    when:\n      roles: [a]\n      resource: doc\n"
+        );
+        assert_eq!(
+            errors(&text),
+            [(
+                Some(10),
+                "rule 'r': 'resource:' at line 10 is inside 'when' (indented 6 columns); the rule's fields are at 4, so the rule has no 'resource'".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_key_indented_too_little_gets_an_indentation_hint() {
+        let text = format!("{DOC_KIND}rules:\n  - name: r\n    effect: allow\n   resource: doc\n");
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, Some(7), "{found:?}");
+        assert!(
+            found[0].1.ends_with("(line 7 is indented 3 columns, less than line 6 above it (4): keys of one item line up)"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_key_indented_too_far_gets_an_indentation_hint() {
+        let text =
+            format!("{DOC_KIND}rules:\n  - name: r\n    effect: allow\n      resource: doc\n");
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, Some(7), "{found:?}");
+        assert!(
+            found[0].1.ends_with("(line 7 is indented 6 columns, more than line 6 above it (4): keys of one item line up, and a key indented further is read as part of the value above it)"),
+            "{found:?}"
+        );
     }
 }

@@ -3,7 +3,11 @@
 //! The text is read once into a spanned YAML tree; each section, and each item of a list section,
 //! is then checked for unknown and missing keys (with a hint for each) and deserialized on its own.
 //! An item with a problem is reported with its line and name and left out; the load fails anyway,
-//! so leaving it out only keeps its problems from being reported twice.
+//! so leaving it out only keeps its problems from being reported twice. Its name, when it can be
+//! read, is kept as [`Broken`], so that the item still counts as defined: a typo inside a named
+//! policy is one error, not one more at every permission that names the policy.
+
+use std::collections::BTreeMap;
 
 use dbt_yaml::{Mapping, Value};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
@@ -25,9 +29,32 @@ pub(super) struct Problem {
     pub message: String,
 }
 
+/// The namespaces that items' names live in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Namespace {
+    List,
+    Kind,
+    /// Rules, chat policies and permissions share one namespace.
+    Candidate,
+    Policy,
+    Route,
+}
+
+/// An item that failed to read but whose name could be read.
+#[derive(Debug)]
+pub(super) struct Broken {
+    pub namespace: Namespace,
+    pub name: String,
+    /// "rule 'x'", as the item's own errors name it.
+    pub label: String,
+    pub line: Option<usize>,
+}
+
 /// The keys a document may have, and those it must have.
 struct Shape {
     what: &'static str,
+    /// Where the item's name lives, for the list sections.
+    namespace: Option<Namespace>,
     fields: fn() -> &'static [&'static str],
     required: &'static [&'static str],
     /// Keys whose values are conditions, checked key by key too.
@@ -38,6 +65,7 @@ struct Shape {
 
 const RULE: Shape = Shape {
     what: "rule",
+    namespace: Some(Namespace::Candidate),
     fields: fields_of::<RuleDoc>,
     required: &["name", "effect", "resource", "actions"],
     conditions: &["when", "unless"],
@@ -45,6 +73,7 @@ const RULE: Shape = Shape {
 };
 const CHAT_POLICY: Shape = Shape {
     what: "chat policy",
+    namespace: Some(Namespace::Candidate),
     fields: fields_of::<ChatPolicyDoc>,
     required: &["name", "resources", "roles", "action", "priority"],
     conditions: &[],
@@ -52,6 +81,7 @@ const CHAT_POLICY: Shape = Shape {
 };
 const POLICY: Shape = Shape {
     what: "policy",
+    namespace: Some(Namespace::Policy),
     fields: fields_of::<PolicyDoc>,
     required: &["name", "type"],
     conditions: &[],
@@ -59,6 +89,7 @@ const POLICY: Shape = Shape {
 };
 const PERMISSION: Shape = Shape {
     what: "permission",
+    namespace: Some(Namespace::Candidate),
     fields: fields_of::<PermissionDoc>,
     required: &["name", "type", "policies"],
     conditions: &[],
@@ -66,6 +97,7 @@ const PERMISSION: Shape = Shape {
 };
 const ROUTE: Shape = Shape {
     what: "route",
+    namespace: Some(Namespace::Route),
     fields: fields_of::<RouteDoc>,
     required: &["name", "path"],
     conditions: &[],
@@ -73,6 +105,7 @@ const ROUTE: Shape = Shape {
 };
 const RESOURCE: Shape = Shape {
     what: "kind",
+    namespace: Some(Namespace::Kind),
     fields: fields_of::<ResourceDoc>,
     required: &["kind"],
     conditions: &[],
@@ -80,6 +113,7 @@ const RESOURCE: Shape = Shape {
 };
 const CONDITION: Shape = Shape {
     what: "condition",
+    namespace: None,
     fields: fields_of::<ConditionDoc>,
     required: &[],
     conditions: &["not"],
@@ -87,6 +121,7 @@ const CONDITION: Shape = Shape {
 };
 const SETTINGS: Shape = Shape {
     what: "settings",
+    namespace: None,
     fields: fields_of::<Settings>,
     required: &[],
     conditions: &[],
@@ -94,6 +129,7 @@ const SETTINGS: Shape = Shape {
 };
 const REVOCATIONS: Shape = Shape {
     what: "revocations",
+    namespace: None,
     fields: fields_of::<RevocationsDoc>,
     required: &[],
     conditions: &[],
@@ -101,18 +137,22 @@ const REVOCATIONS: Shape = Shape {
 };
 const HOURS: Shape = Shape {
     what: "hours",
+    namespace: None,
     fields: fields_of::<HoursDoc>,
     required: &["from", "to"],
     conditions: &[],
     condition_lists: &[],
 };
 
-/// Reads a file's text (already checked for size and nesting) into its documents and the problems
-/// found. Problems mean the load fails; the documents are those that read cleanly.
-pub(super) fn parse_file(text: &str) -> (PolicyFile, Vec<Problem>) {
+/// Reads a file's text (already checked for size and nesting) into its documents, the problems
+/// found and the names of the items that did not read. Problems mean the load fails; the documents
+/// are those that read cleanly.
+pub(super) fn parse_file(text: &str) -> (PolicyFile, Vec<Problem>, Vec<Broken>) {
     let mut reader = Reader {
         text,
         problems: Vec::new(),
+        broken: Vec::new(),
+        misplaced: Vec::new(),
     };
     let mut file = PolicyFile::default();
     match dbt_yaml::from_str::<Value>(text) {
@@ -122,14 +162,68 @@ pub(super) fn parse_file(text: &str) -> (PolicyFile, Vec<Problem>) {
             line(&other),
             "a policy file is a mapping of sections (rules:, resources:, ...)",
         ),
-        Err(e) => reader.push_error(None, &e, None),
+        Err(e) => {
+            reader.push_error(None, &e, None);
+            if let Some(last) = reader.problems.last_mut() {
+                last.message
+                    .push_str(&indent_hint(text, &last.message, last.line));
+            }
+        }
     }
-    (file, reader.problems)
+    (file, reader.problems, reader.broken)
+}
+
+/// For a syntax error that a line indented unlike its neighbours causes, where it is and how far.
+/// A key indented further than the line above it continues that line's value, which the parser
+/// reports as a mapping where none may be, at the key rather than at the indentation.
+fn indent_hint(text: &str, message: &str, line: Option<usize>) -> String {
+    const INDENT_ERRORS: [&str; 3] = [
+        "mapping values are not allowed",
+        "did not find expected key",
+        "did not find expected '-' indicator",
+    ];
+    let Some(line) = line.filter(|_| INDENT_ERRORS.iter().any(|e| message.contains(e))) else {
+        return String::new();
+    };
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(at) = line.checked_sub(1).and_then(|i| lines.get(i)) else {
+        return String::new();
+    };
+    let above = lines
+        .iter()
+        .take(line.saturating_sub(1))
+        .enumerate()
+        .rev()
+        .find(|(_, l)| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#')
+        });
+    let here = indent(at);
+    let Some((i, l)) = above else {
+        return String::new();
+    };
+    let (number, there) = (i + 1, indent(l));
+    if here > there {
+        format!(
+            " (line {line} is indented {here} columns, more than line {number} above it ({there}): keys of one item line up, and a key indented further is read as part of the value above it)"
+        )
+    } else if here < there {
+        format!(
+            " (line {line} is indented {here} columns, less than line {number} above it ({there}): keys of one item line up)"
+        )
+    } else {
+        String::new()
+    }
 }
 
 struct Reader<'t> {
     text: &'t str,
     problems: Vec<Problem>,
+    broken: Vec<Broken>,
+    /// The lines of keys that an item misses and that are written elsewhere: the missing field's
+    /// error explains them, so they are not also reported as unknown.
+    misplaced: Vec<usize>,
 }
 
 impl Reader<'_> {
@@ -156,6 +250,7 @@ impl Reader<'_> {
 
     fn sections(&mut self, top: &Mapping, file: &mut PolicyFile) {
         let known = fields_of::<PolicyFile>();
+        let mut unknown = Vec::new();
         for (key, value) in top {
             let Some(name) = key.as_str() else {
                 self.push(line(key), "section names are strings");
@@ -167,19 +262,50 @@ impl Reader<'_> {
             match name {
                 "settings" => file.settings = self.single(value, &SETTINGS, top),
                 "revocations" => file.revocations = self.single(value, &REVOCATIONS, top),
-                "lists" => file.lists = self.whole(value, "lists").unwrap_or_default(),
+                "lists" => file.lists = self.lists(value),
                 "resources" => file.resources = self.items(value, name, &RESOURCE, top),
                 "rules" => file.rules = self.items(value, name, &RULE, top),
                 "chat_policies" => file.chat_policies = self.items(value, name, &CHAT_POLICY, top),
                 "policies" => file.policies = self.items(value, name, &POLICY, top),
                 "permissions" => file.permissions = self.items(value, name, &PERMISSION, top),
                 "routes" => file.routes = self.items(value, name, &ROUTE, top),
-                other => {
-                    let hint = hint::suggest(other, known.iter().copied());
-                    self.push(line(key), format!("unknown section '{other}'{hint}"));
+                other => unknown.push((other, line(key))),
+            }
+        }
+        // Known sections first: a key that an item misses and that is written at the top level is
+        // reported once, by the item.
+        for (name, at) in unknown {
+            if at.is_some_and(|at| self.misplaced.contains(&at)) {
+                continue;
+            }
+            let hint = hint::suggest(name, known.iter().copied());
+            self.push(at, format!("unknown section '{name}'{hint}"));
+        }
+    }
+
+    /// The lists section, each list read on its own.
+    fn lists(&mut self, value: &Value) -> BTreeMap<Spanned<String>, Vec<String>> {
+        let entries: BTreeMap<Spanned<String>, Value> =
+            self.whole(value, "lists").unwrap_or_default();
+        let mut lists = BTreeMap::new();
+        for (name, values) in entries {
+            match dbt_yaml::from_value::<Vec<String>>(values.clone()) {
+                Ok(values) => {
+                    lists.insert(name, values);
+                }
+                Err(e) => {
+                    let label = format!("list '{}'", name.as_str());
+                    self.push_error(Some(&label), &e, line(&values));
+                    self.broken.push(Broken {
+                        namespace: Namespace::List,
+                        name: name.to_string(),
+                        label,
+                        line: line(&values),
+                    });
                 }
             }
         }
+        lists
     }
 
     /// A whole value deserialized at once (lists: each is a plain list of strings).
@@ -224,14 +350,34 @@ impl Reader<'_> {
         for (index, item) in items.iter().enumerate() {
             let label = label(item, shape, index);
             if !self.check(item, shape, &label, top) {
+                self.broken(item, shape, label);
                 continue;
             }
             match dbt_yaml::from_value::<T>(item.clone()) {
                 Ok(doc) => docs.push(doc),
-                Err(e) => self.item_error::<T>(item, &label, &e),
+                Err(e) => {
+                    self.item_error::<T>(item, &label, &e);
+                    self.broken(item, shape, label);
+                }
             }
         }
         docs
+    }
+
+    /// Keeps the name of an item that did not read, when it has one.
+    fn broken(&mut self, item: &Value, shape: &Shape, label: String) {
+        let Some(namespace) = shape.namespace else {
+            return;
+        };
+        let Some(name) = item.get(name_key(shape)).filter(|n| n.as_str().is_some()) else {
+            return;
+        };
+        self.broken.push(Broken {
+            namespace,
+            name: name.as_str().unwrap_or_default().to_owned(),
+            label,
+            line: line(name),
+        });
     }
 
     /// An item that did not deserialize. A tree carries no position in its type errors, so the item's
@@ -267,8 +413,16 @@ impl Reader<'_> {
         for field in shape.required {
             // A misspelt key already has its hint; its field is not missing twice.
             if !map.contains_key(*field) && !meant.contains(field) {
-                let message = missing(map, field, shape, label, top);
-                self.push(message.0.or(line(value)), message.1);
+                let (at, message) = missing(map, field, shape, label, top);
+                if let Some(at) = at {
+                    // The key written in the wrong place is this one mistake, not another.
+                    self.misplaced.push(at);
+                    let unknown = format!("unknown field '{field}'");
+                    let mut own = self.problems.split_off(before);
+                    own.retain(|p| p.line != Some(at) || !p.message.contains(&unknown));
+                    self.problems.append(&mut own);
+                }
+                self.push(at.or(line(value)), message);
             }
         }
         self.problems.len() == before
@@ -321,11 +475,15 @@ impl Reader<'_> {
 
 /// "rule 'x'" by the item's name, else "rule #3" by its place (from 1).
 fn label(item: &Value, shape: &Shape, index: usize) -> String {
-    let key = if shape.what == "kind" { "kind" } else { "name" };
-    match item.get(key).and_then(Value::as_str) {
+    match item.get(name_key(shape)).and_then(Value::as_str) {
         Some(name) if !name.trim().is_empty() => format!("{} '{name}'", shape.what),
         _ => format!("{} #{}", shape.what, index + 1),
     }
+}
+
+/// The key that names an item: `kind` for resource kinds, `name` for the rest.
+fn name_key(shape: &Shape) -> &'static str {
+    if shape.what == "kind" { "kind" } else { "name" }
 }
 
 /// The line and message for a required `field` missing from `map`: when the key is written
@@ -352,10 +510,10 @@ fn missing(
         Some((key, place)) => (
             line(&key),
             format!(
-                "{plain} (line {} has '{field}:' indented {} columns, {place}; the {}'s fields are indented {own})",
+                "{label}: '{field}:' at line {} is {place} (indented {} columns); the {what}'s fields are at {own}, so the {what} has no '{field}'",
                 line(&key).unwrap_or_default(),
                 column(&key),
-                shape.what
+                what = shape.what
             ),
         ),
         None => (None, plain),
@@ -437,7 +595,7 @@ mod tests {
     use super::*;
 
     fn problems(text: &str) -> Vec<(Option<usize>, String)> {
-        let (_, problems) = parse_file(text);
+        let (_, problems, _) = parse_file(text);
         problems.into_iter().map(|p| (p.line, p.message)).collect()
     }
 
@@ -454,7 +612,7 @@ mod tests {
     #[test]
     fn every_bad_item_is_reported_and_the_good_ones_are_kept() {
         let text = "rules:\n  - name: a\n    efect: allow\n    resource: r\n    actions: [x]\n  - name: b\n    effect: allow\n    resource: r\n    acions: [x]\n  - name: c\n    effect: allow\n    resource: r\n    actions: [x]\n";
-        let (file, found) = parse_file(text);
+        let (file, found, _) = parse_file(text);
         assert_eq!(file.rules.len(), 1);
         let found: Vec<(Option<usize>, String)> =
             found.into_iter().map(|p| (p.line, p.message)).collect();

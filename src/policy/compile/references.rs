@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::model::{Actions, Kinds};
+use super::parse::Namespace;
 use super::{At, Compiler, hint};
 
 /// What a role or group name is: roles (global and channel roles alike) and groups are compared apart.
@@ -36,7 +37,11 @@ impl Compiler {
     /// Each kind in `kinds` must be declared under `resources`.
     pub(super) fn declared_kinds(&mut self, kinds: &[String], at: At) {
         for kind in kinds {
-            if kind != "*" && !kind.trim().is_empty() && !self.kinds.contains_key(kind) {
+            if kind != "*"
+                && !kind.trim().is_empty()
+                && !self.kinds.contains_key(kind)
+                && !self.is_broken(Namespace::Kind, kind)
+            {
                 let hint = hint::suggest(kind, self.kinds.keys().map(String::as_str));
                 self.error(
                     at,
@@ -47,7 +52,8 @@ impl Compiler {
     }
 
     /// Each action in `actions` must be declared by every kind of `kinds`, or for every kind (`*`)
-    /// by at least one. Kinds not declared are reported by [`Self::declared_kinds`].
+    /// by at least one. Kinds not declared are reported by [`Self::declared_kinds`]; a kind that did
+    /// not read is reported on its own, and the actions it may have declared are not judged.
     pub(super) fn declared_actions(&mut self, kinds: &Kinds, actions: &Actions, at: At) {
         let Actions::Only(actions) = actions else {
             return;
@@ -56,7 +62,7 @@ impl Compiler {
             match kinds {
                 Kinds::Any => {
                     let declared = self.kinds.values().any(|d| d.actions.contains(action));
-                    if !declared {
+                    if !declared && !self.any_broken_kind() {
                         let all: BTreeSet<&str> = self
                             .kinds
                             .values()

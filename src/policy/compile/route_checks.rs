@@ -1,8 +1,6 @@
 //! The route table, checked against the rest of the set: each route names a kind and action that
 //! exist, and never lets the client say who owns the resource.
 
-use std::collections::HashMap;
-
 use super::super::file::{RouteDoc, Spanned};
 use super::super::model::{Actions, Body, Candidate, Effect, Kinds, Operand};
 use super::super::routes::{Route, RouteTable, ValueSource, compile_route};
@@ -10,8 +8,7 @@ use super::conditions::compared_with_principal;
 use super::{At, Compiler, hint};
 
 impl Compiler {
-    /// Compiles the route table. A route must name a declared kind and an action it declares, a
-    /// unique name, and requests no other route already describes. Its kind and action are checked
+    /// Compiles the route table. A route must name a declared kind and an action it declares, and requests no other route already describes. Its kind and action are checked
     /// even when the rest of it is wrong, so that one load reports every problem of a route.
     pub(super) fn routes(
         &mut self,
@@ -19,13 +16,12 @@ impl Compiler {
         candidates: &[Candidate],
     ) -> RouteTable {
         let mut routes: Vec<Route> = Vec::new();
-        let mut names: HashMap<String, At> = HashMap::new();
         for (index, doc) in docs {
             // A route's errors name the route's first line: the route as a whole is at fault.
             let at = At::new(index, &doc);
             let doc = doc.into_inner();
             let label = format!("route '{}'", doc.name);
-            let route = self.within(label, |c| c.route(doc, candidates, &mut names, at));
+            let route = self.within(label, |c| c.route(doc, candidates, at));
             if let Some(route) = route {
                 if let Some(other) = routes.iter().find(|r| r.same_requests_as(&route)) {
                     let message = format!(
@@ -43,23 +39,10 @@ impl Compiler {
         RouteTable::new(routes)
     }
 
-    fn route(
-        &mut self,
-        doc: RouteDoc,
-        candidates: &[Candidate],
-        names: &mut HashMap<String, At>,
-        at: At,
-    ) -> Option<Route> {
+    /// One route; names defined twice are reported by [`Self::register_second_pass`].
+    fn route(&mut self, doc: RouteDoc, candidates: &[Candidate], at: At) -> Option<Route> {
         if doc.name.trim().is_empty() {
             self.error(at, "every route needs a name");
-        } else if let Some(&first) = names.get(&doc.name) {
-            let first = self.place(first);
-            self.error(
-                at,
-                format!("route '{}' is defined twice, first at {first}", doc.name),
-            );
-        } else {
-            names.insert(doc.name.clone(), at);
         }
         if !doc.public.unwrap_or(false)
             && let (Some(kind), Some(action)) = (&doc.resource, &doc.action)

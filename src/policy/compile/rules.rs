@@ -1,8 +1,6 @@
 //! The second pass's items: rules, chat policies and permissions (the candidates), and the named
 //! policies permissions refer to.
 
-use std::collections::HashMap;
-
 use super::super::cel::CelCondition;
 use super::super::file::{
     self, ChatPolicyDoc, OneOrMany, PermissionDoc, PermissionKind, PolicyDoc, PolicyKind, RuleDoc,
@@ -13,18 +11,16 @@ use super::super::model::{
     Strategy,
 };
 use super::super::pattern::Pattern;
+use super::parse::Namespace;
 use super::references::Family;
 use super::{At, Compiler, MAX_PRIORITY, hint};
 
 impl Compiler {
-    pub(super) fn unique_name(&mut self, names: &mut HashMap<String, At>, name: &str, at: At) {
+    /// An item's name may not be blank; names defined twice are reported by
+    /// [`Self::register_second_pass`].
+    pub(super) fn named(&mut self, name: &str, at: At) {
         if name.trim().is_empty() {
             self.error(at, "every rule, chat policy and permission needs a name");
-        } else if let Some(&first) = names.get(name) {
-            let first = self.place(first);
-            self.error(at, format!("'{name}' is defined twice, first at {first} (rules, chat policies and permissions share one namespace)"));
-        } else {
-            names.insert(name.to_owned(), at);
         }
     }
 
@@ -233,6 +229,8 @@ impl Compiler {
         for name in names {
             match self.policy_names.get(name.as_str()) {
                 Some(&id) => ids.push(id),
+                // Its own error is the one to fix.
+                None if self.is_broken(Namespace::Policy, name) => {}
                 None => {
                     let known = self.policy_names.keys().map(String::as_str);
                     let hint = hint::suggest(name, known);

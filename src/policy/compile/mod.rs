@@ -52,8 +52,16 @@ pub fn compile(
     if c.errors.is_empty() {
         set.ok_or(LoadErrors(c.errors))
     } else {
-        Err(LoadErrors(c.errors))
+        Err(LoadErrors(in_reading_order(c.errors, sources)))
     }
+}
+
+/// The errors file by file in load order, each file's from its first line down (the passes find them
+/// in another order), so a reader fixes them top to bottom. Errors without a line lead their file.
+fn in_reading_order(mut errors: Vec<LoadError>, sources: &[Source]) -> Vec<LoadError> {
+    let position = |file: &str| sources.iter().position(|s| s.path == file);
+    errors.sort_by_key(|e| (position(&e.file), e.line));
+    errors
 }
 
 /// The largest policy file accepted.

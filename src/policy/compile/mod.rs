@@ -433,4 +433,83 @@ mod tests {
         assert!(errors[0].1.starts_with("rule 'a': "), "{errors:?}");
         assert!(!errors[0].1.contains(" at line "), "{errors:?}");
     }
+
+    const DOC_KIND: &str = "resources:\n  - kind: doc\n    actions: [read, write]\n";
+
+    /// A rule `effect` over `doc`'s `read` with `extra` (indented as the rule's keys).
+    fn rule_with(effect: &str, extra: &str) -> String {
+        format!(
+            "{DOC_KIND}rules:\n  - name: r\n    effect: {effect}\n    resource: doc\n    actions: [read]\n{extra}"
+        )
+    }
+
+    #[test]
+    fn a_condition_that_holds_nothing_is_refused_whatever_its_effect() {
+        let conditions = [
+            ("when:\n      all: []\n", "all needs one or more conditions"),
+            (
+                "when:\n      equals: {}\n",
+                "equals needs one or more operands",
+            ),
+            ("when:\n      in: {}\n", "in needs one or more operands"),
+            (
+                "when:\n      is_principal: []\n",
+                "is_principal needs one or more operands",
+            ),
+            (
+                "unless:\n      refers_to_principal: []\n",
+                "refers_to_principal needs one or more operands",
+            ),
+            (
+                "unless:\n      all: []\n",
+                "all needs one or more conditions",
+            ),
+        ];
+        for effect in ["allow", "deny"] {
+            for (condition, message) in conditions {
+                let text = rule_with(effect, &format!("    {condition}"));
+                let errors = errors(&text);
+                assert!(
+                    errors.iter().any(|(_, m)| m.contains(message)),
+                    "{effect} {condition}: {errors:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_written_without_a_value_is_refused_not_read_as_left_out() {
+        for (extra, key) in [
+            ("    when:\n", "when"),
+            ("    unless:\n", "unless"),
+            ("    id:\n", "id"),
+            ("    when:\n      roles: [admin]\n      cel:\n", "cel"),
+            ("    when:\n      roles: [admin]\n      not: ~\n", "not"),
+        ] {
+            let errors = errors(&rule_with("allow", extra));
+            let message = format!("'{key}' has no value");
+            assert!(
+                errors.iter().any(|(_, m)| m.contains(&message)),
+                "{extra}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tag_anywhere_in_an_item_is_refused() {
+        // YAML's own `!!str` names the type the value already has; other tags are meaningless here.
+        let texts = [
+            rule_with("!deny allow", ""),
+            rule_with("allow", "    when: !x\n      roles: [admin]\n"),
+            format!("{DOC_KIND}lists:\n  staff: !x [a, b]\n"),
+            format!("{DOC_KIND}settings: !x\n  route_errors: problem\n"),
+        ];
+        for text in texts {
+            let errors = errors(&text);
+            assert!(
+                errors.iter().any(|(_, m)| m.contains("tags")),
+                "{text}: {errors:?}"
+            );
+        }
+    }
 }

@@ -151,3 +151,36 @@ fn a_policy_that_would_mean_other_than_it_says_does_not_validate() {
         assert!(printed.contains(expected), "{text}: {printed}");
     }
 }
+
+#[test]
+fn eval_http_never_echoes_a_malformed_header_that_may_be_a_token() {
+    let token = user_token("jack");
+    for header in [
+        format!("Authorization Bearer {token}"),
+        format!("Authorization Bearer {token}: x"),
+    ] {
+        let output = common::gatehouse_command()
+            .args(["eval", "policies/examples/doc-editor", "--http"])
+            .arg("GET /api/docs/acme/plan")
+            .arg("-H")
+            .arg(&header)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{header}: {printed}");
+        assert!(
+            printed.contains("-H") || printed.contains("header"),
+            "{printed}"
+        );
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(
+            !printed.contains(signature),
+            "the token is printed: {printed}"
+        );
+    }
+}

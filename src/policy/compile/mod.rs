@@ -67,8 +67,9 @@ pub const MAX_ITEMS: usize = 50_000;
 /// The most actions one kind may have: `AllowedActions` decides each of them.
 pub const MAX_ACTIONS_PER_KIND: usize = 256;
 
-/// Refuses, before parsing, a file whose size or nesting would make parsing it costly.
-fn check_file_shape(text: &str) -> Result<(), String> {
+/// Refuses, before parsing, a file whose size or nesting would make parsing it costly: a policy
+/// file, or a test suite.
+pub fn check_file_shape(text: &str) -> Result<(), String> {
     if text.len() > MAX_FILE_BYTES {
         return Err(format!(
             "the file has {} bytes, more than the {MAX_FILE_BYTES} a policy file may have",

@@ -362,7 +362,8 @@ fn eval_http(
     for header in &args.headers {
         let (name, value) = header
             .split_once(':')
-            .ok_or_else(|| usage(format!("-H: expected 'name: value', got '{header}'")))?;
+            // The text is not echoed: a header written without its colon may be a credential.
+            .ok_or_else(|| usage("-H: expected 'name: value'".to_owned()))?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
     }
     let request = crate::suite::HttpRequest {

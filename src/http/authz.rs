@@ -13,8 +13,8 @@
 //!
 //! 200 means allowed, with the upstream headers; 401, 403 or 400 carry the error body in the route
 //! table's format (Stream's, or RFC 9457 problem details: `settings: route_errors`) with its content
-//! type, and the same body in `x-gatehouse-error`, because nginx does not pass an `auth_request`
-//! response body on.
+//! type, and the same body in `x-gatehouse-error` (as plain ASCII JSON), because nginx does not pass an
+//! `auth_request` response body on.
 //! Thin glue around [`crate::authz`] through [`App::authorize`], like the gRPC services.
 
 use std::sync::Arc;
@@ -235,7 +235,7 @@ fn denied(denial: &Denial, format: ErrorFormat, started: Instant) -> Response {
         header::CONTENT_TYPE.as_str(),
         body.content_type,
     );
-    insert(&mut response, ERROR_HEADER, &body.text);
+    insert(&mut response, ERROR_HEADER, &ascii_json(&body.text));
     if let Some(rule) = &denial.rule {
         insert(&mut response, crate::authz::RULE_HEADER, rule);
     }
@@ -243,6 +243,25 @@ fn denied(denial: &Denial, format: ErrorFormat, started: Instant) -> Response {
         insert(&mut response, crate::authz::REVISION_HEADER, revision);
     }
     response
+}
+
+/// `json` with every character outside printable ASCII written as a `\u` escape: the same JSON value,
+/// as a header value every proxy and client reads alike. Raw UTF-8 (a user id such as `zoë`) is
+/// obsolete header text that clients decode differently, and DEL is no header byte at all, so the
+/// header would be left out.
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c == ' ' || c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -304,5 +323,19 @@ mod tests {
             let denial = original_from_headers(ProxyHeaders::Nginx, &case).unwrap_err();
             assert_eq!(denial.status(), 400, "{case:?}");
         }
+    }
+
+    #[test]
+    fn the_error_header_is_ascii_json_with_the_bodys_value() {
+        let body = serde_json::json!({ "detail": "user 'zoë' \u{7f} 🦀 \"x\"\n" }).to_string();
+        let header = ascii_json(&body);
+        assert!(HeaderValue::from_str(&header).is_ok(), "{header}");
+        assert!(
+            header.bytes().all(|b| b == b' ' || b.is_ascii_graphic()),
+            "{header}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&header).unwrap();
+        let original: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(back, original);
     }
 }

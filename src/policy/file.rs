@@ -197,26 +197,6 @@ pub struct ConditionDoc {
     pub not: Option<Box<Spanned<ConditionDoc>>>,
 }
 
-impl ConditionDoc {
-    /// No key at all: `when: {}`.
-    pub fn is_empty(&self) -> bool {
-        self.roles.is_none()
-            && self.groups.is_none()
-            && self.users.is_none()
-            && self.principal.is_none()
-            && self.channel_roles.is_none()
-            && self.owner.is_none()
-            && self.is_principal.is_none()
-            && self.refers_to_principal.is_none()
-            && self.in_.is_none()
-            && self.equals.is_none()
-            && self.cel.is_none()
-            && self.all.is_none()
-            && self.any.is_none()
-            && self.not.is_none()
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatPolicyDoc {

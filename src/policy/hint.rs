@@ -42,6 +42,10 @@ const LISTED: usize = 5;
 /// The edit distance between `a` and `b` (insertions, deletions, substitutions and swaps of two
 /// neighbouring characters each count one), or `None` when it exceeds `limit` or a word is too long.
 pub fn distance(a: &str, b: &str, limit: usize) -> Option<usize> {
+    // A word of more bytes than this has more than MAX_WORD characters: refused before it is copied.
+    if a.len().max(b.len()) > MAX_WORD * 4 {
+        return None;
+    }
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     if a.len() > MAX_WORD || b.len() > MAX_WORD || a.len().abs_diff(b.len()) > limit {

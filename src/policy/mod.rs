@@ -17,7 +17,7 @@ mod set;
 mod source;
 
 pub use cel::{CelCondition, CelError, CelInput};
-pub use compile::{MAX_FILE_BYTES, MAX_PRIORITY, compile};
+pub use compile::{MAX_FILE_BYTES, MAX_PRIORITY, check_file_shape, compile};
 pub use feeds::{FeedGroupPermission, FeedsPreset};
 pub use model::{
     Actions, Body, Candidate, Condition, Effect, ErrorFormat, KindDecl, Kinds, Logic, Mode, Modes,

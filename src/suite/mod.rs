@@ -93,7 +93,7 @@ impl HttpRequest {
     /// that are header text, each name once.
     pub fn check(&self) -> Result<(), String> {
         if self.method.is_empty() || !self.method.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(format!("'{}' is not an HTTP method", self.method));
+            return Err("the method is not an HTTP method (letters only)".into());
         }
         if !self.path.starts_with('/') || !self.path.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(
@@ -103,7 +103,10 @@ impl HttpRequest {
         let mut names = BTreeSet::new();
         for (name, value) in &self.headers {
             if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(format!("'{name}' is not a header name"));
+                // Not echoed: a name that is not one may be a credential written without its colon.
+                return Err(
+                    "a header name is not one (letters, digits and '-', before the ':')".into(),
+                );
             }
             if axum::http::HeaderValue::from_str(value).is_err() {
                 return Err(format!("the value of header '{name}' is not header text"));

@@ -97,6 +97,11 @@ pub(super) fn read_suite(source: &Source) -> (Suite, Vec<LoadError>) {
         file: &source.path,
         list: Vec::new(),
     };
+    // Suites are YAML from the same directory as the policies, and cost no more to read.
+    if let Err(message) = crate::policy::check_file_shape(&source.text) {
+        errors.push(None, message);
+        return (Suite::default(), errors.list);
+    }
     let doc: SuiteDoc = match dbt_yaml::from_str(&source.text) {
         Ok(doc) => doc,
         Err(e) => {

@@ -104,3 +104,20 @@ fn request_and_engine_fields_do_not_mix() {
     assert!(errors[0].message.contains("not action"));
     assert!(errors[1].message.contains("door is for request cases only"));
 }
+
+#[test]
+fn a_suite_is_refused_before_parsing_when_its_nesting_would_make_parsing_costly() {
+    let deep = format!("tests: {}{}\n", "[".repeat(5_000), "]".repeat(5_000));
+    let errors = parse_suite(&suite(&deep)).unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].message.contains("brackets nest deeper"),
+        "{errors:?}"
+    );
+    let indented = format!("tests:\n{}- a\n", " ".repeat(1_000));
+    let errors = parse_suite(&suite(&indented)).unwrap_err().0;
+    assert!(
+        errors[0].message.contains("indented more than"),
+        "{errors:?}"
+    );
+}

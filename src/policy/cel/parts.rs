@@ -263,6 +263,7 @@ fn explain_parts(
 mod tests {
     use super::super::fixtures::{context, principal, resource};
     use super::super::{CelCondition, CelInput};
+    use super::Shape;
 
     fn compiled(source: &str) -> CelCondition {
         match CelCondition::compile(source) {
@@ -364,5 +365,56 @@ mod tests {
             explain("action == 'update' && context.missing == 1", true),
             ["`context.missing == 1` failed: no such key 'missing'"]
         );
+    }
+
+    /// What the parts say the whole is: the shape's operator over its parts' values (`None` for a
+    /// single term, or when a part fails).
+    fn recombined(condition: &CelCondition, input: &CelInput<'_>) -> Option<bool> {
+        let values = |parts: &[CelCondition]| -> Option<Vec<bool>> {
+            parts.iter().map(|part| part.evaluate(input).ok()).collect()
+        };
+        match condition.shape.as_deref()? {
+            Shape::And(parts) => values(parts).map(|v| v.iter().all(|&b| b)),
+            Shape::Or(parts) => values(parts).map(|v| v.iter().any(|&b| b)),
+            Shape::Not(part) => part.evaluate(input).ok().map(|b| !b),
+        }
+    }
+
+    #[test]
+    fn parts_recombine_to_the_whole_on_sources_built_to_split_wrongly() {
+        let (principal, resource, context) = (principal(), resource(), context());
+        let input = CelInput {
+            principal: &principal,
+            resource: &resource,
+            action: "update",
+            context: &context,
+        };
+        let sources = [
+            r#"action == "up\" && \"date" || action == 'x'"#,
+            r#"action == '\\' && action == 'update' || true"#,
+            r#"action == """a "" && b""" || action == 'update'"#,
+            r#"action == '''x '' || y''' && false"#,
+            r#"action == r'\' || action == 'update' && false"#,
+            r#"b'\\' == b'x' || action == 'update'"#,
+            r#"br'\' == b'\\' && action == 'update'"#,
+            r#"action == '//' && action == 'update' // && false"#,
+            "action == 'a' // it's && not\n || action == 'update'",
+            r#"principal.roles.exists(r, r == 'user' && r != 'x') && !(context.count > 9 || false)"#,
+            r#"(action == 'update') && (context.count > 1) ? true : false"#,
+            r#"!(action == 'update') || !has(context.nope) && context.count == 5"#,
+            r#"{'a': 1 == 1 && false}.a || [true || false][0] && action == 'update'"#,
+            r#"size('&&||') == 4 && context.actor.startsWith('SU:') || false"#,
+        ];
+        let mut split = 0;
+        for source in sources {
+            let condition = compiled(source);
+            let whole = condition.evaluate(&input);
+            if let Some(parts) = recombined(&condition, &input) {
+                split += 1;
+                assert_eq!(Ok(parts), whole, "{source}: {:?}", condition.part_sources());
+            }
+        }
+        // Most of them are split, so the comparison above is made.
+        assert!(split >= 10, "only {split} sources were split");
     }
 }

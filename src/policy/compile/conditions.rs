@@ -1,5 +1,7 @@
 //! Conditions (`when`, `unless`) and what they refer to: lists, operands, the kinds' declarations.
 
+use std::collections::BTreeMap;
+
 use super::super::cel::CelCondition;
 use super::super::file::{self, ConditionDoc, OneOrMany, Spanned};
 use super::super::model::{Condition, KindDecl, Kinds, Operand, PrincipalFilter};
@@ -61,14 +63,17 @@ impl Compiler {
         item: At,
     ) -> Condition {
         let here = item.of(doc);
+        let errors_before = self.errors.len();
         let mut all = Vec::new();
         self.caller_conditions(doc, kinds, item, &mut all);
         self.operand_conditions(doc, kinds, item, &mut all);
         self.nested_conditions(doc, kinds, item, &mut all);
         match all.len() {
             0 => {
-                // A condition whose parts all failed has had its errors reported already.
-                if doc.is_empty() {
+                // A condition whose parts all failed has had its errors reported already. One that
+                // holds nothing without an error (`{}`, `equals: {}`) must not load either: it would
+                // silently never match, and a deny rule that never matches is a grant.
+                if self.errors.len() == errors_before {
                     self.error(here, "empty condition");
                 }
                 Condition::Any(Vec::new())
@@ -148,6 +153,26 @@ impl Compiler {
                 }
             }
         }
+        // An empty map or list compares nothing; it is an error, never a condition that holds.
+        for (key, empty) in [
+            (
+                "is_principal",
+                doc.is_principal.as_deref().is_some_and(no_names),
+            ),
+            (
+                "refers_to_principal",
+                doc.refers_to_principal.as_deref().is_some_and(no_names),
+            ),
+            ("in", doc.in_.as_ref().is_some_and(BTreeMap::is_empty)),
+            (
+                "equals",
+                doc.equals.as_ref().is_some_and(BTreeMap::is_empty),
+            ),
+        ] {
+            if empty {
+                self.error(item, format!("{key} needs one or more operands"));
+            }
+        }
         for (text, values) in doc.in_.iter().flatten() {
             let values = self.values(values.clone(), item.of(text));
             if let Some(op) = self.operand(text, kinds, item.of(text)) {
@@ -176,11 +201,15 @@ impl Compiler {
         all: &mut Vec<Condition>,
     ) {
         if let Some(items) = &doc.all {
-            let items = items
+            let conditions: Vec<Condition> = items
                 .iter()
                 .map(|c| self.condition(c, kinds, item))
                 .collect();
-            all.push(Condition::All(items));
+            // All of nothing always holds: `when: {all: []}` would make a rule unconditional.
+            if conditions.is_empty() {
+                self.error(item, "all needs one or more conditions");
+            }
+            all.push(Condition::All(conditions));
         }
         if let Some(items) = &doc.any {
             let conditions: Vec<Condition> = items
@@ -243,4 +272,9 @@ impl Compiler {
             }
         }
     }
+}
+
+/// An empty list of operands.
+fn no_names(names: &OneOrMany) -> bool {
+    matches!(names, OneOrMany::Many(names) if names.is_empty())
 }

@@ -77,8 +77,9 @@ pub const MAX_ITEMS: usize = 50_000;
 /// The most actions one kind may have: `AllowedActions` decides each of them.
 pub const MAX_ACTIONS_PER_KIND: usize = 256;
 
-/// Refuses, before parsing, a file whose size or nesting would make parsing it costly.
-fn check_file_shape(text: &str) -> Result<(), String> {
+/// Refuses, before parsing, a file whose size or nesting would make parsing it costly: a policy
+/// file, or a test suite.
+pub fn check_file_shape(text: &str) -> Result<(), String> {
     if text.len() > MAX_FILE_BYTES {
         return Err(format!(
             "the file has {} bytes, more than the {MAX_FILE_BYTES} a policy file may have",
@@ -522,5 +523,84 @@ mod tests {
             found[0].1.ends_with("(line 7 is indented 6 columns, more than line 6 above it (4): keys of one item line up, and a key indented further is read as part of the value above it)"),
             "{found:?}"
         );
+    }
+
+    const DOC_READ_WRITE: &str = "resources:\n  - kind: doc\n    actions: [read, write]\n";
+
+    /// A rule `effect` over `doc`'s `read` with `extra` (indented as the rule's keys).
+    fn rule_with(effect: &str, extra: &str) -> String {
+        format!(
+            "{DOC_READ_WRITE}rules:\n  - name: r\n    effect: {effect}\n    resource: doc\n    actions: [read]\n{extra}"
+        )
+    }
+
+    #[test]
+    fn a_condition_that_holds_nothing_is_refused_whatever_its_effect() {
+        let conditions = [
+            ("when:\n      all: []\n", "all needs one or more conditions"),
+            (
+                "when:\n      equals: {}\n",
+                "equals needs one or more operands",
+            ),
+            ("when:\n      in: {}\n", "in needs one or more operands"),
+            (
+                "when:\n      is_principal: []\n",
+                "is_principal needs one or more operands",
+            ),
+            (
+                "unless:\n      refers_to_principal: []\n",
+                "refers_to_principal needs one or more operands",
+            ),
+            (
+                "unless:\n      all: []\n",
+                "all needs one or more conditions",
+            ),
+        ];
+        for effect in ["allow", "deny"] {
+            for (condition, message) in conditions {
+                let text = rule_with(effect, &format!("    {condition}"));
+                let errors = errors(&text);
+                assert!(
+                    errors.iter().any(|(_, m)| m.contains(message)),
+                    "{effect} {condition}: {errors:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_written_without_a_value_is_refused_not_read_as_left_out() {
+        for (extra, key) in [
+            ("    when:\n", "when"),
+            ("    unless:\n", "unless"),
+            ("    id:\n", "id"),
+            ("    when:\n      roles: [admin]\n      cel:\n", "cel"),
+            ("    when:\n      roles: [admin]\n      not: ~\n", "not"),
+        ] {
+            let errors = errors(&rule_with("allow", extra));
+            let message = format!("'{key}' has no value");
+            assert!(
+                errors.iter().any(|(_, m)| m.contains(&message)),
+                "{extra}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tag_anywhere_in_an_item_is_refused() {
+        // YAML's own `!!str` names the type the value already has; other tags are meaningless here.
+        let texts = [
+            rule_with("!deny allow", ""),
+            rule_with("allow", "    when: !x\n      roles: [admin]\n"),
+            format!("{DOC_READ_WRITE}lists:\n  staff: !x [a, b]\n"),
+            format!("{DOC_READ_WRITE}settings: !x\n  route_errors: problem\n"),
+        ];
+        for text in texts {
+            let errors = errors(&text);
+            assert!(
+                errors.iter().any(|(_, m)| m.contains("tags")),
+                "{text}: {errors:?}"
+            );
+        }
     }
 }

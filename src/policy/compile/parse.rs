@@ -262,7 +262,10 @@ impl Reader<'_> {
             match name {
                 "settings" => file.settings = self.single(value, &SETTINGS, top),
                 "revocations" => file.revocations = self.single(value, &REVOCATIONS, top),
-                "lists" => file.lists = self.lists(value),
+                "lists" => {
+                    self.plain(value, "lists");
+                    file.lists = self.lists(value);
+                }
                 "resources" => file.resources = self.items(value, name, &RESOURCE, top),
                 "rules" => file.rules = self.items(value, name, &RULE, top),
                 "chat_policies" => file.chat_policies = self.items(value, name, &CHAT_POLICY, top),
@@ -326,7 +329,8 @@ impl Reader<'_> {
         shape: &Shape,
         top: &Mapping,
     ) -> Option<Spanned<T>> {
-        let clean = self.check(value, shape, shape.what, top);
+        let plain = self.plain(value, shape.what);
+        let clean = self.check(value, shape, shape.what, top) && plain;
         let doc = self.whole::<Spanned<T>>(value, shape.what);
         doc.filter(|_| clean)
     }
@@ -349,7 +353,8 @@ impl Reader<'_> {
         let mut docs = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             let label = label(item, shape, index);
-            if !self.check(item, shape, &label, top) {
+            let plain = self.plain(item, &label);
+            if !self.check(item, shape, &label, top) || !plain {
                 self.broken(item, shape, label);
                 continue;
             }
@@ -399,6 +404,43 @@ impl Reader<'_> {
                 }
             }
             _ => self.push_error(Some(label), e, line(item)),
+        }
+    }
+
+    /// Reports, anywhere under `value`, a key written without a value and a tag (`!x`); whether there
+    /// were none. Deserializing reads a key without a value as left out and ignores tags, so
+    /// `when:` with its condition lost (or `effect: !deny allow`) would load meaning something other
+    /// than it says. The parser bounds the tree's depth.
+    fn plain(&mut self, value: &Value, label: &str) -> bool {
+        match value {
+            Value::Mapping(map, _) => {
+                let mut plain = true;
+                for (key, inner) in map {
+                    if matches!(inner, Value::Null(_)) {
+                        let name = key.as_str().unwrap_or("?");
+                        self.push(
+                            line(key),
+                            format!(
+                                "{label}: '{name}' has no value (give it one, or leave the key out)"
+                            ),
+                        );
+                        plain = false;
+                    }
+                    plain &= self.plain(key, label) & self.plain(inner, label);
+                }
+                plain
+            }
+            Value::Sequence(items, _) => items
+                .iter()
+                .fold(true, |plain, item| self.plain(item, label) & plain),
+            Value::Tagged(..) => {
+                self.push(
+                    line(value),
+                    format!("{label}: tags (such as '!str') are not part of the policy format"),
+                );
+                false
+            }
+            _ => true,
         }
     }
 

@@ -196,11 +196,9 @@ pub fn validate(dir: &Path) -> Result<String, CliError> {
         counted(tests, "test"),
     );
     // Warnings never fail validation: they follow the ok line.
-    for warning in set.warnings() {
-        text.push_str(&format!(
-            "
-warning: {warning}"
-        ));
+    let principals = crate::suite::principal_warnings(&set, &checked);
+    for warning in set.warnings().iter().chain(&principals) {
+        text.push_str(&format!("\nwarning: {warning}"));
     }
     Ok(text)
 }

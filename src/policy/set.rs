@@ -49,6 +49,9 @@ pub struct PolicySet {
     routes: RouteTable,
     /// What the compiler found odd but not wrong (a role used once and spelt like another).
     warnings: Vec<LoadError>,
+    /// The roles (channel roles included) and groups rules, chat policies and named policies name.
+    roles_named: BTreeSet<String>,
+    groups_named: BTreeSet<String>,
 }
 
 /// What the revision hashes: everything that can change a decision.
@@ -119,6 +122,8 @@ impl PolicySet {
             known_actions,
             any_kind_actions,
             warnings: Vec::new(),
+            roles_named: BTreeSet::new(),
+            groups_named: BTreeSet::new(),
             files,
             revocations,
             routes,
@@ -163,7 +168,6 @@ impl PolicySet {
             })
     }
 
-    /// The enforcement modes.
     /// The load's warnings: problems that did not stop it, for `validate` to print and the store to log.
     pub fn warnings(&self) -> &[LoadError] {
         &self.warnings
@@ -173,6 +177,23 @@ impl PolicySet {
         self.warnings = warnings;
     }
 
+    /// The roles (channel roles included) the set's conditions name, so that a test principal holding
+    /// one the set never looks at can be pointed out.
+    pub fn roles_named(&self) -> &BTreeSet<String> {
+        &self.roles_named
+    }
+
+    /// The groups the set's conditions name.
+    pub fn groups_named(&self) -> &BTreeSet<String> {
+        &self.groups_named
+    }
+
+    pub(super) fn set_names(&mut self, roles: BTreeSet<String>, groups: BTreeSet<String>) {
+        self.roles_named = roles;
+        self.groups_named = groups;
+    }
+
+    /// The enforcement modes.
     pub fn modes(&self) -> Modes {
         self.modes
     }

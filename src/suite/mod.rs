@@ -201,6 +201,56 @@ pub fn parse_suite(source: &Source) -> Result<Suite, LoadErrors> {
     parse::parse_suite(source)
 }
 
+/// Roles and groups of test principals that the set names nowhere but spells like one it does: most
+/// likely a typo, in the suite or in a rule. Warnings, not errors: a principal may hold a role that no
+/// rule grants anything to on purpose, and the set learns roles from tokens, not from suites. One
+/// warning per name and file, at the first test that uses it.
+pub fn principal_warnings(set: &PolicySet, suites: &[(String, Suite)]) -> Vec<LoadError> {
+    hint::reset_budget();
+    let mut warnings = Vec::new();
+    for (file, suite) in suites {
+        let mut seen = BTreeSet::new();
+        let principals = suite
+            .cases
+            .iter()
+            .map(|c| (&c.name, c.line, Some(&c.principal)))
+            .chain(
+                suite
+                    .routes
+                    .iter()
+                    .map(|c| (&c.name, c.line, c.principal.as_ref())),
+            );
+        for (test, line, principal) in principals {
+            let Some(principal) = principal else { continue };
+            let roles = principal
+                .roles
+                .iter()
+                .chain(principal.channel_roles.values())
+                .map(|r| ("role", r, set.roles_named()));
+            let groups = principal
+                .groups
+                .iter()
+                .map(|g| ("group", g, set.groups_named()));
+            for (word, name, named) in roles.chain(groups) {
+                if named.contains(name) || !seen.insert((word, name.clone())) {
+                    continue;
+                }
+                let Some(close) = hint::closest(name, named.iter().map(String::as_str)) else {
+                    continue;
+                };
+                warnings.push(LoadError {
+                    file: file.clone(),
+                    line,
+                    message: format!(
+                        "test '{test}': the principal's {word} '{name}' is named by no rule or policy of the set (did you mean '{close}'?)"
+                    ),
+                });
+            }
+        }
+    }
+    warnings
+}
+
 /// Parses every suite and checks what its tests name against `set`: every error of every file. This is
 /// what `gatehouse validate` does with the suites; nothing is run.
 pub fn check(set: &PolicySet, suites: &[Source]) -> Result<Vec<(String, Suite)>, LoadErrors> {

@@ -121,3 +121,37 @@ fn a_suite_is_refused_before_parsing_when_its_nesting_would_make_parsing_costly(
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_principal_role_the_set_never_names_but_spells_alike_is_a_warning() {
+    let policy = "resources:\n  - kind: doc\n    actions: [read]\nrules:\n  - name: editors-read\n    effect: allow\n    resource: doc\n    actions: [read]\n    when:\n      roles: [editor]\n      groups: [staff]\n";
+    let set = compile(
+        &[Source {
+            path: "p.yaml".into(),
+            text: policy.into(),
+        }],
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let text = "principals:\n  ed: { id: ed, roles: [editr], groups: [staf] }\n  guest: { id: g, roles: [guest] }\ntests:\n  - name: first\n    principal: ed\n    resource: { kind: doc }\n    action: read\n    expect: deny\n  - name: again\n    principal: ed\n    resource: { kind: doc }\n    action: read\n    expect: deny\n  - name: a role no rule grants, on purpose\n    principal: guest\n    resource: { kind: doc }\n    action: read\n    expect: deny\n";
+    let checked = check(&set, &[suite(text)]).unwrap();
+    let warnings = principal_warnings(&set, &checked);
+    let messages: Vec<(Option<usize>, &str)> = warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            (
+                Some(5),
+                "test 'first': the principal's role 'editr' is named by no rule or policy of the set (did you mean 'editor'?)"
+            ),
+            (
+                Some(5),
+                "test 'first': the principal's group 'staf' is named by no rule or policy of the set (did you mean 'staff'?)"
+            ),
+        ],
+        "one warning per name, none for a role that is like nothing the set names"
+    );
+}

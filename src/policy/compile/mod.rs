@@ -319,6 +319,8 @@ impl Compiler {
         }
         let policies = self.policies(policy_docs);
         let routes = self.routes(route_docs, &candidates);
+        let roles = self.names_used(references::Family::Role);
+        let groups = self.names_used(references::Family::Group);
         self.role_warnings();
         let strategy = self.strategy.map(|(s, _)| s).unwrap_or_default();
         let items = candidates.len() + policies.len() + routes.routes().len();
@@ -354,6 +356,7 @@ impl Compiler {
             return None;
         }
         set.set_warnings(std::mem::take(&mut self.warnings));
+        set.set_names(roles, groups);
         Some(set)
     }
 }

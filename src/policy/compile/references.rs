@@ -106,6 +106,16 @@ impl Compiler {
         }
     }
 
+    /// Every role (`Family::Role`, channel roles included) or group the set's items name.
+    pub(super) fn names_used(&self, family: Family) -> BTreeSet<String> {
+        self.usage
+            .uses
+            .keys()
+            .filter(|(f, _)| *f == family)
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+
     /// A role or group named once in the whole set and spelt within a small edit distance of another
     /// one the set uses is most likely a typo: a warning with the other name.
     pub(super) fn role_warnings(&mut self) {

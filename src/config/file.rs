@@ -208,6 +208,10 @@ impl<'de> Visitor<'de> for Section<'_> {
                     let groups = groups.into_iter().map(|(k, v)| (k, v.into_text()));
                     self.out.insert(key, FileValue::Map(groups.collect()));
                 }
+                Field::Setting(key, Shape::Tree) => {
+                    let value = map.next_value::<serde_norway::Value>()?;
+                    self.out.insert(key, FileValue::Tree(value));
+                }
                 Field::Section(index) => map.next_value_seed(Section {
                     layout: self.layout,
                     index,

@@ -143,3 +143,11 @@ pub(super) fn mask(value: &str) -> Result<Vec<MaskedField>, String> {
         })
         .collect()
 }
+
+/// A YAML structure read into a domain's configuration type, whose serde derive refuses unknown
+/// fields. The message is serde's: it names the field and what was expected, never a value.
+pub(super) fn tree<T: serde::de::DeserializeOwned>(
+    value: serde_norway::Value,
+) -> Result<T, String> {
+    serde_norway::from_value(value).map_err(|e| e.to_string())
+}

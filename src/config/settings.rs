@@ -27,6 +27,7 @@ pub(super) enum Shown {
 /// What README says about a setting, and where the file keeps it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Doc {
+    /// The environment variable; empty for a setting read from the file only (a [`Tree`]).
     pub env: &'static str,
     /// The dotted file key (`limits.http_max_connections`); empty: not in the file.
     pub key: &'static str,
@@ -43,6 +44,8 @@ pub(super) enum Shape {
     Scalar,
     /// A map of names to scalars (`feeds.groups`).
     Map,
+    /// Any YAML value (a list of issuers, say), handed whole to the setting's own typed reader.
+    Tree,
 }
 
 /// One row of the table.
@@ -178,10 +181,43 @@ impl Entry for Documented {
     fn load(&self, _: &mut Input<'_>, _: &mut Draft) {}
 }
 
+/// A setting whose value is a YAML structure (a list of records, say), read from the file only into
+/// a type of its domain by `parse`, which refuses unknown fields.
+pub(super) struct Tree<T> {
+    pub doc: Doc,
+    pub parse: fn(serde_norway::Value) -> Result<T, String>,
+    pub put: fn(&mut Draft, T),
+}
+
+impl<T> Entry for Tree<T> {
+    fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    fn shape(&self) -> Shape {
+        Shape::Tree
+    }
+
+    fn env_cell(&self) -> String {
+        String::new()
+    }
+
+    fn load(&self, input: &mut Input<'_>, draft: &mut Draft) {
+        let Some(FileValue::Tree(value)) = input.file.remove(self.doc.key) else {
+            return;
+        };
+        match (self.parse)(value) {
+            Ok(value) => (self.put)(draft, value),
+            Err(message) => input.error(self.doc.key, message),
+        }
+    }
+}
+
 /// A setting's value as the file gives it.
 pub(super) enum FileValue {
     Scalar(String),
     Map(BTreeMap<String, String>),
+    Tree(serde_norway::Value),
 }
 
 /// What the settings are read from, and the errors found so far.

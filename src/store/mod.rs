@@ -19,7 +19,7 @@ mod watch;
 
 pub use metrics::register as register_metrics;
 
-pub use watch::spawn_watcher;
+pub use watch::{spawn_dir_watcher, spawn_watcher};
 
 /// The reload history, for `PolicyStatus`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

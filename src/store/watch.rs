@@ -1,4 +1,5 @@
-//! Watching a policy directory, Kubernetes ConfigMap style.
+//! Watching a directory, Kubernetes ConfigMap and Secret style: the policy directory, and the
+//! directories holding the API secrets and the TLS certificates.
 //!
 //! The whole directory tree is watched, not the files: the kubelet updates a ConfigMap by writing a new
 //! timestamped folder and swapping the `..data` symlink, editors write a temporary file and rename it,
@@ -10,6 +11,7 @@
 //! So the path's identity (device and inode) is looked at every [`IDENTITY_CHECK`]; when it changed,
 //! the watch is placed again on what the path now names, and the policies are reloaded.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,26 @@ pub fn spawn_watcher(
     dir: PathBuf,
     debounce: Duration,
 ) -> Result<tokio::task::JoinHandle<()>, notify::Error> {
+    spawn_dir_watcher(dir, debounce, move || {
+        let store = Arc::clone(&store);
+        async move {
+            let _ = store.reload().await;
+        }
+    })
+}
+
+/// Starts watching `dir` and running `reload` after each burst of changes in it (and when the
+/// directory itself is replaced), until the returned task is aborted. `reload` runs once at the
+/// start too, for a change made before the watch was placed.
+pub fn spawn_dir_watcher<F, R>(
+    dir: PathBuf,
+    debounce: Duration,
+    reload: R,
+) -> Result<tokio::task::JoinHandle<()>, notify::Error>
+where
+    R: Fn() -> F + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let kick = tx.clone();
     let mut watcher =
@@ -54,7 +76,7 @@ pub fn spawn_watcher(
     let _ = kick.send(());
     let dir_shown = dir.display().to_string();
     Ok(tokio::spawn(async move {
-        tracing::debug!(dir = %dir_shown, "watching the policy directory");
+        tracing::debug!(dir = %dir_shown, "watching a directory");
         let mut checks = tokio::time::interval(IDENTITY_CHECK);
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -66,22 +88,22 @@ pub fn spawn_watcher(
                     // Collect the rest of the burst: wait until the directory has been quiet for
                     // `debounce`.
                     while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
-                    tracing::debug!("policy directory changed");
-                    let _ = store.reload().await;
+                    tracing::debug!(dir = %dir_shown, "directory changed");
+                    reload().await;
                 }
                 _ = checks.tick() => {
                     let now = identity(&dir);
                     if now == watched {
                         continue;
                     }
-                    tracing::info!(dir = %dir_shown, "the policy directory was replaced: watching the new one");
+                    tracing::info!(dir = %dir_shown, "the directory was replaced: watching the new one");
                     let _ = watcher.unwatch(&dir);
                     watched = match watcher.watch(&dir, RecursiveMode::Recursive) {
                         Ok(()) => now,
                         // Not there (yet): try again at the next check.
                         Err(_) => None,
                     };
-                    let _ = store.reload().await;
+                    reload().await;
                 }
             }
         }

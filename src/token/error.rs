@@ -13,6 +13,8 @@ pub enum TokenError {
     AlgorithmNotAllowed(String),
     #[error("bad signature")]
     BadSignature,
+    #[error("unknown key id: no configured secret has the token's kid")]
+    UnknownKeyId,
     #[error("token expired")]
     Expired,
     #[error("token not yet valid (nbf is in the future)")]
@@ -36,6 +38,7 @@ impl TokenError {
             TokenError::Malformed(_) => "malformed",
             TokenError::AlgorithmNotAllowed(_) => "algorithm",
             TokenError::BadSignature => "bad_signature",
+            TokenError::UnknownKeyId => "unknown_kid",
             TokenError::Expired => "expired",
             TokenError::NotYetValid => "not_yet_valid",
             TokenError::IssuedInFuture => "issued_in_future",

@@ -1,6 +1,9 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
+use super::keyring::{Keyring, Secrets};
 use super::{ApiSecret, IssueError, RESERVED_CLAIMS, unix_now};
 
 /// The longest lifetime a token may be given; longer requests are almost certainly unit mistakes.
@@ -24,16 +27,31 @@ pub struct IssuedToken {
     pub expires_at: Option<i64>,
 }
 
-/// Mints user tokens exactly as Stream's server SDKs do: HS256, `{"user_id": ...}`, signed with the secret.
+/// Mints user tokens exactly as Stream's server SDKs do: HS256, `{"user_id": ...}`, signed with the
+/// current secret (and naming it in the header's `kid` when it has a key id).
 pub struct Issuer {
-    key: EncodingKey,
+    keyring: Arc<Keyring>,
 }
 
 impl Issuer {
+    /// An issuer signing with one secret.
     pub fn new(secret: &ApiSecret) -> Self {
-        Issuer {
-            key: EncodingKey::from_secret(secret.expose()),
-        }
+        Issuer::with_keyring(Keyring::new(Secrets::single(secret.clone())))
+    }
+
+    /// An issuer signing with whatever secret is current in `keyring` at each call.
+    pub fn with_keyring(keyring: Arc<Keyring>) -> Self {
+        Issuer { keyring }
+    }
+
+    /// Signs `claims` with the current secret.
+    fn sign(&self, claims: &Map<String, Value>) -> Result<String, IssueError> {
+        let keys = self.keyring.keys();
+        let current = keys.secrets.current();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = current.key_id.clone();
+        let key = EncodingKey::from_secret(current.secret.expose());
+        jsonwebtoken::encode(&header, claims, &key).map_err(|_| IssueError::Signing)
     }
 
     pub fn issue(&self, request: IssueRequest) -> Result<IssuedToken, IssueError> {
@@ -73,8 +91,7 @@ impl Issuer {
         if !request.groups.is_empty() {
             claims.insert("groups".to_owned(), Value::from(request.groups));
         }
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .map_err(|_| IssueError::Signing)?;
+        let token = self.sign(&claims)?;
         Ok(IssuedToken { token, expires_at })
     }
 }
@@ -91,8 +108,7 @@ impl Issuer {
         let mut claims = Map::new();
         claims.insert("server".to_owned(), Value::Bool(true));
         claims.insert("iat".to_owned(), Value::from(now));
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .map_err(|_| IssueError::Signing)
+        self.sign(&claims)
     }
 }
 

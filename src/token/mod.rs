@@ -1,17 +1,19 @@
 //! Stream-compatible JWTs: verifying them into a [`Principal`](crate::principal::Principal) and issuing
 //! user tokens.
 //!
-//! Owns the API secret. Knows nothing of gRPC or of policies: it answers "who is this?", never "may they?".
+//! Owns the API secrets (several while a rotation is under way). Knows nothing of gRPC or of policies: it answers "who is this?", never "may they?".
 //! No error, log line or `Debug` output of this module contains a token or the secret.
 
 mod claims;
 mod error;
 mod issue;
+mod keyring;
 mod secret;
 mod verify;
 
 pub use error::{IssueError, TokenError};
 pub use issue::{IssueRequest, IssuedToken, Issuer};
+pub use keyring::{KeyedSecret, Keyring, MAX_SECRETS, Secrets, SecretsError};
 pub use secret::ApiSecret;
 pub use verify::{Verifier, VerifyOptions};
 

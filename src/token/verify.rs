@@ -1,10 +1,13 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::sync::Arc;
+
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::claims::{numeric_claim, principal_from_claims};
+use super::keyring::{Keyring, Secrets};
 use super::{ApiSecret, TokenError, unix_now};
 use crate::principal::{Principal, PrincipalKind};
 
@@ -32,27 +35,21 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Verifies Stream-format JWTs: HS256 only, signed with the app's API secret.
+/// Verifies Stream-format JWTs: HS256 only, signed with one of the app's API secrets.
 pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
+    keyring: Arc<Keyring>,
     options: VerifyOptions,
 }
 
 impl Verifier {
+    /// A verifier accepting tokens signed with `secret` only.
     pub fn new(secret: &ApiSecret, options: VerifyOptions) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Time claims are checked by `check_times`, so signed tokens and development tokens share one rule
-        // and one clock, and each failure gets its own message. Stream's tokens carry no `aud`.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        Verifier {
-            key: DecodingKey::from_secret(secret.expose()),
-            validation,
-            options,
-        }
+        Verifier::with_keyring(Keyring::new(Secrets::single(secret.clone())), options)
+    }
+
+    /// A verifier accepting tokens signed with any secret `keyring` holds at the time of the call.
+    pub fn with_keyring(keyring: Arc<Keyring>, options: VerifyOptions) -> Self {
+        Verifier { keyring, options }
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
@@ -71,13 +68,11 @@ impl Verifier {
             });
         }
         let (header, payload, signature) = split_token(token)?;
-        check_algorithm(header)?;
+        let key_id = check_header(header)?;
         let claims = if signature == DEV_TOKEN_SIGNATURE {
             self.dev_token_claims(payload)?
         } else {
-            jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
-                .map_err(|e| map_jwt_error(e.kind()))?
-                .claims
+            self.signed_claims(token, key_id.as_deref(), payload, signature)?
         };
         check_times(&claims, now, self.options.leeway_seconds)?;
         let principal = principal_from_claims(claims)?;
@@ -87,6 +82,51 @@ impl Verifier {
             ));
         }
         Ok(principal)
+    }
+
+    /// The claims of a token signed by one of the secrets: the one its `kid` names when the secrets
+    /// have key ids, else each in turn (at most [`MAX_SECRETS`](super::keyring::MAX_SECRETS)).
+    /// Time claims are checked by `check_times`, so signed and development tokens share one rule and
+    /// one clock.
+    fn signed_claims(
+        &self,
+        token: &str,
+        key_id: Option<&str>,
+        payload: &str,
+        signature: &str,
+    ) -> Result<Map<String, Value>, TokenError> {
+        let signed_part = token
+            .len()
+            .checked_sub(signature.len() + 1)
+            .and_then(|end| token.get(..end))
+            .ok_or(TokenError::Malformed("expected three dot-separated parts"))?;
+        let keys = self.keyring.keys();
+        let by_id = match key_id {
+            Some(id) if keys.any_key_id => Some(id),
+            _ => None,
+        };
+        let mut tried = 0;
+        for (_, key) in keys
+            .decoding
+            .iter()
+            .filter(|(id, _)| by_id.is_none() || id.as_deref() == by_id)
+        {
+            tried += 1;
+            let valid = jsonwebtoken::crypto::verify(
+                signature,
+                signed_part.as_bytes(),
+                key,
+                Algorithm::HS256,
+            )
+            .map_err(|e| map_jwt_error(e.kind()))?;
+            if valid {
+                return signed_payload(payload);
+            }
+        }
+        if tried == 0 {
+            return Err(TokenError::UnknownKeyId);
+        }
+        Err(TokenError::BadSignature)
     }
 
     fn dev_token_claims(&self, payload: &str) -> Result<Map<String, Value>, TokenError> {
@@ -108,17 +148,34 @@ fn split_token(token: &str) -> Result<(&str, &str, &str), TokenError> {
     }
 }
 
-/// Pins HS256 before any signature work, so `none` and algorithm switching are refused by name.
-fn check_algorithm(header: &str) -> Result<(), TokenError> {
-    let Some(Value::Object(header)) = decode_json_segment(header) else {
+/// Pins HS256 before any signature work, so `none` and algorithm switching are refused by name, and
+/// returns the header's key id (`kid`), if any.
+fn check_header(header: &str) -> Result<Option<String>, TokenError> {
+    let Some(Value::Object(mut header)) = decode_json_segment(header) else {
         return Err(TokenError::Malformed(
             "header is not base64url-encoded JSON",
         ));
     };
     match header.get("alg") {
-        Some(Value::String(alg)) if alg == "HS256" => Ok(()),
-        Some(Value::String(alg)) => Err(TokenError::AlgorithmNotAllowed(printable(alg))),
-        _ => Err(TokenError::Malformed("header has no alg")),
+        Some(Value::String(alg)) if alg == "HS256" => {}
+        Some(Value::String(alg)) => return Err(TokenError::AlgorithmNotAllowed(printable(alg))),
+        _ => return Err(TokenError::Malformed("header has no alg")),
+    }
+    match header.remove("kid") {
+        None => Ok(None),
+        Some(Value::String(kid)) => Ok(Some(kid)),
+        Some(_) => Err(TokenError::Malformed("header kid is not a string")),
+    }
+}
+
+/// The payload of a token whose signature verified: strict base64url, a JSON object.
+fn signed_payload(payload: &str) -> Result<Map<String, Value>, TokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed("a part is not base64url-encoded"))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(claims)) => Ok(claims),
+        _ => Err(TokenError::Malformed("payload is not a JSON object")),
     }
 }
 

@@ -14,13 +14,17 @@ use crate::engine;
 use crate::error::ServeError;
 use crate::policy::{LoadErrors, PolicySet, Route};
 use crate::principal::Principal;
-use crate::store::{self, PolicyStore};
+use crate::store::{self, PolicyStore, SecretFile};
 use crate::telemetry::context::RequestSpan;
 use crate::telemetry::metrics::Metrics;
-use crate::token::{Issuer, TokenError, Verifier, unix_now};
+use crate::token::{Issuer, Keyring, TokenError, Verifier, unix_now};
 
 /// What the services share.
 pub struct App {
+    /// The API secrets the verifier and the issuer share, replaced when the secret file changes.
+    pub keyring: Arc<Keyring>,
+    /// The secret file the keyring is reloaded from; `None`: an inline or random secret.
+    pub secret_file: Option<Arc<SecretFile>>,
     pub verifier: Verifier,
     pub issuer: Issuer,
     pub policies: Arc<PolicyStore>,
@@ -54,18 +58,29 @@ impl App {
             .otlp
             .as_ref()
             .map(|_| opentelemetry::global::meter("gatehouse"));
+        let keyring = Keyring::new(config.secrets.clone());
+        let secret_file = config
+            .secret_file
+            .as_ref()
+            .map(|path| SecretFile::new(Arc::clone(&keyring), path.clone()));
         let mut metrics = Metrics::new(meter.as_ref(), config.metrics);
         metrics.register(|registry, meter| store::register_metrics(&policies, registry, meter));
+        if let Some(file) = &secret_file {
+            metrics.register(|registry, _| store::register_secret_metrics(file, registry));
+        }
         let metrics = Arc::new(metrics);
-        let mask_key = audit::MaskKey::derive(config.secret.expose());
+        // Masks stay comparable across a rotation: they are keyed by the secret current at start.
+        let mask_key = audit::MaskKey::derive(config.secrets.current().secret.expose());
         let counted = Arc::clone(&metrics);
         let count_dropped: CountDropped =
             Arc::new(move |sink, entries| counted.decision_log_dropped(sink, entries));
         let log = DecisionLog::start(&config.decision_log, mask_key, count_dropped)
             .map_err(ServeError::DecisionLog)?;
         Ok(App {
-            verifier: Verifier::new(&config.secret, config.verify.clone()),
-            issuer: Issuer::new(&config.secret),
+            verifier: Verifier::with_keyring(Arc::clone(&keyring), config.verify.clone()),
+            issuer: Issuer::with_keyring(Arc::clone(&keyring)),
+            keyring,
+            secret_file,
             policies,
             api_key: config.api_key.clone(),
             strip_authorization: config.strip_authorization,

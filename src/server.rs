@@ -296,7 +296,8 @@ const MAX_EXT_AUTHZ_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 /// The largest request head (request line and headers) an HTTP client may send.
 const MAX_HTTP_HEAD_BYTES: usize = 64 * 1024;
 
-/// With a policy directory: reload on every change in it and on SIGHUP.
+/// Reloads the policy directory (and the shadow one) and the secret file, each on every change in
+/// it, and all of them on SIGHUP.
 fn start_reloaders(
     app: &Arc<App>,
     config: &Config,
@@ -308,29 +309,65 @@ fn start_reloaders(
                 .map_err(ServeError::Watch)?,
         );
     }
-    let Some(dir) = &config.policy_dir else {
-        return Ok(tasks);
-    };
-    let watcher = store::spawn_watcher(
-        Arc::clone(&app.policies),
-        dir.clone(),
-        config.reload_debounce,
-    )
-    .map_err(ServeError::Watch)?;
-    tasks.push(watcher);
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
-        let store = Arc::clone(&app.policies);
-        tasks.push(tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading policies");
-                let _ = store.reload().await;
-            }
-        }));
+    if let Some(dir) = &config.policy_dir {
+        tasks.push(
+            store::spawn_watcher(
+                Arc::clone(&app.policies),
+                dir.clone(),
+                config.reload_debounce,
+            )
+            .map_err(ServeError::Watch)?,
+        );
+    }
+    if let Some(file) = &app.secret_file {
+        tasks.push(watch_secret_file(file, config)?);
+    }
+    if config.policy_dir.is_some() || app.secret_file.is_some() {
+        tasks.push(reload_on_hangup(app)?);
     }
     Ok(tasks)
+}
+
+/// Watches the directory holding the secret file (only its entries: it may be a shared directory),
+/// which is where a Kubernetes Secret mount swaps its `..data` link.
+fn watch_secret_file(
+    file: &Arc<store::SecretFile>,
+    config: &Config,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    let dir = match file.path().parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let file = Arc::clone(file);
+    store::spawn_dir_watcher(
+        dir,
+        notify::RecursiveMode::NonRecursive,
+        config.reload_debounce,
+        move || {
+            let file = Arc::clone(&file);
+            async move {
+                let _ = tokio::task::spawn_blocking(move || file.reload()).await;
+            }
+        },
+    )
+    .map_err(ServeError::Watch)
+}
+
+fn reload_on_hangup(app: &Arc<App>) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
+    let app = Arc::clone(app);
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading policies and secrets");
+            if app.policies.dir().is_some() {
+                let _ = app.policies.reload().await;
+            }
+            if let Some(file) = app.secret_file.clone() {
+                let _ = tokio::task::spawn_blocking(move || file.reload()).await;
+            }
+        }
+    }))
 }
 
 /// Completes `grace` after draining began; never, if the server stopped first.

@@ -10,7 +10,7 @@ use thiserror::Error;
 use super::print::{self, time_text};
 use crate::config::Config;
 use crate::principal::Principal;
-use crate::token::{IssueError, IssueRequest, Issuer, TokenError, Verifier};
+use crate::token::{IssueError, IssueRequest, Issuer, Keyring, TokenError, Verifier};
 
 #[derive(Debug, Error)]
 pub enum CliError {
@@ -79,7 +79,7 @@ pub fn issue_token(
     args: IssueArgs,
 ) -> Result<(String, Option<i64>), CliError> {
     let config = load_secret_config(config)?;
-    let issuer = Issuer::new(&config.secret);
+    let issuer = Issuer::with_keyring(Keyring::new(config.secrets.clone()));
     if args.server {
         return Ok((issuer.server_token()?, None));
     }
@@ -104,7 +104,9 @@ pub fn issue_token(
 /// Verifies a token locally and returns its principal as [`principal_json`] builds it.
 pub fn verify_token(config: Option<&Path>, token: &str) -> Result<Value, CliError> {
     let config = load_secret_config(config)?;
-    let principal = Verifier::new(&config.secret, config.verify.clone()).verify(token)?;
+    let principal =
+        Verifier::with_keyring(Keyring::new(config.secrets.clone()), config.verify.clone())
+            .verify(token)?;
     Ok(principal_json(&principal))
 }
 
@@ -380,10 +382,10 @@ fn eval_http(
     let now = crate::token::unix_now();
     let principal = args.principal.as_deref().map(principal_doc).transpose()?;
     let offline = match (&principal, request.header("authorization")) {
-        // A token the caller brings is verified with the app's secret, as the server would.
+        // A token the caller brings is verified with the app's secrets, as the server would.
         (None, Some(_)) => {
             let config = load_secret_config(args.config.as_deref())?;
-            crate::suite::Offline::with_secret(set, &config.secret, now)
+            crate::suite::Offline::with_secrets(set, &config.secrets, now)
         }
         _ => crate::suite::Offline::new(set, now),
     };

@@ -16,7 +16,7 @@ use super::commands::{CheckOutcome, CliError, load_secret_config, parse_pair, pa
 use super::print::{self, time_text};
 use crate::grpc::pb;
 use crate::grpc::pb::gatehouse_client::GatehouseClient;
-use crate::token::Issuer;
+use crate::token::{Issuer, Keyring};
 
 /// The address commands call when `--addr` is not given: `serve`'s default listener.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50051";
@@ -58,7 +58,7 @@ pub fn server_token(
         (Some(token), false) => Ok(token),
         (None, true) => {
             let config = load_secret_config(config)?;
-            Ok(Issuer::new(&config.secret).server_token()?)
+            Ok(Issuer::with_keyring(Keyring::new(config.secrets.clone())).server_token()?)
         }
         (None, false) => Err(CliError::Usage(
             "this command calls with a server token: give --token, set GATEHOUSE_SERVER_TOKEN, or mint one from the configured secret with --secret-from-config"

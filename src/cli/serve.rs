@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::{EXIT_CONFIG, runtime};
 use crate::config::Config;
-use crate::token::Issuer;
+use crate::token::{Issuer, Keyring};
 
 pub(super) fn serve(config_path: Option<PathBuf>) -> ExitCode {
     let config = match Config::load(config_path.as_deref()) {
@@ -68,7 +68,9 @@ fn print_development_banner(config: &Config, listener: &tokio::net::TcpListener)
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| config.listen.to_string());
-    let Ok(server_token) = Issuer::new(&config.secret).server_token() else {
+    let Ok(server_token) =
+        Issuer::with_keyring(Keyring::new(config.secrets.clone())).server_token()
+    else {
         return;
     };
     // The Feeds preset's own example, or a placeholder for the kinds of the configured directory.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::audit::DecisionLogConfig;
 use crate::authz::ProxyHeaders;
 use crate::policy::FeedsPreset;
-use crate::token::{ApiSecret, VerifyOptions};
+use crate::token::{ApiSecret, Secrets, VerifyOptions};
 
 pub use crate::telemetry::{LogConfig, OtlpConfig};
 pub use parse::parse_duration;
@@ -38,7 +38,10 @@ pub struct Config {
     /// The HTTP listener (the `/authz` endpoint for proxies); `None`: no HTTP listener.
     pub http_listen: Option<SocketAddr>,
     pub api_key: String,
-    pub secret: ApiSecret,
+    /// The API secrets: the current one signs; every one verifies.
+    pub secrets: Secrets,
+    /// The file the secrets were read from, reloaded when it changes; `None`: inline or random.
+    pub secret_file: Option<PathBuf>,
     /// No secret was configured: a random one is in use and the server is loopback-only.
     pub development: bool,
     pub verify: VerifyOptions,
@@ -176,10 +179,12 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
     }
     let secret = load_secret(&draft, input);
     let listen = draft.listen?;
-    let (secret, development) = match secret {
-        SecretSource::Configured(secret) => (secret, false),
+    let (secrets, development) = match secret {
+        SecretSource::Configured(secrets) => (secrets, false),
         SecretSource::Invalid => return None,
-        SecretSource::Absent if listen.ip().is_loopback() => (ApiSecret::random(), true),
+        SecretSource::Absent if listen.ip().is_loopback() => {
+            (Secrets::single(ApiSecret::random()), true)
+        }
         SecretSource::Absent => {
             input.error(
                 "GATEHOUSE_API_SECRET",
@@ -199,7 +204,8 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         listen,
         http_listen: draft.http_listen,
         api_key,
-        secret,
+        secrets,
+        secret_file: draft.api_secret_file,
         development,
         verify: draft.verify,
         feeds: draft.feeds,
@@ -220,15 +226,15 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
 }
 
 enum SecretSource {
-    Configured(ApiSecret),
+    Configured(Secrets),
     Absent,
     Invalid,
 }
 
 fn load_secret(draft: &Draft, input: &mut Input<'_>) -> SecretSource {
     let source = |env: &str| draft.sources.get(env).cloned().unwrap_or_default();
-    let (source, secret) = match (&draft.api_secret, &draft.api_secret_file) {
-        (None, None) => return SecretSource::Absent,
+    match (&draft.api_secret, &draft.api_secret_file) {
+        (None, None) => SecretSource::Absent,
         (Some(_), Some(_)) => {
             let inline = source("GATEHOUSE_API_SECRET");
             let message = format!(
@@ -236,35 +242,29 @@ fn load_secret(draft: &Draft, input: &mut Input<'_>) -> SecretSource {
                 source("GATEHOUSE_API_SECRET_FILE")
             );
             input.error(&inline, message);
-            return SecretSource::Invalid;
+            SecretSource::Invalid
         }
-        (Some(inline), None) => (source("GATEHOUSE_API_SECRET"), inline.clone()),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            // Kubernetes Secret files and `echo` often end with a newline that is not part of the secret.
-            Ok(contents) => (
-                source("GATEHOUSE_API_SECRET_FILE"),
-                contents.trim_end_matches(['\r', '\n']).to_owned(),
-            ),
-            Err(e) => {
-                input.error(
-                    &source("GATEHOUSE_API_SECRET_FILE"),
-                    format!("cannot read the secret file: {}", e.kind()),
-                );
-                return SecretSource::Invalid;
+        (Some(inline), None) if inline.len() < ApiSecret::MIN_LEN => {
+            input.error(
+                &source("GATEHOUSE_API_SECRET"),
+                format!(
+                    "the API secret must be at least {} bytes (HS256 keys must be as long as the hash)",
+                    ApiSecret::MIN_LEN
+                ),
+            );
+            SecretSource::Invalid
+        }
+        (Some(inline), None) => {
+            SecretSource::Configured(Secrets::single(ApiSecret::new(inline.clone())))
+        }
+        (None, Some(path)) => match crate::store::read_secret_file(path) {
+            Ok(secrets) => SecretSource::Configured(secrets),
+            Err(message) => {
+                input.error(&source("GATEHOUSE_API_SECRET_FILE"), message);
+                SecretSource::Invalid
             }
         },
-    };
-    if secret.len() < ApiSecret::MIN_LEN {
-        input.error(
-            &source,
-            format!(
-                "the API secret must be at least {} bytes (HS256 keys must be as long as the hash)",
-                ApiSecret::MIN_LEN
-            ),
-        );
-        return SecretSource::Invalid;
     }
-    SecretSource::Configured(ApiSecret::new(secret))
 }
 
 #[cfg(test)]
@@ -352,7 +352,7 @@ mod tests {
         let config = load(None, &[]).unwrap();
         assert!(config.development);
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(config.secret.len(), 64);
+        assert_eq!(config.secrets.current().secret.len(), 64);
     }
 
     #[test]
@@ -465,7 +465,26 @@ mod tests {
         writeln!(secret, "{SECRET}").unwrap();
         let path = secret.path().to_str().unwrap().to_owned();
         let config = load(None, &[("GATEHOUSE_API_SECRET_FILE", &path)]).unwrap();
-        assert_eq!(config.secret.expose(), SECRET.as_bytes());
+        assert_eq!(config.secrets.current().secret.expose(), SECRET.as_bytes());
+        assert_eq!(config.secret_file.as_deref(), Some(secret.path()));
+    }
+
+    #[test]
+    fn a_secret_file_may_hold_several_secrets_and_a_bad_one_names_its_line() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "new {SECRET}XY\nold {SECRET}").unwrap();
+        let path = secret.path().to_str().unwrap().to_owned();
+        let config = load(None, &[("GATEHOUSE_API_SECRET_FILE", &path)]).unwrap();
+        assert_eq!(
+            config.secrets.key_ids(),
+            vec![Some("new".to_owned()), Some("old".to_owned())]
+        );
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        writeln!(bad, "{SECRET}\ntoo-short").unwrap();
+        let path = bad.path().to_str().unwrap().to_owned();
+        let errors = load(None, &[("GATEHOUSE_API_SECRET_FILE", &path)]).unwrap_err();
+        assert!(errors.to_string().contains("line 2"), "{errors}");
+        assert!(!errors.to_string().contains(SECRET), "{errors}");
     }
 
     #[test]

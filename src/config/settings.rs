@@ -603,7 +603,7 @@ pub(super) static SETTINGS: &[&dyn Entry] = &[
             "api_secret_file",
             Words("unset"),
             4,
-            "file holding the secret, e.g. a Kubernetes Secret mount; a trailing newline is ignored",
+            "file holding the secrets, e.g. a Kubernetes Secret mount: one per line, current (signing) first, each optionally preceded by a key id and a space; reloaded when it changes",
         ),
         parse: parse::path,
         put: |d, v| d.api_secret_file = Some(v),

@@ -1,5 +1,6 @@
 //! Owns the live policy set: reading it from a policy directory, reloading it (on a change in the
-//! directory, SIGHUP or the admin RPC), and keeping the last good set when a reload fails.
+//! directory, SIGHUP or the admin RPC), and keeping the last good set when a reload fails. Owns the
+//! reload of the API secret file the same way (`secrets`), and the directory watching both use.
 //!
 //! Checks read the set per request through an `ArcSwap` handle, so replacing it applies to connections
 //! already open, and a check in flight finishes on the set it started with. Reloads compile on the
@@ -15,9 +16,11 @@ use crate::policy::{LoadError, LoadErrors, PolicySet, Source, compile};
 use crate::token::unix_now;
 
 mod metrics;
+mod secrets;
 mod watch;
 
 pub use metrics::register as register_metrics;
+pub use secrets::{SecretFile, SecretStatus, read_secret_file, register_secret_metrics};
 
 pub use watch::{spawn_dir_watcher, spawn_watcher};
 

@@ -37,7 +37,7 @@ pub fn spawn_watcher(
     dir: PathBuf,
     debounce: Duration,
 ) -> Result<tokio::task::JoinHandle<()>, notify::Error> {
-    spawn_dir_watcher(dir, debounce, move || {
+    spawn_dir_watcher(dir, RecursiveMode::Recursive, debounce, move || {
         let store = Arc::clone(&store);
         async move {
             let _ = store.reload().await;
@@ -45,11 +45,13 @@ pub fn spawn_watcher(
     })
 }
 
-/// Starts watching `dir` and running `reload` after each burst of changes in it (and when the
-/// directory itself is replaced), until the returned task is aborted. `reload` runs once at the
-/// start too, for a change made before the watch was placed.
+/// Starts watching `dir` (its whole tree, or only its entries: a secret's directory may be shared)
+/// and running `reload` after each burst of changes in it (and when the directory itself is
+/// replaced), until the returned task is aborted. `reload` runs once at the start too, for a change
+/// made before the watch was placed.
 pub fn spawn_dir_watcher<F, R>(
     dir: PathBuf,
+    mode: RecursiveMode,
     debounce: Duration,
     reload: R,
 ) -> Result<tokio::task::JoinHandle<()>, notify::Error>
@@ -70,7 +72,7 @@ where
                 let _ = tx.send(());
             }
         })?;
-    watcher.watch(&dir, RecursiveMode::Recursive)?;
+    watcher.watch(&dir, mode)?;
     let mut watched = identity(&dir);
     // A change between the initial load and this point raised no event: look once more.
     let _ = kick.send(());
@@ -98,7 +100,7 @@ where
                     }
                     tracing::info!(dir = %dir_shown, "the directory was replaced: watching the new one");
                     let _ = watcher.unwatch(&dir);
-                    watched = match watcher.watch(&dir, RecursiveMode::Recursive) {
+                    watched = match watcher.watch(&dir, mode) {
                         Ok(()) => now,
                         // Not there (yet): try again at the next check.
                         Err(_) => None,

@@ -3,6 +3,7 @@
 //! mode handling of the live doors; only the clock, the secret and the recording differ.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -18,7 +19,7 @@ use crate::authz::{Authorizer, OfflineGate, Outcome, ProxyHeaders, RULE_HEADER};
 use crate::door::Door;
 use crate::http::{AUTHZ_PREFIX, ENVOY_HEADERS_TO_REMOVE, ERROR_HEADER, MAX_BODY_BYTES};
 use crate::policy::PolicySet;
-use crate::token::{ApiSecret, IssueRequest, Issuer, Verifier, VerifyOptions};
+use crate::token::{ApiSecret, IssueRequest, Issuer, Keyring, Secrets, Verifier, VerifyOptions};
 
 /// The door a request case goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,15 +97,16 @@ impl<'a> Offline<'a> {
     /// With a random secret of its own: the tokens it mints are verified by the real verifier and are
     /// worth nothing anywhere else.
     pub fn new(set: &'a PolicySet, now: i64) -> Self {
-        Offline::with_secret(set, &ApiSecret::random(), now)
+        Offline::with_secrets(set, &Secrets::single(ApiSecret::random()), now)
     }
 
-    /// With the app's secret, so tokens a caller brings verify.
-    pub fn with_secret(set: &'a PolicySet, secret: &ApiSecret, now: i64) -> Self {
+    /// With the app's secrets, so tokens a caller brings verify.
+    pub fn with_secrets(set: &'a PolicySet, secrets: &Secrets, now: i64) -> Self {
+        let keyring = Keyring::new(secrets.clone());
         Offline {
             set,
-            issuer: Issuer::new(secret),
-            verifier: Verifier::new(secret, VerifyOptions::default()),
+            issuer: Issuer::with_keyring(Arc::clone(&keyring)),
+            verifier: Verifier::with_keyring(keyring, VerifyOptions::default()),
             now,
         }
     }

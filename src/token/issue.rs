@@ -187,4 +187,25 @@ mod tests {
             Err(IssueError::MissingUserId)
         );
     }
+
+    #[test]
+    fn the_current_secret_signs_and_is_named_by_its_key_id() {
+        let old = "old-secret-old-secret-old-secret-old-secret";
+        let keyring = Keyring::new(Secrets::parse(&format!("v2 {SECRET}\nv1 {old}")).unwrap());
+        let issuer = Issuer::with_keyring(Arc::clone(&keyring));
+        let token = issuer.server_token().unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().kid.as_deref(),
+            Some("v2")
+        );
+        let only_new = Verifier::new(&ApiSecret::new(SECRET), VerifyOptions::default());
+        assert!(only_new.verify(&token).is_ok());
+        keyring.replace(Secrets::parse(old).unwrap());
+        let token = issuer.server_token().unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&token).unwrap().kid, None);
+        assert_eq!(
+            only_new.verify(&token),
+            Err(crate::token::TokenError::BadSignature)
+        );
+    }
 }

@@ -18,7 +18,7 @@ pub const MAX_SECRETS: usize = 8;
 const MAX_KEY_ID_BYTES: usize = 64;
 
 /// One accepted secret, with the key id tokens name it by (JWT header `kid`), if it has one.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyedSecret {
     pub key_id: Option<String>,
     pub secret: ApiSecret,
@@ -56,7 +56,7 @@ pub enum SecretsError {
 }
 
 /// Every accepted secret: the current (signing) one, and the older ones still accepted.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Secrets {
     current: KeyedSecret,
     older: Vec<KeyedSecret>,

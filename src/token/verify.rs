@@ -381,4 +381,73 @@ mod tests {
         .unwrap();
         assert_eq!(verify(&other), Err(TokenError::BadSignature));
     }
+
+    fn sign_kid(claims: Value, secret: &str, kid: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = kid.map(str::to_owned);
+        encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    const OLD: &str = "old-secret-old-secret-old-secret-old-secret";
+
+    #[test]
+    fn every_configured_secret_verifies_until_it_is_removed() {
+        let both = Secrets::parse(&format!("{SECRET}\n{OLD}\n")).unwrap();
+        let keyring = Keyring::new(both);
+        let verifier = Verifier::with_keyring(Arc::clone(&keyring), VerifyOptions::default());
+        let old = sign_kid(json!({"user_id": "a"}), OLD, None);
+        let new = sign_kid(json!({"user_id": "b"}), SECRET, None);
+        assert_eq!(verifier.verify_at(&old, NOW).unwrap().user_id, "a");
+        assert_eq!(verifier.verify_at(&new, NOW).unwrap().user_id, "b");
+        keyring.replace(Secrets::parse(SECRET).unwrap());
+        assert_eq!(verifier.verify_at(&old, NOW), Err(TokenError::BadSignature));
+        assert!(verifier.verify_at(&new, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_kid_picks_its_secret_when_secrets_have_key_ids() {
+        let keyring = Keyring::new(Secrets::parse(&format!("new {SECRET}\nold {OLD}")).unwrap());
+        let verifier = Verifier::with_keyring(keyring, VerifyOptions::default());
+        let claims = json!({"user_id": "a"});
+        assert!(
+            verifier
+                .verify_at(&sign_kid(claims.clone(), OLD, Some("old")), NOW)
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .verify_at(&sign_kid(claims.clone(), OLD, None), NOW)
+                .is_ok()
+        );
+        // The kid names the secret: the other one is not tried.
+        assert_eq!(
+            verifier.verify_at(&sign_kid(claims.clone(), OLD, Some("new")), NOW),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verifier.verify_at(&sign_kid(claims, OLD, Some("gone")), NOW),
+            Err(TokenError::UnknownKeyId)
+        );
+    }
+
+    #[test]
+    fn a_kid_is_not_looked_at_when_no_secret_has_a_key_id() {
+        let token = sign_kid(json!({"user_id": "a"}), SECRET, Some("cerbos"));
+        assert!(verify(&token).is_ok());
+    }
+
+    #[test]
+    fn a_non_string_kid_is_malformed() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":7}"#);
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"user_id":"a"}"#);
+        assert!(matches!(
+            verify(&format!("{header}.{payload}.sig")),
+            Err(TokenError::Malformed(_))
+        ));
+    }
 }

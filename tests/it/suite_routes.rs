@@ -495,8 +495,9 @@ async fn every_request_case_of_the_feeds_suite_gets_the_live_doors_answer_offlin
     };
     let suite = gatehouse::suite::parse_suite(&source).unwrap();
     assert!(suite.routes.len() > 50);
-    let secret = gatehouse::token::ApiSecret::new(SECRET.as_bytes().to_vec());
-    let offline = Offline::with_secret(&set, &secret, common::now());
+    let secrets =
+        gatehouse::token::Secrets::single(gatehouse::token::ApiSecret::new(SECRET.as_bytes()));
+    let offline = Offline::with_secrets(&set, &secrets, common::now());
     let server = TestServer::start_with(&[
         ("GATEHOUSE_POLICY_DIR", dir.to_str().unwrap()),
         ("GATEHOUSE_AUTHZ_PROXY", "nginx"),

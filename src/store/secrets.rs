@@ -18,10 +18,23 @@ use prometheus_client::registry::Registry;
 
 use crate::token::{Keyring, Secrets, unix_now};
 
+/// The largest secret file read: eight secrets with their key ids and comments fit many times over.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
 /// Reads a secret file (see [`Secrets::parse`]). The message names the line, never a secret.
 pub fn read_secret_file(path: &Path) -> Result<Secrets, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the secret file: {}", e.kind()))?;
+    use std::io::Read;
+    let cannot_read = |e: std::io::Error| format!("cannot read the secret file: {}", e.kind());
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mut text = String::new();
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot_read)?;
+    if text.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(format!(
+            "the secret file is larger than {MAX_SECRET_FILE_BYTES} bytes"
+        ));
+    }
     Secrets::parse(&text).map_err(|e| format!("the secret file is invalid: {e}"))
 }
 

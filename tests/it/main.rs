@@ -36,6 +36,7 @@ mod policy_validation;
 mod reload;
 mod reload_consistency;
 mod sdk_tokens;
+mod secret_rotation;
 mod service;
 mod shipped_policies;
 mod suite_routes;

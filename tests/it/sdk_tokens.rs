@@ -60,7 +60,7 @@ fn sdk_env() {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sdk {
+pub(crate) enum Sdk {
     Python,
     JavaScript,
 }
@@ -69,6 +69,11 @@ impl Sdk {
     /// Runs `tests/sdk/<name>.<py|js>` with the SDK's runtime and the test secret, returning stdout, or
     /// stderr as the error when it exits non-zero.
     fn run(self, name: &str, args: &[&str]) -> Result<String, String> {
+        self.run_with_secret(name, args, SECRET)
+    }
+
+    /// [`Sdk::run`] with another secret.
+    fn run_with_secret(self, name: &str, args: &[&str], secret: &str) -> Result<String, String> {
         sdk_env();
         let root = PathBuf::from(ROOT);
         let mut command = match self {
@@ -86,7 +91,7 @@ impl Sdk {
         };
         let output = command
             .args(args)
-            .env("GATEHOUSE_TEST_SECRET", SECRET)
+            .env("GATEHOUSE_TEST_SECRET", secret)
             .output()
             .unwrap_or_else(|e| panic!("could not run the {self:?} {name} script: {e}"));
         let stdout = String::from_utf8(output.stdout).unwrap();
@@ -104,8 +109,13 @@ impl Sdk {
 
     /// Tokens minted by this language's SDKs, and the clock they were minted by.
     fn mint(self) -> Minted {
+        self.mint_with_secret(SECRET)
+    }
+
+    /// Tokens minted by this language's SDKs with `secret`.
+    pub(crate) fn mint_with_secret(self, secret: &str) -> Minted {
         let stdout = self
-            .run("mint", &[])
+            .run_with_secret("mint", &[], secret)
             .unwrap_or_else(|e| panic!("{self:?} SDKs could not mint tokens: {e}"));
         let parsed: Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("mint printed no JSON ({e}): {stdout}"));
@@ -123,13 +133,13 @@ impl Sdk {
     }
 }
 
-struct Minted {
+pub(crate) struct Minted {
     now: i64,
     tokens: BTreeMap<String, String>,
 }
 
 impl Minted {
-    fn token(&self, name: &str) -> &str {
+    pub(crate) fn token(&self, name: &str) -> &str {
         self.tokens
             .get(name)
             .unwrap_or_else(|| panic!("the SDK minted no token named {name}"))

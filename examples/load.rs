@@ -14,6 +14,12 @@
 //!     --rpc both --rounds 3 --duration 10s --concurrency 16
 //! ```
 //!
+//! `--target` compares other servers in the same run, alternating rounds with identical request bytes
+//! and concurrency: `floor@ADDR` sends the Check mix to an echo server (this tool with
+//! `--echo-listen ADDR`: a plain tonic server that answers every method with an empty message, the
+//! transport's floor), and `raw@ADDR` sends `--raw-body`'s bytes to `--raw-method` (a peer such as
+//! Cerbos, whose request the caller encodes); both count any OK answer as a success.
+//!
 //! The request mix follows the built-in Feeds preset: alice reads `user:bob` (allowed), reads
 //! `timeline:bob` (denied), follows `user:bob` from her timeline (allowed) and adds an activity to her
 //! own feed (allowed). Every answer is checked against the expected decision before the load starts and
@@ -25,6 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::body::Bytes;
 use clap::{Parser, ValueEnum};
 use envoy_types::pb::envoy::config::core::v3::{
     Address, SocketAddress, address, socket_address::PortSpecifier,
@@ -99,6 +106,38 @@ struct Args {
     /// Print the summary as JSON on stdout (progress goes to stderr).
     #[arg(long)]
     json: bool,
+    /// What to load, repeatable, rounds alternating: `check@ADDR`, `ext-authz@ADDR`, `floor@ADDR`
+    /// (the Check mix to an echo server) or `raw@ADDR` (see --raw-method); replaces --addr/--rpc.
+    #[arg(long = "target", value_parser = parse_target_spec)]
+    targets: Vec<(Target, String)>,
+    /// The gRPC method (`/package.Service/Method`) a `raw@` target calls.
+    #[arg(long)]
+    raw_method: Option<String>,
+    /// A file holding the encoded request message a `raw@` target sends.
+    #[arg(long)]
+    raw_body: Option<std::path::PathBuf>,
+    /// Serve as the echo server on this address (every method answered with an empty message) until
+    /// killed, instead of loading anything.
+    #[arg(long, conflicts_with_all = ["addr", "targets"])]
+    echo_listen: Option<SocketAddr>,
+}
+
+fn parse_target_spec(spec: &str) -> Result<(Target, String), String> {
+    let (kind, addr) = spec
+        .split_once('@')
+        .ok_or("expected KIND@ADDR, e.g. check@127.0.0.1:50051")?;
+    let target = match kind {
+        "check" => Target::Check,
+        "ext-authz" => Target::ExtAuthz,
+        "floor" => Target::Floor,
+        "raw" => Target::Raw,
+        _ => {
+            return Err(format!(
+                "unknown target kind {kind}: check, ext-authz, floor or raw"
+            ));
+        }
+    };
+    Ok((target, addr.to_owned()))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +151,10 @@ enum Rpc {
 enum Target {
     ExtAuthz,
     Check,
+    /// The Check mix sent to the echo server: any OK answer counts.
+    Floor,
+    /// `--raw-body` sent to `--raw-method`: any OK answer counts.
+    Raw,
 }
 
 impl Target {
@@ -119,8 +162,22 @@ impl Target {
         match self {
             Target::ExtAuthz => "ext-authz",
             Target::Check => "check",
+            Target::Floor => "floor",
+            Target::Raw => "raw",
         }
     }
+
+    /// Whether answers are checked against the mix's decisions.
+    fn checks_answers(self) -> bool {
+        matches!(self, Target::ExtAuthz | Target::Check)
+    }
+}
+
+/// A target with its connections.
+struct Loaded {
+    target: Target,
+    addr: String,
+    channels: Vec<Channel>,
 }
 
 /// One request of the mix, in both forms, with the decision both must give.
@@ -155,16 +212,20 @@ fn load(args: Args) -> Result<(), BoxError> {
         .thread_name("load-client")
         .enable_all()
         .build()?;
+    if let Some(addr) = args.echo_listen {
+        return client_rt.block_on(echo::serve(addr));
+    }
 
-    let (addr, secret, api_key, server) = match &args.addr {
-        Some(addr) => {
-            let secret = args
-                .secret
-                .clone()
-                .ok_or("--secret (or GATEHOUSE_API_SECRET) is required with --addr")?;
-            (addr.clone(), secret, args.api_key.clone(), None)
-        }
-        None => {
+    let rpc_targets = |addr: &str| -> Vec<(Target, String)> {
+        let targets: &[Target] = match args.rpc {
+            Rpc::ExtAuthz => &[Target::ExtAuthz],
+            Rpc::Check => &[Target::Check],
+            Rpc::Both => &[Target::ExtAuthz, Target::Check],
+        };
+        targets.iter().map(|&t| (t, addr.to_owned())).collect()
+    };
+    let (targets, secret, api_key, server) = match (&args.addr, args.targets.is_empty()) {
+        (None, true) => {
             let secret = args
                 .secret
                 .clone()
@@ -174,11 +235,28 @@ fn load(args: Args) -> Result<(), BoxError> {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_API_KEY.to_owned());
             let server = InProcess::start(&secret, &api_key, threads, args.server_nodelay)?;
-            (server.addr.to_string(), secret, Some(api_key), Some(server))
+            let targets = rpc_targets(&server.addr.to_string());
+            (targets, secret, Some(api_key), Some(server))
+        }
+        (addr, _) => {
+            let targets = match addr {
+                Some(addr) if args.targets.is_empty() => rpc_targets(addr),
+                _ => args.targets.clone(),
+            };
+            let needs_secret = targets.iter().any(|(t, _)| t.checks_answers());
+            let secret = match args.secret.clone() {
+                Some(secret) => secret,
+                None if !needs_secret => DEFAULT_SECRET.to_owned(),
+                None => return Err(
+                    "--secret (or GATEHOUSE_API_SECRET) is required to load a running gatehouse"
+                        .into(),
+                ),
+            };
+            (targets, secret, args.api_key.clone(), None)
         }
     };
 
-    let result = client_rt.block_on(run(&args, &addr, &secret, api_key.as_deref()));
+    let result = client_rt.block_on(run(&args, &targets, &secret, api_key.as_deref()));
     if let Some(server) = server {
         server.stop();
     }
@@ -253,7 +331,7 @@ impl InProcess {
 
 async fn run(
     args: &Args,
-    addr: &str,
+    targets: &[(Target, String)],
     secret: &str,
     api_key: Option<&str>,
 ) -> Result<Value, BoxError> {
@@ -262,32 +340,22 @@ async fn run(
         &json!({ "user_id": "alice" }),
         &EncodingKey::from_secret(secret.as_bytes()),
     )?;
+    let raw = raw_request(args, targets)?;
     let cases = Arc::new(cases(&token, api_key));
-    let url = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
-    let mut channels = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        let channel = Endpoint::from_shared(url.clone())?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
-        channels.push(channel);
+    let mut loaded = Vec::with_capacity(targets.len());
+    for (target, addr) in targets {
+        let channels = connect(addr, args.connections).await?;
+        let first = channels
+            .first()
+            .cloned()
+            .ok_or("no connection to the server")?;
+        verify(*target, &first, &cases, raw.as_ref()).await?;
+        loaded.push(Loaded {
+            target: *target,
+            addr: addr.clone(),
+            channels,
+        });
     }
-    let first = channels
-        .first()
-        .cloned()
-        .ok_or("no connection to the server")?;
-    verify(&first, &cases).await?;
-
-    let targets: &[Target] = match args.rpc {
-        Rpc::ExtAuthz => &[Target::ExtAuthz],
-        Rpc::Check => &[Target::Check],
-        Rpc::Both => &[Target::ExtAuthz, Target::Check],
-    };
     let say = |line: String| {
         if args.json {
             eprintln!("{line}");
@@ -295,22 +363,32 @@ async fn run(
             println!("{line}");
         }
     };
+    let shown: Vec<String> = loaded
+        .iter()
+        .map(|l| format!("{}@{}", l.target.name(), l.addr))
+        .collect();
     say(format!(
-        "server {addr}, {} client tasks over {} connections, {} x {:?} rounds, warmup {:?}",
-        args.concurrency, args.connections, args.rounds, args.duration, args.warmup
+        "{}: {} client tasks over {} connections each, {} x {:?} rounds, warmup {:?}",
+        shown.join(", "),
+        args.concurrency,
+        args.connections,
+        args.rounds,
+        args.duration,
+        args.warmup
     ));
     if !args.warmup.is_zero() {
-        for &target in targets {
-            let warm = round(target, &channels, &cases, args.concurrency, args.warmup).await?;
-            say(format!("warmup     {:<9} {}", target.name(), warm.line()));
+        for l in &loaded {
+            let warm = round(l, &cases, raw.clone(), args.concurrency, args.warmup).await?;
+            say(format!("warmup     {:<9} {}", l.target.name(), warm.line()));
         }
     }
-    let mut results: Vec<(Target, Vec<Stats>)> = targets.iter().map(|&t| (t, vec![])).collect();
+    let mut results: Vec<(Target, Vec<Stats>)> =
+        loaded.iter().map(|l| (l.target, vec![])).collect();
     for r in 1..=args.rounds {
-        for (target, stats) in &mut results {
-            let s = round(*target, &channels, &cases, args.concurrency, args.duration).await?;
+        for (l, (target, stats)) in loaded.iter().zip(&mut results) {
+            let s = round(l, &cases, raw.clone(), args.concurrency, args.duration).await?;
             say(format!("round {r:<4} {:<9} {}", target.name(), s.line()));
-            if args.per_case {
+            if args.per_case && target.checks_answers() {
                 for (case, (p50, p99)) in cases.iter().zip(&s.per_case) {
                     say(format!(
                         "           {:<9}   {:<44} p50 {p50:>8.1}  p99 {p99:>8.1} µs",
@@ -321,11 +399,71 @@ async fn run(
             stats.push(s);
         }
     }
+    let mut summary = summarize(&results, &say);
+    summary.insert(
+        "settings".to_owned(),
+        json!({
+            "targets": shown,
+            "concurrency": args.concurrency,
+            "connections": args.connections,
+            "duration_s": args.duration.as_secs_f64(),
+            "rounds": args.rounds,
+            "warmup_s": args.warmup.as_secs_f64(),
+        }),
+    );
+    Ok(Value::Object(summary))
+}
 
+/// The raw target's method and body, read once.
+fn raw_request(args: &Args, targets: &[(Target, String)]) -> Result<Option<Raw>, BoxError> {
+    if !targets.iter().any(|(t, _)| *t == Target::Raw) {
+        return Ok(None);
+    }
+    let method = args
+        .raw_method
+        .clone()
+        .ok_or("a raw@ target needs --raw-method")?;
+    let path = axum::http::uri::PathAndQuery::try_from(method.as_str())
+        .map_err(|e| format!("--raw-method {method}: {e}"))?;
+    let file = args
+        .raw_body
+        .as_ref()
+        .ok_or("a raw@ target needs --raw-body")?;
+    let body = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(Some(Raw {
+        path,
+        body: Bytes::from(body),
+    }))
+}
+
+async fn connect(addr: &str, connections: usize) -> Result<Vec<Channel>, BoxError> {
+    let url = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let channel = Endpoint::from_shared(url.clone())?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Medians per target, and the ratios worth reading: ext_authz against Check, and each target
+/// against the floor and the raw peer.
+fn summarize(
+    results: &[(Target, Vec<Stats>)],
+    say: &dyn Fn(String),
+) -> serde_json::Map<String, Value> {
     let mut summary = serde_json::Map::new();
-    let mut medians: HashMap<&str, Medians> = HashMap::new();
+    let mut medians: Vec<(Target, Medians)> = Vec::new();
     say("medians over rounds:".to_owned());
-    for (target, stats) in &results {
+    for (target, stats) in results {
         let m = Medians::of(stats);
         say(format!(
             "  {:<9} throughput {:>9.0} req/s  p50 {:>8.1} µs  p99 {:>8.1} µs",
@@ -345,32 +483,41 @@ async fn run(
                 },
             }),
         );
-        medians.insert(target.name(), m);
+        medians.push((*target, m));
     }
-    if let (Some(a), Some(b)) = (medians.get("ext-authz"), medians.get("check")) {
-        let throughput = a.throughput / b.throughput;
-        let p50 = a.p50_us / b.p50_us;
-        let p99 = a.p99_us / b.p99_us;
+    let find = |t: Target| medians.iter().find(|(m, _)| *m == t).map(|(_, m)| m);
+    let pairs = [
+        (
+            Target::ExtAuthz,
+            Target::Check,
+            "ratio_ext_authz_over_check",
+        ),
+        (Target::Check, Target::Floor, "ratio_check_over_floor"),
+        (
+            Target::ExtAuthz,
+            Target::Floor,
+            "ratio_ext_authz_over_floor",
+        ),
+        (Target::Check, Target::Raw, "ratio_check_over_raw"),
+    ];
+    for (a, b, key) in pairs {
+        let (Some(a_m), Some(b_m)) = (find(a), find(b)) else {
+            continue;
+        };
+        let throughput = a_m.throughput / b_m.throughput;
+        let p50 = a_m.p50_us / b_m.p50_us;
+        let p99 = a_m.p99_us / b_m.p99_us;
         say(format!(
-            "ratio ext-authz/check: throughput {throughput:.3}, p50 {p50:.3}, p99 {p99:.3}"
+            "ratio {}/{}: throughput {throughput:.3}, p50 {p50:.3}, p99 {p99:.3}",
+            a.name(),
+            b.name()
         ));
         summary.insert(
-            "ratio_ext_authz_over_check".to_owned(),
+            key.to_owned(),
             json!({ "throughput": throughput, "p50": p50, "p99": p99 }),
         );
     }
-    summary.insert(
-        "settings".to_owned(),
-        json!({
-            "addr": addr,
-            "concurrency": args.concurrency,
-            "connections": args.connections,
-            "duration_s": args.duration.as_secs_f64(),
-            "rounds": args.rounds,
-            "warmup_s": args.warmup.as_secs_f64(),
-        }),
-    );
-    Ok(Value::Object(summary))
+    summary
 }
 
 /// The request mix, as Envoy would send it and as a backend would ask gatehouse.v1.
@@ -513,37 +660,189 @@ fn envoy_request(method: &str, path: &str, token: &str, body: Option<&str>) -> E
     }
 }
 
-/// Asks every case once over both RPCs; any unexpected answer aborts the run.
-async fn verify(channel: &Channel, cases: &[Case]) -> Result<(), BoxError> {
-    let mut envoy = AuthorizationClient::new(channel.clone());
-    let mut check = GatehouseClient::new(channel.clone());
+/// Asks every case once (the raw request once); any unexpected answer aborts the run.
+async fn verify(
+    target: Target,
+    channel: &Channel,
+    cases: &[Case],
+    raw: Option<&Raw>,
+) -> Result<(), BoxError> {
     let mut wrong = Vec::new();
+    if target == Target::Raw {
+        let raw = raw.ok_or("no raw request")?;
+        raw_call(channel.clone(), raw)
+            .await
+            .map_err(|e| format!("raw {}: {e}", raw.path))?;
+        return Ok(());
+    }
     for case in cases {
-        let response = envoy.check(case.envoy.clone()).await?.into_inner();
-        let code = response.status.as_ref().map_or(0, |s| s.code);
-        let expected = if case.allowed { 0 } else { PERMISSION_DENIED };
-        if code != expected {
-            let body = match &response.http_response {
-                Some(HttpResponse::DeniedResponse(denied)) => denied.body.as_str(),
-                _ => "",
-            };
-            wrong.push(format!(
-                "ext_authz, {}: status {code}, expected {expected} {body}",
-                case.name
-            ));
-        }
-        let response = check.check(case.check.clone()).await?.into_inner();
-        if response.allowed != case.allowed {
-            wrong.push(format!(
-                "gatehouse.v1 Check, {}: allowed {}, expected {} ({})",
-                case.name, response.allowed, case.allowed, response.reason
-            ));
+        match target {
+            Target::ExtAuthz => {
+                let mut envoy = AuthorizationClient::new(channel.clone());
+                let response = envoy.check(case.envoy.clone()).await?.into_inner();
+                let code = response.status.as_ref().map_or(0, |s| s.code);
+                let expected = if case.allowed { 0 } else { PERMISSION_DENIED };
+                if code != expected {
+                    let body = match &response.http_response {
+                        Some(HttpResponse::DeniedResponse(denied)) => denied.body.as_str(),
+                        _ => "",
+                    };
+                    wrong.push(format!(
+                        "ext_authz, {}: status {code}, expected {expected} {body}",
+                        case.name
+                    ));
+                }
+            }
+            Target::Check | Target::Floor => {
+                let mut check = GatehouseClient::new(channel.clone());
+                let response = check.check(case.check.clone()).await?.into_inner();
+                if target == Target::Check && response.allowed != case.allowed {
+                    wrong.push(format!(
+                        "gatehouse.v1 Check, {}: allowed {}, expected {} ({})",
+                        case.name, response.allowed, case.allowed, response.reason
+                    ));
+                }
+            }
+            Target::Raw => {}
         }
     }
     if wrong.is_empty() {
         Ok(())
     } else {
         Err(format!("unexpected answers:\n  {}", wrong.join("\n  ")).into())
+    }
+}
+
+/// A pre-encoded request for a peer's method.
+#[derive(Clone)]
+struct Raw {
+    path: axum::http::uri::PathAndQuery,
+    body: Bytes,
+}
+
+/// Sends `raw` as a unary call; the answer's bytes are not looked at.
+async fn raw_call(channel: Channel, raw: &Raw) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    grpc.unary::<Bytes, Bytes, _>(
+        tonic::Request::new(raw.body.clone()),
+        raw.path.clone(),
+        RawCodec,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Passes message bytes through unchanged: the raw target's requests are encoded by the caller,
+/// and the echo server's answers are empty.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Bytes>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// The echo server: a plain tonic server (the same HTTP/2 stack gatehouse serves on, none of its
+/// work) answering any unary method with an empty message, the floor a gRPC call cannot go under.
+mod echo {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use axum::body::Bytes;
+    use tonic::{Request, Response, Status};
+
+    use super::{BoxError, RawCodec};
+
+    pub async fn serve(addr: SocketAddr) -> Result<(), BoxError> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        eprintln!("echo serving on {}", listener.local_addr()?);
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(Echo));
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming(incoming)
+            .await?;
+        Ok(())
+    }
+
+    #[derive(Clone)]
+    struct Echo;
+
+    type Answer = axum::http::Response<tonic::body::Body>;
+
+    impl tower::Service<axum::http::Request<axum::body::Body>> for Echo {
+        type Response = Answer;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: axum::http::Request<axum::body::Body>) -> Self::Future {
+            Box::pin(async move {
+                Ok(tonic::server::Grpc::new(RawCodec)
+                    .unary(Empty, request)
+                    .await)
+            })
+        }
+    }
+
+    /// Answers any request with an empty message.
+    struct Empty;
+
+    impl tonic::server::UnaryService<Bytes> for Empty {
+        type Response = Bytes;
+        type Future = std::future::Ready<Result<Response<Bytes>, Status>>;
+
+        fn call(&mut self, _: Request<Bytes>) -> Self::Future {
+            std::future::ready(Ok(Response::new(Bytes::new())))
+        }
     }
 }
 
@@ -563,11 +862,12 @@ impl Sample {
     }
 }
 
-/// Runs `concurrency` tasks over the channels for `duration`, each with one request in flight.
+/// Runs `concurrency` tasks over the target's channels for `duration`, each with one request in
+/// flight.
 async fn round(
-    target: Target,
-    channels: &[Channel],
+    loaded: &Loaded,
     cases: &Arc<Vec<Case>>,
+    raw: Option<Raw>,
     concurrency: usize,
     duration: Duration,
 ) -> Result<Stats, BoxError> {
@@ -575,13 +875,16 @@ async fn round(
     let deadline = started + duration;
     let mut tasks = Vec::with_capacity(concurrency);
     for worker in 0..concurrency {
-        let channel = channels
-            .get(worker % channels.len().max(1))
+        let channel = loaded
+            .channels
+            .get(worker % loaded.channels.len().max(1))
             .cloned()
             .ok_or("no connection to the server")?;
         let cases = Arc::clone(cases);
+        let raw = raw.clone();
+        let target = loaded.target;
         tasks.push(tokio::spawn(async move {
-            worker_loop(target, channel, &cases, worker, deadline).await
+            worker_loop(target, channel, &cases, raw.as_ref(), worker, deadline).await
         }));
     }
     let mut merged = Sample::new(cases.len(), 0);
@@ -599,11 +902,12 @@ async fn worker_loop(
     target: Target,
     channel: Channel,
     cases: &[Case],
+    raw: Option<&Raw>,
     worker: usize,
     deadline: Instant,
 ) -> Sample {
     let mut envoy = AuthorizationClient::new(channel.clone());
-    let mut check = GatehouseClient::new(channel);
+    let mut check = GatehouseClient::new(channel.clone());
     let mut sample = Sample::new(cases.len(), 1 << 14);
     // Each worker starts at a different case so the mix is even at every moment.
     for (index, case) in cases
@@ -616,18 +920,21 @@ async fn worker_loop(
         if start >= deadline {
             break;
         }
-        let ok = match target {
-            Target::ExtAuthz => match envoy.check(case.envoy.clone()).await {
+        let ok = match (target, raw) {
+            (Target::ExtAuthz, _) => match envoy.check(case.envoy.clone()).await {
                 Ok(r) => {
                     let code = r.get_ref().status.as_ref().map_or(0, |s| s.code);
                     (code == 0) == case.allowed
                 }
                 Err(_) => false,
             },
-            Target::Check => match check.check(case.check.clone()).await {
+            (Target::Check, _) => match check.check(case.check.clone()).await {
                 Ok(r) => r.get_ref().allowed == case.allowed,
                 Err(_) => false,
             },
+            (Target::Floor, _) => check.check(case.check.clone()).await.is_ok(),
+            (Target::Raw, Some(raw)) => raw_call(channel.clone(), raw).await.is_ok(),
+            (Target::Raw, None) => false,
         };
         let elapsed = u32::try_from(start.elapsed().as_nanos()).unwrap_or(u32::MAX);
         match sample.latencies_ns.get_mut(index) {

@@ -17,6 +17,7 @@ use crate::principal::Principal;
 use crate::store::{self, PolicyStore};
 use crate::telemetry::context::RequestSpan;
 use crate::telemetry::metrics::Metrics;
+use crate::tls::Tls;
 use crate::token::{Issuer, TokenError, Verifier, unix_now};
 
 /// What the services share.
@@ -35,6 +36,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// Whether the server is accepting work (false once draining); `/ready` reports it.
     pub ready: AtomicBool,
+    /// TLS on both listeners; `None`: plain text.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl App {
@@ -56,6 +59,13 @@ impl App {
             .map(|_| opentelemetry::global::meter("gatehouse"));
         let mut metrics = Metrics::new(meter.as_ref(), config.metrics);
         metrics.register(|registry, meter| store::register_metrics(&policies, registry, meter));
+        let tls = match &config.tls {
+            Some(tls) => Some(Arc::new(Tls::load(tls)?)),
+            None => None,
+        };
+        if let Some(tls) = &tls {
+            metrics.register(|registry, _| tls.register_metrics(registry));
+        }
         let metrics = Arc::new(metrics);
         let mask_key = audit::MaskKey::derive(config.secret.expose());
         let counted = Arc::clone(&metrics);
@@ -73,6 +83,7 @@ impl App {
             decider: Decider::new(Arc::clone(&metrics), log, shadow),
             metrics,
             ready: AtomicBool::new(false),
+            tls,
         })
     }
 

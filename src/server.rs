@@ -5,6 +5,8 @@
 //! so tests run the real server in-process on `127.0.0.1:0`.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use crate::config::{self, Config};
 use crate::error::ServeError;
 use crate::grpc::pb::gatehouse_server::GatehouseServer;
 use crate::grpc::{self, ExtAuthzService, GatehouseService, pb};
-use crate::{conn, http, store};
+use crate::{conn, http, store, tls};
 
 /// A call that takes longer than this is cancelled; every RPC here is in-memory work.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,8 +131,17 @@ fn log_serving(app: &App, listeners: &Listeners, config: &Config) {
         http_listen = %listeners.http.as_ref().map_or_else(|| "off".to_owned(), address),
         revision = app.policies.current().revision(),
         development = config.development,
+        tls = app.tls.is_some(),
         "serving"
     );
+    let exposed = |l: &TcpListener| l.local_addr().is_ok_and(|a| !a.ip().is_loopback());
+    if app.tls.is_none()
+        && (exposed(&listeners.grpc) || listeners.http.as_ref().is_some_and(exposed))
+    {
+        tracing::warn!(
+            "listening on a non-loopback address without TLS: tokens and decisions cross the network in plain text (set GATEHOUSE_TLS_CERT_FILE and GATEHOUSE_TLS_KEY_FILE)"
+        );
+    }
 }
 
 /// The first steps of shutting down, once the shutdown signal comes.
@@ -166,10 +177,11 @@ fn serve_grpc(
     >,
     listener: TcpListener,
     limits: config::ConnectionLimits,
-    signal: impl Future<Output = ()> + Send,
-) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, ServeError> {
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<Serving, ServeError> {
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
+    let tls = app.tls.clone();
     let router = Server::builder()
         .timeout(REQUEST_TIMEOUT)
         // At most this many calls are decoded and decided at once, over all connections: with the
@@ -194,20 +206,30 @@ fn serve_grpc(
             AuthorizationServer::new(ExtAuthzService::new(app))
                 .max_decoding_message_size(MAX_EXT_AUTHZ_MESSAGE_BYTES),
         );
-    // Without TCP_NODELAY a small response can wait for the peer's delayed ACK (~40 ms).
-    let incoming = conn::limited_incoming(
-        TcpIncoming::from(listener).with_nodelay(Some(true)),
-        limits.grpc_max_connections,
-        conn::Deadlines {
-            // A client sends the HTTP/2 preface at once; an idle one still answers the keepalive
-            // pings, so silence past two intervals and the timeout is a dead peer.
-            first_read: Some(limits.grpc_keepalive_timeout),
-            read_idle: Some(limits.grpc_keepalive_interval * 2 + limits.grpc_keepalive_timeout),
-            write_stall: Some(limits.grpc_keepalive_interval),
-        },
-    );
-    Ok(router.serve_with_incoming_shutdown(incoming, signal))
+    let deadlines = conn::Deadlines {
+        // A client sends the HTTP/2 preface (or its TLS hello) at once; an idle one still answers
+        // the keepalive pings, so silence past two intervals and the timeout is a dead peer.
+        first_read: Some(limits.grpc_keepalive_timeout),
+        read_idle: Some(limits.grpc_keepalive_interval * 2 + limits.grpc_keepalive_timeout),
+        write_stall: Some(limits.grpc_keepalive_interval),
+    };
+    let max = limits.grpc_max_connections;
+    Ok(match tls {
+        Some(tls) => {
+            let incoming = tls::incoming(listener, tls, max, deadlines);
+            Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+        }
+        None => {
+            // Without TCP_NODELAY a small response can wait for the peer's delayed ACK (~40 ms).
+            let tcp = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming = conn::limited_incoming(tcp, max, deadlines);
+            Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+        }
+    })
 }
+
+/// The gRPC server running, plain or over TLS.
+type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
 
 /// Serves the HTTP routes until `stop` turns true. Each connection must send a request's headers
 /// within the header timeout (also between requests, so an idle connection is closed after it), and
@@ -219,9 +241,9 @@ async fn serve_http(
     mut stop: watch::Receiver<bool>,
     limits: config::ConnectionLimits,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use tower::ServiceExt;
+    use hyper_util::rt::TokioTimer;
 
+    let tls = app.tls.clone();
     let router = http::router(app);
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
@@ -268,21 +290,60 @@ async fn serve_http(
             },
         );
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            router.clone().oneshot(request.map(axum::body::Body::new))
-        });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        match &tls {
+            None => {
+                tokio::spawn(serve_http_connection(
+                    builder, tcp, router, peer, None, watcher,
+                ));
             }
-        });
+            // The handshake runs in the connection's task, under the connection's permit.
+            Some(tls) => {
+                let tls = Arc::clone(tls);
+                tokio::spawn(async move {
+                    let acceptor = tls.http_acceptor();
+                    let Some(tcp) = tls::handshake(acceptor, tcp, peer, tls.identities()).await
+                    else {
+                        return;
+                    };
+                    let identity = tcp.peer().clone();
+                    serve_http_connection(builder, tcp, router, peer, Some(identity), watcher)
+                        .await;
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves one HTTP connection until it closes or shutdown ends it; each request carries the peer's
+/// address and, over TLS, its [`tls::Peer`].
+async fn serve_http_connection<IO>(
+    builder: hyper::server::conn::http1::Builder,
+    io: IO,
+    router: axum::Router,
+    remote: SocketAddr,
+    peer: Option<tls::Peer>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt;
+
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        let extensions = request.extensions_mut();
+        extensions.insert(axum::extract::ConnectInfo(remote));
+        if let Some(peer) = &peer {
+            extensions.insert(peer.clone());
+        }
+        router.clone().oneshot(request.map(axum::body::Body::new))
+    });
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
+    }
 }
 
 /// Calls decoded and decided at once, over every gRPC connection.
@@ -302,6 +363,11 @@ fn start_reloaders(
     config: &Config,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
     let mut tasks = Vec::new();
+    if let Some(tls) = &app.tls {
+        tasks.extend(
+            tls::spawn_reloaders(tls, config.reload_debounce).map_err(ServeError::TlsWatch)?,
+        );
+    }
     if let (Some(shadow), Some(dir)) = (app.decider.shadow(), &config.shadow_policy_dir) {
         tasks.push(
             store::spawn_watcher(Arc::clone(shadow), dir.clone(), config.reload_debounce)

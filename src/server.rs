@@ -289,60 +289,72 @@ async fn serve_http(
                 ..conn::Deadlines::default()
             },
         );
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        let builder = builder.clone();
-        match &tls {
-            None => {
-                tokio::spawn(serve_http_connection(
-                    builder, tcp, router, peer, None, watcher,
-                ));
-            }
-            // The handshake runs in the connection's task, under the connection's permit.
-            Some(tls) => {
-                let tls = Arc::clone(tls);
-                tokio::spawn(async move {
-                    let acceptor = tls.http_acceptor();
-                    let Some(tcp) = tls::handshake(acceptor, tcp, peer, tls.identities()).await
-                    else {
-                        return;
-                    };
-                    let identity = tcp.peer().clone();
-                    serve_http_connection(builder, tcp, router, peer, Some(identity), watcher)
-                        .await;
-                });
-            }
-        }
+        let connection = HttpConnection {
+            builder: builder.clone(),
+            router: router.clone(),
+            remote: peer,
+            watcher: graceful.watcher(),
+        };
+        connection.spawn(tcp, tls.as_ref());
     }
     drop(listener);
     graceful.shutdown().await;
 }
 
-/// Serves one HTTP connection until it closes or shutdown ends it; each request carries the peer's
-/// address and, over TLS, its [`tls::Peer`].
-async fn serve_http_connection<IO>(
+/// One accepted HTTP connection, and what serving it needs.
+struct HttpConnection {
     builder: hyper::server::conn::http1::Builder,
-    io: IO,
     router: axum::Router,
     remote: SocketAddr,
-    peer: Option<tls::Peer>,
     watcher: hyper_util::server::graceful::Watcher,
-) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use tower::ServiceExt;
+}
 
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-        let extensions = request.extensions_mut();
-        extensions.insert(axum::extract::ConnectInfo(remote));
-        if let Some(peer) = &peer {
-            extensions.insert(peer.clone());
+impl HttpConnection {
+    /// Serves `tcp` in a task of its own; over TLS, the handshake runs there too, under the
+    /// connection's permit.
+    fn spawn(self, tcp: conn::Limited<tokio::net::TcpStream>, tls: Option<&Arc<tls::Tls>>) {
+        let Some(tls) = tls else {
+            tokio::spawn(self.serve(tcp, None));
+            return;
+        };
+        let tls = Arc::clone(tls);
+        tokio::spawn(async move {
+            let acceptor = tls.http_acceptor();
+            let Some(tcp) = tls::handshake(acceptor, tcp, self.remote, tls.identities()).await
+            else {
+                return;
+            };
+            let identity = tcp.peer().clone();
+            self.serve(tcp, Some(identity)).await;
+        });
+    }
+
+    /// Serves `io` until it closes or shutdown ends it; each request carries the peer's address
+    /// and, over TLS, its [`tls::Peer`].
+    async fn serve<IO>(self, io: IO, peer: Option<tls::Peer>)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use tower::ServiceExt;
+
+        let HttpConnection {
+            builder,
+            router,
+            remote,
+            watcher,
+        } = self;
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            let extensions = request.extensions_mut();
+            extensions.insert(axum::extract::ConnectInfo(remote));
+            if let Some(peer) = &peer {
+                extensions.insert(peer.clone());
+            }
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        if let Err(e) = watcher.watch(connection).await {
+            tracing::debug!(error = %e, "HTTP connection ended with an error");
         }
-        router.clone().oneshot(request.map(axum::body::Body::new))
-    });
-    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
 }
 

@@ -81,6 +81,9 @@ pub mod names {
     pub const SERVICES: &str = "tls.services";
 }
 
+const NEEDS_CERTIFICATE: &str =
+    "needs a server certificate (GATEHOUSE_TLS_CERT_FILE and GATEHOUSE_TLS_KEY_FILE)";
+
 /// The most names `trusted_services` and `services` may list together.
 const MAX_IDENTITIES: usize = 1000;
 
@@ -99,18 +102,14 @@ impl TlsSettings {
         let (cert_file, key_file) = match (self.cert_file, self.key_file) {
             (Some(cert), Some(key)) => (cert, key),
             (None, None) => {
-                let needs_cert = "needs a server certificate (GATEHOUSE_TLS_CERT_FILE and GATEHOUSE_TLS_KEY_FILE)";
-                if self.client_ca_file.is_some() {
-                    error(names::CLIENT_CA_FILE, needs_cert);
-                }
-                if self.client_auth.is_some() {
-                    error(names::CLIENT_AUTH, needs_cert);
-                }
-                if !trusted.is_empty() {
-                    error(names::TRUSTED_SERVICES, needs_cert);
-                }
-                if !services.is_empty() {
-                    error(names::SERVICES, needs_cert);
+                let given = [
+                    (names::CLIENT_CA_FILE, self.client_ca_file.is_some()),
+                    (names::CLIENT_AUTH, self.client_auth.is_some()),
+                    (names::TRUSTED_SERVICES, !trusted.is_empty()),
+                    (names::SERVICES, !services.is_empty()),
+                ];
+                for (setting, _) in given.into_iter().filter(|(_, given)| *given) {
+                    error(setting, NEEDS_CERTIFICATE);
                 }
                 return if errors.is_empty() {
                     Ok(None)

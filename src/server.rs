@@ -245,6 +245,7 @@ async fn serve_http(
 
     let tls = app.tls.clone();
     let router = http::router(app);
+    let stopping = stop.clone();
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
@@ -294,6 +295,7 @@ async fn serve_http(
             router: router.clone(),
             remote: peer,
             watcher: graceful.watcher(),
+            stopping: stopping.clone(),
         };
         connection.spawn(tcp, tls.as_ref());
     }
@@ -307,6 +309,9 @@ struct HttpConnection {
     router: axum::Router,
     remote: SocketAddr,
     watcher: hyper_util::server::graceful::Watcher,
+    /// Turns true when the listener stops: a handshake still under way is abandoned, so that
+    /// shutdown does not wait for it.
+    stopping: watch::Receiver<bool>,
 }
 
 impl HttpConnection {
@@ -318,10 +323,15 @@ impl HttpConnection {
             return;
         };
         let tls = Arc::clone(tls);
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             let acceptor = tls.http_acceptor();
-            let Some(tcp) = tls::handshake(acceptor, tcp, self.remote, tls.identities()).await
-            else {
+            let handshake = tls::handshake(acceptor, tcp, self.remote, tls.identities());
+            let tcp = tokio::select! {
+                tcp = handshake => tcp,
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let Some(tcp) = tcp else {
                 return;
             };
             let identity = tcp.peer().clone();
@@ -342,6 +352,7 @@ impl HttpConnection {
             router,
             remote,
             watcher,
+            ..
         } = self;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             let extensions = request.extensions_mut();

@@ -588,3 +588,65 @@ async fn environment_variables_configure_tls() {
     client.issue_token(issue()).await.unwrap();
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_silent_client_does_not_hold_up_the_handshakes_of_others() {
+    let setup = Setup::new();
+    let server = setup.start(&setup.mutual()).await;
+    // Connected, and never says a word: its handshake waits in a task of its own.
+    let _silent = TcpStream::connect(server.addr).await.unwrap();
+    let _silent_http = TcpStream::connect(server.http_addr).await.unwrap();
+    let caller = setup.ca.client(STRANGER);
+    let mut client = client(server.addr, &setup.ca, Some(&caller)).await;
+    let request = pb::VerifyRequest {
+        token: user_token("jack"),
+    };
+    client.verify(request).await.unwrap();
+    let http = client_config(&setup.ca, Some(&caller), b"http/1.1");
+    let live = http_get(server.http_addr, http, "/live").await.unwrap();
+    assert!(live.starts_with("HTTP/1.1 200"), "{live}");
+    server.stop().await.unwrap();
+}
+
+#[test]
+fn the_file_spells_trusted_services_as_a_list_or_a_comma_list_and_services_strictly() {
+    let setup = Setup::new();
+    let ca = setup.mutual();
+    let list = setup
+        .config(&format!(
+            "{ca}  trusted_services: [\"{FEED_SERVER}\", \"{STRANGER}\"]\n"
+        ))
+        .unwrap();
+    let comma = setup
+        .config(&format!(
+            "{ca}  trusted_services: \"{FEED_SERVER}, {STRANGER}\"\n"
+        ))
+        .unwrap();
+    let trusted = [FEED_SERVER.to_owned(), STRANGER.to_owned()];
+    assert_eq!(list.tls.unwrap().trusted_services, trusted);
+    assert_eq!(comma.tls.unwrap().trusted_services, trusted);
+    let nested = setup
+        .config(&format!("{ca}  trusted_services: [[\"{FEED_SERVER}\"]]\n"))
+        .unwrap_err();
+    assert_eq!(nested.0[0].setting, "tls.trusted_services", "{nested}");
+    let unknown = setup
+        .config(&format!(
+            "{ca}  services:\n    - san: {INDEXER}\n      name: indexer\n      role: [x]\n"
+        ))
+        .unwrap_err();
+    assert_eq!(unknown.0[0].setting, "tls.services", "{unknown}");
+    assert!(
+        unknown.to_string().contains("unknown field `role`"),
+        "{unknown}"
+    );
+    let both = setup
+        .config(&format!(
+            "{ca}  trusted_services: [{INDEXER}]\n  services:\n    - san: {INDEXER}\n      name: indexer\n"
+        ))
+        .unwrap_err();
+    assert!(
+        both.to_string()
+            .contains("both a trusted service and a service"),
+        "{both}"
+    );
+}

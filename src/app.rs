@@ -64,7 +64,7 @@ impl App {
             None => None,
         };
         if let Some(tls) = &tls {
-            metrics.register(|registry, _| tls.register_metrics(registry));
+            metrics.register(|registry, meter| tls.register_metrics(registry, meter));
         }
         let metrics = Arc::new(metrics);
         let mask_key = audit::MaskKey::derive(config.secret.expose());

@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Meter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -63,8 +65,9 @@ impl Tls {
         })
     }
 
-    /// Adds the reload counter and the certificate's expiry to the registry.
-    pub fn register_metrics(&self, registry: &mut Registry) {
+    /// Adds the reload counter and the certificate's expiry to the registry and, when OTLP is
+    /// configured, to the meter.
+    pub fn register_metrics(self: &Arc<Self>, registry: &mut Registry, meter: Option<&Meter>) {
         registry.register(
             "tls_reloads",
             "Reloads of the TLS certificate, key and client CA files, by result",
@@ -75,6 +78,27 @@ impl Tls {
             "When the serving TLS certificate expires, in seconds since the Unix epoch",
             self.not_after.clone(),
         );
+        if let Some(meter) = meter {
+            let tls = Arc::clone(self);
+            let _reloads = meter
+                .u64_observable_counter("gatehouse.tls.reloads")
+                .with_description("Reloads of the TLS files, by result")
+                .with_callback(move |observer| {
+                    for result in ["ok", "error"] {
+                        let count = tls.reloads.get_or_create(&vec![("result", result)]).get();
+                        observer.observe(count, &[KeyValue::new("result", result)]);
+                    }
+                })
+                .build();
+            let tls = Arc::clone(self);
+            let _not_after = meter
+                .i64_observable_gauge("gatehouse.tls.certificate.not_after")
+                .with_description(
+                    "When the serving TLS certificate expires, in seconds since the Unix epoch",
+                )
+                .with_callback(move |observer| observer.observe(tls.not_after.get(), &[]))
+                .build();
+        }
     }
 
     /// The gRPC listener's acceptor for the next handshake.

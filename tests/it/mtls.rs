@@ -306,8 +306,23 @@ async fn a_trusted_service_may_issue_tokens_without_a_token_and_an_unlisted_one_
     assert_eq!(both.code(), Code::InvalidArgument, "{both:?}");
     assert!(both.message().contains("send one credential"), "{both:?}");
 
+    // It may describe the principal a Check decides for, as a server token may.
+    let mut described = check_request("", "read", "feed", "user:jack", json!({}), json!({}));
+    described.principal = Some(pb::PrincipalInput {
+        user_id: "jack".to_owned(),
+        ..Default::default()
+    });
+    let answer = client_trusted
+        .check(described.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.principal.unwrap().user_id, "jack");
+
     let stranger = setup.ca.client(STRANGER);
     let mut client_stranger = client(server.addr, &setup.ca, Some(&stranger)).await;
+    let not_trusted = client_stranger.check(described).await.unwrap_err();
+    assert_eq!(not_trusted.code(), Code::Unauthenticated, "{not_trusted:?}");
     let refused = client_stranger.issue_token(issue()).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     // An unlisted caller still gets in with a server token, as without TLS.

@@ -665,3 +665,49 @@ fn the_file_spells_trusted_services_as_a_list_or_a_comma_list_and_services_stric
         "{both}"
     );
 }
+
+/// Lays out `pair` as the kubelet does a Secret: the files in a timestamped directory `version`, a
+/// `..data` symlink naming it, and `tls.crt`/`tls.key` symlinks through `..data`.
+fn kubelet_write(setup: &Setup, version: &str, pair: &Pair) {
+    let dir = setup.path(version);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("tls.crt"), &pair.cert).unwrap();
+    std::fs::write(dir.join("tls.key"), &pair.key).unwrap();
+    let staged = setup.path("..data_tmp");
+    std::os::unix::fs::symlink(version, &staged).unwrap();
+    std::fs::rename(&staged, setup.path("..data")).unwrap();
+}
+
+#[tokio::test]
+async fn a_kubelet_style_symlink_swap_serves_the_new_certificate() {
+    let setup = Setup::new();
+    let first = setup.ca.server();
+    for file in ["tls.crt", "tls.key"] {
+        std::fs::remove_file(setup.path(file)).unwrap();
+    }
+    kubelet_write(&setup, "..2026_12_01_v1", &first);
+    for file in ["tls.crt", "tls.key"] {
+        std::os::unix::fs::symlink(format!("..data/{file}"), setup.path(file)).unwrap();
+    }
+    let server = setup.start(&setup.mutual()).await;
+    let caller = setup.ca.client(STRANGER);
+    let config = client_config(&setup.ca, Some(&caller), b"h2");
+    let seen = Seen::default();
+    let mut open = GatehouseClient::new(
+        channel(server.addr, Arc::clone(&config), &seen)
+            .await
+            .unwrap(),
+    );
+    let verify = || pb::VerifyRequest {
+        token: user_token("jack"),
+    };
+    open.verify(verify()).await.unwrap();
+
+    let next = setup.ca.server();
+    kubelet_write(&setup, "..2026_12_01_v2", &next);
+    let served = wait_for_new_certificate(server.addr, &config, &der(&first.cert)).await;
+    assert_eq!(served, der(&next.cert));
+    open.verify(verify()).await.unwrap();
+    assert_eq!(seen.lock().unwrap().as_slice(), [der(&first.cert)]);
+    server.stop().await.unwrap();
+}

@@ -17,6 +17,7 @@ use crate::principal::Principal;
 use crate::store::{self, PolicyStore, SecretFile};
 use crate::telemetry::context::RequestSpan;
 use crate::telemetry::metrics::Metrics;
+use crate::tls::Tls;
 use crate::token::{Issuer, Keyring, TokenError, Verifier, unix_now};
 
 /// What the services share.
@@ -39,6 +40,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// Whether the server is accepting work (false once draining); `/ready` reports it.
     pub ready: AtomicBool,
+    /// TLS on both listeners; `None`: plain text.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl App {
@@ -68,6 +71,13 @@ impl App {
         if let Some(file) = &secret_file {
             metrics.register(|registry, _| store::register_secret_metrics(file, registry));
         }
+        let tls = match &config.tls {
+            Some(tls) => Some(Arc::new(Tls::load(tls)?)),
+            None => None,
+        };
+        if let Some(tls) = &tls {
+            metrics.register(|registry, meter| tls.register_metrics(registry, meter));
+        }
         let metrics = Arc::new(metrics);
         // Masks stay comparable across a rotation: they are keyed by the secret current at start.
         let mask_key = audit::MaskKey::derive(config.secrets.current().secret.expose());
@@ -88,6 +98,7 @@ impl App {
             decider: Decider::new(Arc::clone(&metrics), log, shadow),
             metrics,
             ready: AtomicBool::new(false),
+            tls,
         })
     }
 

@@ -50,6 +50,10 @@ pub enum ServeError {
     Signal(#[source] std::io::Error),
     #[error("cannot start the decision log: {0}")]
     DecisionLog(#[source] std::io::Error),
+    #[error("cannot serve TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("cannot watch the TLS files: {0}")]
+    TlsWatch(#[source] std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,

@@ -24,6 +24,8 @@
 //! - [`grpc`]: thin tonic services: ours, Envoy's ext_authz, health and reflection, under one layer.
 //! - [`http`]: the HTTP listener: the `/authz` door for proxies apart from the operator endpoints.
 //! - [`conn`]: guards on both listeners' connections: a cap on how many, deadlines on stalled peers.
+//! - [`tls`]: TLS and mutual TLS on both listeners: certificates reloaded from files, and the
+//!   identity a client certificate names.
 //! - [`server`]: wiring the services to the listeners, reloaders and the shutdown sequence.
 //! - [`cli`]: the commands people run: issue and verify tokens locally, check against a server.
 //!
@@ -50,6 +52,7 @@ pub mod server;
 pub mod store;
 pub mod suite;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
 
 pub use app::App;

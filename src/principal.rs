@@ -1,7 +1,7 @@
 //! The caller as the engine sees it.
 //!
-//! `token` builds a [`Principal`] from a verified JWT; `engine` reads it; `grpc` converts it to the wire
-//! form. It holds no token text and no secret, so it is safe to log and return.
+//! `token` builds a [`Principal`] from a verified JWT, `tls` from a client certificate; `engine` reads
+//! it; `grpc` converts it to the wire form. It holds no token text and no secret, so it is safe to log and return.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,9 @@ pub enum PrincipalKind {
     Scoped,
     /// No token at all (`CheckRequest.anonymous`, like Stream's `stream-auth-type: anonymous`).
     Anonymous,
+    /// A workload named by its client certificate (`tls.services`): decided by its roles, like a
+    /// user, never trusted like a server.
+    Service,
 }
 
 impl PrincipalKind {
@@ -29,6 +32,7 @@ impl PrincipalKind {
             PrincipalKind::Server => "server",
             PrincipalKind::Scoped => "scoped",
             PrincipalKind::Anonymous => "anonymous",
+            PrincipalKind::Service => "service",
         }
     }
 }
@@ -37,7 +41,7 @@ impl PrincipalKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     pub kind: PrincipalKind,
-    /// The user id; empty for server tokens and for scope tokens without a user.
+    /// The user id; empty for server tokens and for scope tokens without a user; a service's name.
     pub user_id: String,
     pub roles: Vec<String>,
     pub groups: Vec<String>,
@@ -124,6 +128,7 @@ impl Principal {
             PrincipalKind::Scoped if self.user_id.is_empty() => "scope token".to_owned(),
             PrincipalKind::Scoped => format!("scope token of user '{}'", self.user_id),
             PrincipalKind::Anonymous => "anonymous caller".to_owned(),
+            PrincipalKind::Service => format!("service '{}'", self.user_id),
         }
     }
 

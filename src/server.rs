@@ -5,6 +5,8 @@
 //! so tests run the real server in-process on `127.0.0.1:0`.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use crate::config::{self, Config};
 use crate::error::ServeError;
 use crate::grpc::pb::gatehouse_server::GatehouseServer;
 use crate::grpc::{self, ExtAuthzService, GatehouseService, pb};
-use crate::{conn, http, store};
+use crate::{conn, http, store, tls};
 
 /// A call that takes longer than this is cancelled; every RPC here is in-memory work.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,8 +131,17 @@ fn log_serving(app: &App, listeners: &Listeners, config: &Config) {
         http_listen = %listeners.http.as_ref().map_or_else(|| "off".to_owned(), address),
         revision = app.policies.current().revision(),
         development = config.development,
+        tls = app.tls.is_some(),
         "serving"
     );
+    let exposed = |l: &TcpListener| l.local_addr().is_ok_and(|a| !a.ip().is_loopback());
+    if app.tls.is_none()
+        && (exposed(&listeners.grpc) || listeners.http.as_ref().is_some_and(exposed))
+    {
+        tracing::warn!(
+            "listening on a non-loopback address without TLS: tokens and decisions cross the network in plain text (set GATEHOUSE_TLS_CERT_FILE and GATEHOUSE_TLS_KEY_FILE)"
+        );
+    }
 }
 
 /// The first steps of shutting down, once the shutdown signal comes.
@@ -166,10 +177,11 @@ fn serve_grpc(
     >,
     listener: TcpListener,
     limits: config::ConnectionLimits,
-    signal: impl Future<Output = ()> + Send,
-) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, ServeError> {
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<Serving, ServeError> {
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
+    let tls = app.tls.clone();
     let router = Server::builder()
         .timeout(REQUEST_TIMEOUT)
         // At most this many calls are decoded and decided at once, over all connections: with the
@@ -194,20 +206,30 @@ fn serve_grpc(
             AuthorizationServer::new(ExtAuthzService::new(app))
                 .max_decoding_message_size(MAX_EXT_AUTHZ_MESSAGE_BYTES),
         );
-    // Without TCP_NODELAY a small response can wait for the peer's delayed ACK (~40 ms).
-    let incoming = conn::limited_incoming(
-        TcpIncoming::from(listener).with_nodelay(Some(true)),
-        limits.grpc_max_connections,
-        conn::Deadlines {
-            // A client sends the HTTP/2 preface at once; an idle one still answers the keepalive
-            // pings, so silence past two intervals and the timeout is a dead peer.
-            first_read: Some(limits.grpc_keepalive_timeout),
-            read_idle: Some(limits.grpc_keepalive_interval * 2 + limits.grpc_keepalive_timeout),
-            write_stall: Some(limits.grpc_keepalive_interval),
-        },
-    );
-    Ok(router.serve_with_incoming_shutdown(incoming, signal))
+    let deadlines = conn::Deadlines {
+        // A client sends the HTTP/2 preface (or its TLS hello) at once; an idle one still answers
+        // the keepalive pings, so silence past two intervals and the timeout is a dead peer.
+        first_read: Some(limits.grpc_keepalive_timeout),
+        read_idle: Some(limits.grpc_keepalive_interval * 2 + limits.grpc_keepalive_timeout),
+        write_stall: Some(limits.grpc_keepalive_interval),
+    };
+    let max = limits.grpc_max_connections;
+    Ok(match tls {
+        Some(tls) => {
+            let incoming = tls::incoming(listener, tls, max, deadlines);
+            Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+        }
+        None => {
+            // Without TCP_NODELAY a small response can wait for the peer's delayed ACK (~40 ms).
+            let tcp = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming = conn::limited_incoming(tcp, max, deadlines);
+            Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+        }
+    })
 }
+
+/// The gRPC server running, plain or over TLS.
+type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
 
 /// Serves the HTTP routes until `stop` turns true. Each connection must send a request's headers
 /// within the header timeout (also between requests, so an idle connection is closed after it), and
@@ -219,10 +241,11 @@ async fn serve_http(
     mut stop: watch::Receiver<bool>,
     limits: config::ConnectionLimits,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use tower::ServiceExt;
+    use hyper_util::rt::TokioTimer;
 
+    let tls = app.tls.clone();
     let router = http::router(app);
+    let stopping = stop.clone();
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
@@ -267,22 +290,83 @@ async fn serve_http(
                 ..conn::Deadlines::default()
             },
         );
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            router.clone().oneshot(request.map(axum::body::Body::new))
-        });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
-            }
-        });
+        let connection = HttpConnection {
+            builder: builder.clone(),
+            router: router.clone(),
+            remote: peer,
+            watcher: graceful.watcher(),
+            stopping: stopping.clone(),
+        };
+        connection.spawn(tcp, tls.as_ref());
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// One accepted HTTP connection, and what serving it needs.
+struct HttpConnection {
+    builder: hyper::server::conn::http1::Builder,
+    router: axum::Router,
+    remote: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+    /// Turns true when the listener stops: a handshake still under way is abandoned, so that
+    /// shutdown does not wait for it.
+    stopping: watch::Receiver<bool>,
+}
+
+impl HttpConnection {
+    /// Serves `tcp` in a task of its own; over TLS, the handshake runs there too, under the
+    /// connection's permit.
+    fn spawn(self, tcp: conn::Limited<tokio::net::TcpStream>, tls: Option<&Arc<tls::Tls>>) {
+        let Some(tls) = tls else {
+            tokio::spawn(self.serve(tcp, None));
+            return;
+        };
+        let tls = Arc::clone(tls);
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            let acceptor = tls.http_acceptor();
+            let handshake = tls::handshake(acceptor, tcp, self.remote, tls.identities());
+            let tcp = tokio::select! {
+                tcp = handshake => tcp,
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let Some(tcp) = tcp else {
+                return;
+            };
+            let identity = tcp.peer().clone();
+            self.serve(tcp, Some(identity)).await;
+        });
+    }
+
+    /// Serves `io` until it closes or shutdown ends it; each request carries the peer's address
+    /// and, over TLS, its [`tls::Peer`].
+    async fn serve<IO>(self, io: IO, peer: Option<tls::Peer>)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use tower::ServiceExt;
+
+        let HttpConnection {
+            builder,
+            router,
+            remote,
+            watcher,
+            ..
+        } = self;
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            let extensions = request.extensions_mut();
+            extensions.insert(axum::extract::ConnectInfo(remote));
+            if let Some(peer) = &peer {
+                extensions.insert(peer.clone());
+            }
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        if let Err(e) = watcher.watch(connection).await {
+            tracing::debug!(error = %e, "HTTP connection ended with an error");
+        }
+    }
 }
 
 /// Calls decoded and decided at once, over every gRPC connection.
@@ -296,13 +380,18 @@ const MAX_EXT_AUTHZ_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 /// The largest request head (request line and headers) an HTTP client may send.
 const MAX_HTTP_HEAD_BYTES: usize = 64 * 1024;
 
-/// Reloads the policy directory (and the shadow one) and the secret file, each on every change in
-/// it, and all of them on SIGHUP.
+/// Reloads the policy directory (and the shadow one), the secret file and the TLS files, each on
+/// every change in it, and all of them on SIGHUP.
 fn start_reloaders(
     app: &Arc<App>,
     config: &Config,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
     let mut tasks = Vec::new();
+    if let Some(tls) = &app.tls {
+        tasks.extend(
+            tls::spawn_reloaders(tls, config.reload_debounce).map_err(ServeError::TlsWatch)?,
+        );
+    }
     if let (Some(shadow), Some(dir)) = (app.decider.shadow(), &config.shadow_policy_dir) {
         tasks.push(
             store::spawn_watcher(Arc::clone(shadow), dir.clone(), config.reload_debounce)
@@ -322,7 +411,7 @@ fn start_reloaders(
     if let Some(file) = &app.secret_file {
         tasks.push(watch_secret_file(file, config)?);
     }
-    if config.policy_dir.is_some() || app.secret_file.is_some() {
+    if config.policy_dir.is_some() || app.secret_file.is_some() || app.tls.is_some() {
         tasks.push(reload_on_hangup(app)?);
     }
     Ok(tasks)
@@ -359,9 +448,12 @@ fn reload_on_hangup(app: &Arc<App>) -> Result<tokio::task::JoinHandle<()>, Serve
     let app = Arc::clone(app);
     Ok(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading policies and secrets");
+            tracing::info!("SIGHUP: reloading policies, secrets and TLS files");
             if app.policies.dir().is_some() {
                 let _ = app.policies.reload().await;
+            }
+            if let Some(tls) = &app.tls {
+                tls::reload_off_runtime(tls).await;
             }
             if let Some(file) = app.secret_file.clone() {
                 let _ = tokio::task::spawn_blocking(move || file.reload()).await;

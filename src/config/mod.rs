@@ -20,6 +20,7 @@ use std::time::Duration;
 use crate::audit::DecisionLogConfig;
 use crate::authz::ProxyHeaders;
 use crate::policy::FeedsPreset;
+use crate::tls::TlsConfig;
 use crate::token::{ApiSecret, Secrets, VerifyOptions};
 
 pub use crate::telemetry::{LogConfig, OtlpConfig};
@@ -74,6 +75,8 @@ pub struct Config {
     /// Let a reload replace a serving policy set with one that has no rules (normally refused, since
     /// it denies everything).
     pub allow_empty_policy: bool,
+    /// TLS on both listeners; `None`: plain text.
+    pub tls: Option<TlsConfig>,
 }
 
 /// What one client can hold of the server: every bound is configurable and has a default that a
@@ -178,6 +181,7 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         );
     }
     let secret = load_secret(&draft, input);
+    let tls = load_tls(&draft, input);
     let listen = draft.listen?;
     let (secrets, development) = match secret {
         SecretSource::Configured(secrets) => (secrets, false),
@@ -222,7 +226,36 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         proxy_headers: draft.proxy_headers,
         limits: draft.limits,
         allow_empty_policy: draft.allow_empty_policy,
+        tls: tls?,
     })
+}
+
+/// The TLS settings checked together, and their files read, so a bad file stops the start with
+/// the others' errors; `Some(None)`: no TLS; `None`: invalid.
+fn load_tls(draft: &Draft, input: &mut Input<'_>) -> Option<Option<TlsConfig>> {
+    let source = |setting: &'static str| {
+        draft
+            .sources
+            .get(setting)
+            .cloned()
+            .unwrap_or_else(|| setting.to_owned())
+    };
+    let config = match draft.tls.clone().validate() {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in errors {
+                input.error(&source(e.setting), e.message);
+            }
+            return None;
+        }
+    };
+    if let Some(config) = &config
+        && let Err(e) = crate::tls::Tls::load(config)
+    {
+        input.error(&source(e.setting(config)), e.to_string());
+        return None;
+    }
+    Some(config)
 }
 
 enum SecretSource {
@@ -534,7 +567,7 @@ mod tests {
         assert_eq!(errors.0.len(), 1);
         assert!(
             errors.0[0].message.ends_with(
-                "unknown field `listn`, expected one of `listen`, `http_listen`, `api_key`, `api_secret`, `api_secret_file`, `policy_dir`, `reload_debounce`, `tokens`, `feeds`, `shutdown`, `log`, `authz`, `decision_log`, `shadow_policy_dir`, `metrics`, `allow_empty_policy`, `limits`"
+                "unknown field `listn`, expected one of `listen`, `http_listen`, `api_key`, `api_secret`, `api_secret_file`, `policy_dir`, `reload_debounce`, `tokens`, `feeds`, `shutdown`, `log`, `authz`, `decision_log`, `shadow_policy_dir`, `metrics`, `allow_empty_policy`, `limits`, `tls`"
             ),
             "{errors}"
         );

@@ -13,6 +13,7 @@ use crate::audit::DecisionLogConfig;
 use crate::authz::ProxyHeaders;
 use crate::policy::{FeedGroupPermission, FeedsPreset};
 use crate::telemetry::LogConfig;
+use crate::tls::{ClientAuth, ServiceIdentity, TlsSettings};
 use crate::token::VerifyOptions;
 
 /// A default as README shows it.
@@ -213,6 +214,54 @@ impl<T> Entry for Tree<T> {
     }
 }
 
+/// A list of names: comma-separated in the environment, a YAML list (or the same comma-separated
+/// text) in the file.
+pub(super) struct List {
+    pub doc: Doc,
+    pub put: fn(&mut Draft, Vec<String>),
+}
+
+impl Entry for List {
+    fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    fn shape(&self) -> Shape {
+        Shape::Tree
+    }
+
+    fn load(&self, input: &mut Input<'_>, draft: &mut Draft) {
+        let from_file = input.file.remove(self.doc.key);
+        let (source, items) = if let Some(list) = (input.env)(self.doc.env) {
+            (self.doc.env, split_list(&list))
+        } else {
+            match from_file {
+                Some(FileValue::Tree(serde_norway::Value::String(list))) => {
+                    (self.doc.key, split_list(&list))
+                }
+                Some(FileValue::Tree(value)) => match parse::tree::<Vec<String>>(value) {
+                    Ok(items) => (self.doc.key, items),
+                    Err(_) => {
+                        input.error(self.doc.key, "expected a list of strings");
+                        return;
+                    }
+                },
+                _ => return,
+            }
+        };
+        draft.sources.insert(self.doc.env, source.to_owned());
+        (self.put)(draft, items);
+    }
+}
+
+fn split_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A setting's value as the file gives it.
 pub(super) enum FileValue {
     Scalar(String),
@@ -272,6 +321,7 @@ pub(super) struct Draft {
     pub proxy_headers: ProxyHeaders,
     pub limits: ConnectionLimits,
     pub allow_empty_policy: bool,
+    pub tls: TlsSettings,
     /// Where each configured setting came from (environment variable or file key), by variable.
     pub sources: BTreeMap<&'static str, String>,
 }
@@ -302,6 +352,7 @@ impl Draft {
             proxy_headers: ProxyHeaders::Nginx,
             limits: ConnectionLimits::default(),
             allow_empty_policy: false,
+            tls: TlsSettings::default(),
             sources: BTreeMap::new(),
         }
     }
@@ -716,6 +767,71 @@ pub(super) static SETTINGS: &[&dyn Entry] = &[
         ),
         parse: parse::log_format,
         put: |d, v| d.log.json = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_TLS_CERT_FILE",
+            "tls.cert_file",
+            Words("unset: plain text"),
+            40,
+            "PEM certificate chain both listeners serve over TLS; reloaded when it changes",
+        ),
+        parse: parse::path,
+        put: |d, v| d.tls.cert_file = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_TLS_KEY_FILE",
+            "tls.key_file",
+            Words("unset"),
+            41,
+            "PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1)",
+        ),
+        parse: parse::path,
+        put: |d, v| d.tls.key_file = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_TLS_CLIENT_CA_FILE",
+            "tls.client_ca_file",
+            Words("unset"),
+            42,
+            "PEM CA bundle client certificates must chain to (mutual TLS)",
+        ),
+        parse: parse::path,
+        put: |d, v| d.tls.client_ca_file = Some(v),
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_TLS_CLIENT_AUTH",
+            "tls.client_auth",
+            Words("`required` with a client CA, else `none`"),
+            43,
+            "`required`: no client certificate, no connection; `optional`: a presented one must verify; `none`",
+        ),
+        parse: ClientAuth::parse,
+        put: |d, v| d.tls.client_auth = Some(v),
+    },
+    &List {
+        doc: doc(
+            "GATEHOUSE_TLS_TRUSTED_SERVICES",
+            "tls.trusted_services",
+            Words("unset"),
+            44,
+            "client certificate names (SPIFFE IDs, DNS names) trusted like a server token for the server-only calls",
+        ),
+        put: |d, v| d.tls.trusted_services = Some(v),
+    },
+    &Tree {
+        doc: doc(
+            "",
+            "tls.services",
+            Words("unset"),
+            45,
+            "file only: `[{san, name, roles}]`, callers whose certificate names `san` are checked as the `service` principal `name`",
+        ),
+        parse: parse::tree::<Vec<ServiceIdentity>>,
+        put: |d, v| d.tls.services = Some(v),
     },
     &Documented {
         doc: doc(

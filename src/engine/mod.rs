@@ -238,7 +238,9 @@ fn decide_inner<'p>(
             errors: Vec::new(),
         },
         PrincipalKind::Scoped => scope::decide(policy, request),
-        PrincipalKind::User | PrincipalKind::Anonymous => vote(policy, request, trace),
+        PrincipalKind::User | PrincipalKind::Anonymous | PrincipalKind::Service => {
+            vote(policy, request, trace)
+        }
     }
 }
 

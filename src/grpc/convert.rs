@@ -81,6 +81,8 @@ pub(super) fn principal_to_pb(principal: &Principal) -> pb::Principal {
         PrincipalKind::Server => pb::principal::Kind::Server,
         PrincipalKind::Scoped => pb::principal::Kind::Scoped,
         PrincipalKind::Anonymous => pb::principal::Kind::Anonymous,
+        // The wire enum has no service kind yet; the id and roles still name the caller.
+        PrincipalKind::Service => pb::principal::Kind::Unspecified,
     };
     pb::Principal {
         kind: kind as i32,

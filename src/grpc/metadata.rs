@@ -1,10 +1,21 @@
-//! Credentials from call metadata.
+//! Credentials from call metadata and from the connection's client certificate.
+//!
+//! A server-only call reads its credential from exactly one source: a connection whose client
+//! certificate names a trusted service carries no `authorization` token (one that does is refused:
+//! "send one credential"); any other call needs a server token in `authorization`.
 
+use tonic::Extensions;
 use tonic::metadata::MetadataMap;
 
 use crate::error::Error;
 use crate::principal::{Principal, PrincipalKind};
+use crate::tls::Peer;
 use crate::token::{self, TokenError, Verifier};
+
+/// The TLS peer of the call's connection; `None` over plain text.
+pub(super) fn peer(extensions: &Extensions) -> Option<&Peer> {
+    extensions.get::<Peer>()
+}
 
 /// The token in the `authorization` metadata, with or without the `Bearer ` prefix.
 pub(super) fn bearer_token(metadata: &MetadataMap) -> Result<&str, Error> {
@@ -16,11 +27,24 @@ pub(super) fn bearer_token(metadata: &MetadataMap) -> Result<&str, Error> {
     Ok(token::bearer_token(value))
 }
 
-/// Requires the call to carry a valid server token; server-side operations are refused to anyone else.
+/// Requires the call to carry a valid server token, or to come over a connection whose client
+/// certificate names a trusted service; server-side operations are refused to anyone else.
 pub(super) fn require_server(
     metadata: &MetadataMap,
+    extensions: &Extensions,
     verifier: &Verifier,
 ) -> Result<Principal, Error> {
+    if peer(extensions).is_some_and(Peer::is_trusted) {
+        if metadata.contains_key("authorization") {
+            return Err(Error::InvalidRequest(
+                "send one credential: the client certificate names a trusted service, so the call carries no authorization token",
+            ));
+        }
+        return Ok(Principal {
+            kind: PrincipalKind::Server,
+            ..Principal::anonymous()
+        });
+    }
     let principal = verifier.verify(bearer_token(metadata)?)?;
     if principal.kind != PrincipalKind::Server {
         return Err(Error::PermissionDenied(

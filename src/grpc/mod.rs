@@ -2,9 +2,9 @@
 //! health and reflection, all under one [`CallLayer`].
 //!
 //! Thin by design: convert the request, call the app (tokens, the decider, the store), convert back.
-//! The one rule decided here is which credential a call names: a token, `anonymous`, or a principal
-//! described by a caller holding a server token (`GatehouseService::caller`), since that is a matter
-//! of the API's fields.
+//! The one rule decided here is which credential a call names: a token, `anonymous`, a principal
+//! described by a caller holding a server token, or, when the call names none, the service its
+//! client certificate names (`GatehouseService::caller`), since that is a matter of the API's fields.
 
 mod convert;
 mod ext_authz;

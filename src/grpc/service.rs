@@ -2,13 +2,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Response, Status};
+use tonic::{Extensions, Request, Response, Status};
 
 use super::convert::{
     explanation_to_pb, principal_from_input, principal_to_pb, struct_to_map, timestamp,
 };
 use super::layer::scope_of;
-use super::metadata::require_server;
+use super::metadata::{peer, require_server};
 use super::pb;
 use crate::app::App;
 use crate::audit::{self, Subject};
@@ -33,12 +33,14 @@ impl GatehouseService {
         GatehouseService { app }
     }
 
-    /// Who is asking: a verified token, the anonymous principal, or a principal described by a caller
-    /// holding a server token.
+    /// Who is asking: a verified token, the anonymous principal, a principal described by a caller
+    /// holding a server token, or, when the request names none of these, the `service` principal
+    /// the connection's client certificate names. The request's fields choose the credential; a
+    /// token that fails is refused, never replaced by the certificate.
     fn caller(
         &self,
         policy: &PolicySet,
-        metadata: &MetadataMap,
+        (metadata, extensions): (&MetadataMap, &Extensions),
         token: &str,
         anonymous: bool,
         described: Option<pb::PrincipalInput>,
@@ -51,7 +53,7 @@ impl GatehouseService {
                         "send one of token, anonymous or principal",
                     ));
                 }
-                require_server(metadata, &self.app.verifier)?;
+                require_server(metadata, extensions, &self.app.verifier)?;
                 if input.user_id.trim().is_empty() {
                     return Err(Error::InvalidRequest("principal.user_id is required"));
                 }
@@ -59,7 +61,11 @@ impl GatehouseService {
             }
             (true, true, None) => Err(Error::InvalidRequest("an anonymous check carries no token")),
             (false, true, None) => Ok(Principal::anonymous()),
-            (_, false, None) => self.verified(token, policy),
+            (false, false, None) => match peer(extensions).and_then(|p| p.service()) {
+                Some(service) => Ok(service),
+                None => self.verified(token, policy),
+            },
+            (true, false, None) => self.verified(token, policy),
         }
     }
 
@@ -162,7 +168,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
-        require_server(request.metadata(), &self.app.verifier)?;
+        require_server(request.metadata(), request.extensions(), &self.app.verifier)?;
         let request = request.into_inner();
         let issued = self
             .app
@@ -209,7 +215,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let principal = self
             .caller(
                 &policy,
-                &metadata,
+                (&metadata, &extensions),
                 &request.token,
                 request.anonymous,
                 request.principal,
@@ -264,7 +270,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let principal = self
             .caller(
                 &policy,
-                &metadata,
+                (&metadata, &extensions),
                 &request.token,
                 request.anonymous,
                 request.principal,
@@ -317,7 +323,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let principal = self
             .caller(
                 &policy,
-                &metadata,
+                (&metadata, &extensions),
                 &request.token,
                 request.anonymous,
                 request.principal,
@@ -342,7 +348,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::ReloadPoliciesRequest>,
     ) -> Result<Response<pb::ReloadPoliciesResponse>, Status> {
-        require_server(request.metadata(), &self.app.verifier)?;
+        require_server(request.metadata(), request.extensions(), &self.app.verifier)?;
         let result = self.app.policies.reload().await;
         let serving = self.app.policies.current().revision().to_owned();
         Ok(Response::new(match result {
@@ -363,7 +369,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::PolicyStatusRequest>,
     ) -> Result<Response<pb::PolicyStatusResponse>, Status> {
-        require_server(request.metadata(), &self.app.verifier)?;
+        require_server(request.metadata(), request.extensions(), &self.app.verifier)?;
         let store = &self.app.policies;
         let policy = store.current();
         let status = store.status().clone();
@@ -393,7 +399,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::ExercisedPermissionsRequest>,
     ) -> Result<Response<pb::ExercisedPermissionsResponse>, Status> {
-        require_server(request.metadata(), &self.app.verifier)?;
+        require_server(request.metadata(), request.extensions(), &self.app.verifier)?;
         let request = request.into_inner();
         let subject = subject(request.subject)?;
         let entries = self.app.decider.recent();
@@ -423,7 +429,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::SuggestPolicyRequest>,
     ) -> Result<Response<pb::SuggestPolicyResponse>, Status> {
-        require_server(request.metadata(), &self.app.verifier)?;
+        require_server(request.metadata(), request.extensions(), &self.app.verifier)?;
         let request = request.into_inner();
         let subject = subject(request.subject)?;
         let entries = self.app.decider.recent();

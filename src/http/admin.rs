@@ -1,5 +1,6 @@
 //! The operator's endpoints on the HTTP listener: `/metrics` for Prometheus, the `/live` and `/ready`
-//! probes, and `/log/level`, which only a peer on loopback may read or change.
+//! probes, and `/log/level`, which only a peer on loopback, or one whose client certificate names a
+//! trusted service, may read or change.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::insert;
 use crate::app::App;
+use crate::tls::Peer;
 
 /// The longest log filter accepted.
 const MAX_LOG_FILTER_BYTES: usize = 4096;
@@ -52,9 +54,22 @@ pub(super) async fn ready(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// The log filter in force; only from loopback, like changing it.
-pub(super) async fn log_level(ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
-    if !peer.ip().is_loopback() {
+/// Whether the peer may read and change the log level: it is on the pod itself, or its client
+/// certificate names a trusted service.
+fn may_administer(peer: SocketAddr, request: &Request) -> bool {
+    peer.ip().is_loopback()
+        || request
+            .extensions()
+            .get::<Peer>()
+            .is_some_and(Peer::is_trusted)
+}
+
+/// The log filter in force; only from loopback (or a trusted service), like changing it.
+pub(super) async fn log_level(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    if !may_administer(peer, &request) {
         return (
             StatusCode::FORBIDDEN,
             "the log level can be read from loopback only\n",
@@ -78,7 +93,7 @@ pub(super) async fn set_log_level(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    if !peer.ip().is_loopback() {
+    if !may_administer(peer, &request) {
         return (
             StatusCode::FORBIDDEN,
             "the log level can be changed from loopback only\n",

@@ -28,6 +28,7 @@ mod feeds_matrix;
 mod http_authz;
 mod issue_token;
 mod layout;
+mod mtls;
 mod nginx_e2e;
 mod observability;
 mod policy_diagnostics;

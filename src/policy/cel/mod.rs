@@ -143,7 +143,7 @@ fn fields_of(object: &str) -> String {
 /// What a condition sees.
 #[derive(Debug, Clone, Copy)]
 pub struct CelInput<'a> {
-    /// An object: `id` (string), `kind` (string: user|anonymous|server|scoped), `roles` (list of
+    /// An object: `id` (string), `kind` (string: user|anonymous|server|scoped|service), `roles` (list of
     /// strings), `groups` (list of strings), `channel_roles` (map of strings), `claims` (map).
     pub principal: &'a Json,
     /// An object: `kind` (string), `id` (string), `attributes` (map), `captures` (map of strings).

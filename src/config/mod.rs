@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use crate::audit::DecisionLogConfig;
 use crate::authz::ProxyHeaders;
+use crate::jwks::JwksOptions;
 use crate::policy::FeedsPreset;
-use crate::token::{ApiSecret, VerifyOptions};
+use crate::token::{ApiSecret, IssuerConfig, VerifyOptions};
 
 pub use crate::telemetry::{LogConfig, OtlpConfig};
 pub use parse::parse_duration;
@@ -71,6 +72,10 @@ pub struct Config {
     /// Let a reload replace a serving policy set with one that has no rules (normally refused, since
     /// it denies everything).
     pub allow_empty_policy: bool,
+    /// OpenID Connect issuers whose tokens are accepted beside Stream's.
+    pub issuers: Vec<IssuerConfig>,
+    /// Bounds on fetching the issuers' keys.
+    pub jwks: JwksOptions,
 }
 
 /// What one client can hold of the server: every bound is configurable and has a default that a
@@ -216,6 +221,8 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         proxy_headers: draft.proxy_headers,
         limits: draft.limits,
         allow_empty_policy: draft.allow_empty_policy,
+        issuers: draft.issuers.0,
+        jwks: draft.jwks,
     })
 }
 
@@ -405,6 +412,23 @@ mod tests {
     }
 
     #[test]
+    fn issuers_are_read_from_the_file_and_validated() {
+        let config = load(
+            Some("tokens:\n  issuers:\n    - issuer: https://sso.example.com/realms/bank\n      audiences: [bank-api]\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.issuers.len(), 1);
+        let errors = load(
+            Some("tokens:\n  issuers:\n    - issuer: https://sso.example.com\n      audiences: [a]\n      algorithms: [HS256]\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(errors.0[0].setting, "tokens.issuers");
+        assert!(errors.to_string().contains("never none or HS*"), "{errors}");
+    }
+
+    #[test]
     fn unknown_file_keys_are_errors() {
         let errors = load(Some("listn: 127.0.0.1:1\n"), &[]).unwrap_err();
         assert!(errors.to_string().contains("listn"), "{errors}");
@@ -474,6 +498,7 @@ mod tests {
         assert_eq!(config.verify, VerifyOptions::default());
         assert_eq!(config.decision_log, DecisionLogConfig::default());
         assert_eq!(config.limits, ConnectionLimits::default());
+        assert_eq!(config.jwks, JwksOptions::default());
         // README shows the preset's groups that are not private; setting them changes nothing.
         let shown = load(
             None,

@@ -104,6 +104,7 @@ pub(super) fn principal_to_pb(principal: &Principal) -> pb::Principal {
         claims: Some(map_to_struct(&principal.claims)),
         issued_at: principal.issued_at.map(timestamp),
         expires_at: principal.expires_at.map(timestamp),
+        issuer: principal.issuer.clone().unwrap_or_default(),
         channel_roles: principal.channel_roles.clone().into_iter().collect(),
     }
 }

@@ -185,6 +185,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
+        self.app.await_keys(&request.get_ref().token).await;
         let principal = self.verified(&request.get_ref().token, &self.app.policies.current())?;
         Ok(Response::new(pb::VerifyResponse {
             principal: Some(principal_to_pb(&principal)),
@@ -198,6 +199,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let (metadata, extensions, request) = request.into_parts();
         let scope = scope_of(&extensions);
         let item = item(request.action, request.resource, request.context)?;
+        self.app.await_keys(&request.token).await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {
@@ -248,6 +250,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .into_iter()
             .map(|i| item(i.action, i.resource, i.context))
             .collect::<Result<Vec<_>, _>>()?;
+        self.app.await_keys(&request.token).await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {
@@ -306,6 +309,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let scope = scope_of(&extensions);
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
+        self.app.await_keys(&request.token).await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::claims::{numeric_claim, principal_from_claims};
 use super::keyring::{Keyring, Secrets};
+use super::oidc::{Issuers, verify_issuer_token};
 use super::{ApiSecret, TokenError, unix_now};
 use crate::principal::{Principal, PrincipalKind};
 
@@ -39,6 +40,8 @@ impl Default for VerifyOptions {
 pub struct Verifier {
     keyring: Arc<Keyring>,
     options: VerifyOptions,
+    /// OpenID Connect issuers; a token whose `iss` is one of them is verified with its keys.
+    issuers: Arc<Issuers>,
 }
 
 impl Verifier {
@@ -49,7 +52,26 @@ impl Verifier {
 
     /// A verifier accepting tokens signed with any secret `keyring` holds at the time of the call.
     pub fn with_keyring(keyring: Arc<Keyring>, options: VerifyOptions) -> Self {
-        Verifier { keyring, options }
+        Verifier {
+            keyring,
+            options,
+            issuers: Arc::default(),
+        }
+    }
+
+    /// The same verifier, also accepting tokens of these OpenID Connect issuers.
+    pub fn with_issuers(mut self, issuers: Arc<Issuers>) -> Self {
+        self.issuers = issuers;
+        self
+    }
+
+    /// The OpenID Connect issuers this verifier accepts tokens of.
+    pub fn issuers(&self) -> &Arc<Issuers> {
+        &self.issuers
+    }
+
+    pub fn options(&self) -> &VerifyOptions {
+        &self.options
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
@@ -68,6 +90,11 @@ impl Verifier {
             });
         }
         let (header, payload, signature) = split_token(token)?;
+        if let Some(issuer) = self.issuers.route(payload) {
+            let signed_part = signed_part(token, signature)?;
+            let parts = (header, signed_part, payload, signature);
+            return verify_issuer_token(issuer, parts, now, &self.options);
+        }
         let key_id = check_header(header)?;
         let claims = if signature == DEV_TOKEN_SIGNATURE {
             self.dev_token_claims(payload)?
@@ -95,11 +122,7 @@ impl Verifier {
         payload: &str,
         signature: &str,
     ) -> Result<Map<String, Value>, TokenError> {
-        let signed_part = token
-            .len()
-            .checked_sub(signature.len() + 1)
-            .and_then(|end| token.get(..end))
-            .ok_or(TokenError::Malformed("expected three dot-separated parts"))?;
+        let signed_part = signed_part(token, signature)?;
         let keys = self.keyring.keys();
         let by_id = match key_id {
             Some(id) if keys.any_key_id => Some(id),
@@ -140,6 +163,15 @@ impl Verifier {
     }
 }
 
+/// The `header.payload` part a signature covers.
+fn signed_part<'t>(token: &'t str, signature: &str) -> Result<&'t str, TokenError> {
+    token
+        .len()
+        .checked_sub(signature.len() + 1)
+        .and_then(|end| token.get(..end))
+        .ok_or(TokenError::Malformed("expected three dot-separated parts"))
+}
+
 fn split_token(token: &str) -> Result<(&str, &str, &str), TokenError> {
     let mut parts = token.split('.');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -169,7 +201,7 @@ fn check_header(header: &str) -> Result<Option<String>, TokenError> {
 }
 
 /// The payload of a token whose signature verified: strict base64url, a JSON object.
-fn signed_payload(payload: &str) -> Result<Map<String, Value>, TokenError> {
+pub(super) fn signed_payload(payload: &str) -> Result<Map<String, Value>, TokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| TokenError::Malformed("a part is not base64url-encoded"))?;
@@ -181,7 +213,7 @@ fn signed_payload(payload: &str) -> Result<Map<String, Value>, TokenError> {
 
 /// Decodes a base64url segment, also accepting padding and the standard alphabet because Stream's
 /// development tokens are encoded that way.
-fn decode_json_segment(segment: &str) -> Option<Value> {
+pub(super) fn decode_json_segment(segment: &str) -> Option<Value> {
     let normalized: String = segment
         .trim_end_matches('=')
         .chars()
@@ -196,7 +228,7 @@ fn decode_json_segment(segment: &str) -> Option<Value> {
 }
 
 /// An attacker-chosen header value, cut down to something safe to put in an error message.
-fn printable(value: &str) -> String {
+pub(super) fn printable(value: &str) -> String {
     let cleaned: String = value
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
@@ -223,7 +255,11 @@ fn map_jwt_error(kind: &ErrorKind) -> TokenError {
     }
 }
 
-fn check_times(claims: &Map<String, Value>, now: i64, leeway: u64) -> Result<(), TokenError> {
+pub(super) fn check_times(
+    claims: &Map<String, Value>,
+    now: i64,
+    leeway: u64,
+) -> Result<(), TokenError> {
     let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);
     if let Some(exp) = numeric_claim(claims, "exp")?
         && now.saturating_sub(leeway) >= exp

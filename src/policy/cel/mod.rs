@@ -35,7 +35,15 @@ use serde_json::{Map as JsonMap, Value as Json};
 use value::{Projection, Uses};
 
 /// The fields of `principal`.
-const PRINCIPAL_FIELDS: [&str; 6] = ["id", "kind", "roles", "groups", "channel_roles", "claims"];
+const PRINCIPAL_FIELDS: [&str; 7] = [
+    "id",
+    "kind",
+    "roles",
+    "groups",
+    "channel_roles",
+    "claims",
+    "issuer",
+];
 
 /// The fields of `resource`.
 const RESOURCE_FIELDS: [&str; 4] = ["kind", "id", "attributes", "captures"];

@@ -30,6 +30,7 @@ mod issue_token;
 mod layout;
 mod nginx_e2e;
 mod observability;
+mod oidc;
 mod policy_diagnostics;
 mod policy_rpcs;
 mod policy_validation;

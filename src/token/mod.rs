@@ -10,6 +10,7 @@ mod claims;
 mod error;
 mod issue;
 mod issuer_config;
+mod jwt;
 mod keyring;
 mod oidc;
 mod secret;

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::TokenError;
 use super::claims::numeric_claim;
 use super::issuer_config::IssuerConfig;
-use super::verify::{VerifyOptions, check_times, decode_json_segment, signed_payload};
+use super::jwt::{check_times, decode_json_segment, printable, signed_payload};
 use crate::principal::{Principal, PrincipalKind};
 
 /// A token without `kid` is tried against at most this many keys fitting its algorithm.
@@ -244,7 +244,7 @@ pub(super) fn verify_issuer_token(
     issuer: &IssuerKeys,
     parts: (&str, &str, &str, &str),
     now: i64,
-    options: &VerifyOptions,
+    leeway_seconds: u64,
 ) -> Result<Principal, TokenError> {
     let (header, signed_part, payload, signature) = parts;
     let config = &issuer.config;
@@ -275,7 +275,7 @@ pub(super) fn verify_issuer_token(
     if numeric_claim(&claims, "exp")?.is_none() {
         return Err(TokenError::InvalidClaims("exp is required".to_owned()));
     }
-    check_times(&claims, now, options.leeway_seconds)?;
+    check_times(&claims, now, leeway_seconds)?;
     principal_from_issuer_claims(config, claims)
 }
 
@@ -294,7 +294,7 @@ fn issuer_header(
             .iter()
             .copied()
             .find(|a| alg_name(*a) == name)
-            .ok_or_else(|| TokenError::IssuerAlgorithmNotAllowed(super::verify::printable(name)))?,
+            .ok_or_else(|| TokenError::IssuerAlgorithmNotAllowed(printable(name)))?,
         _ => return Err(TokenError::Malformed("header has no alg")),
     };
     match header.remove("kid") {

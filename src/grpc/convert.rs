@@ -160,6 +160,27 @@ fn policy_result(trace: &PolicyTrace) -> pb::PolicyResult {
     }
 }
 
+/// An issuer's status as `IdentityStatus` returns it: key ids and algorithms, never key material.
+pub(super) fn issuer_status_to_pb(report: crate::jwks::IssuerReport) -> pb::IssuerStatus {
+    let status = report.status;
+    pb::IssuerStatus {
+        issuer: status.issuer,
+        jwks_uri: status.jwks_uri.unwrap_or_default(),
+        keys: report
+            .keys
+            .into_iter()
+            .map(|(kid, alg)| pb::IssuerKeyInfo { kid, alg })
+            .collect(),
+        key_age_seconds: report.key_age_seconds,
+        fetches_ok: status.fetches_ok,
+        fetches_failed: status.fetches_failed.values().sum(),
+        last_error: status.last_error.unwrap_or_default(),
+        ready: report.ready,
+        refetches: status.refetches,
+        refetches_suppressed: status.refetches_suppressed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

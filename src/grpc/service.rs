@@ -5,7 +5,8 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    explanation_to_pb, principal_from_input, principal_to_pb, struct_to_map, timestamp,
+    explanation_to_pb, issuer_status_to_pb, principal_from_input, principal_to_pb, struct_to_map,
+    timestamp,
 };
 use super::layer::scope_of;
 use super::metadata::require_server;
@@ -391,6 +392,21 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             last_error_at: status.last_error.as_ref().map(|(at, _)| timestamp(*at)),
             last_error: status.last_error.map(|(_, e)| e).unwrap_or_default(),
         }))
+    }
+
+    async fn identity_status(
+        &self,
+        request: Request<pb::IdentityStatusRequest>,
+    ) -> Result<Response<pb::IdentityStatusResponse>, Status> {
+        require_server(request.metadata(), &self.app.verifier)?;
+        let issuers = self
+            .app
+            .identity
+            .report()
+            .into_iter()
+            .map(issuer_status_to_pb)
+            .collect();
+        Ok(Response::new(pb::IdentityStatusResponse { issuers }))
     }
 
     async fn exercised_permissions(

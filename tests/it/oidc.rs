@@ -12,7 +12,7 @@ use gatehouse::grpc::pb;
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::common::{SECRET, TestServer};
+use crate::common::{SECRET, TestServer, user_token, with_server_token};
 use crate::sdk_tokens::sdk_env;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -259,6 +259,47 @@ async fn a_rotated_key_is_accepted_after_one_refetch_and_a_removed_one_is_refuse
     assert!(refused(&server, &unknown).await.contains("unknown key id"));
     assert!(refused(&server, &old).await.contains("unknown key id"));
     assert!(verify(&server, &new).await.is_ok());
+    let status = identity_status(&server).await;
+    let kids: Vec<&str> = status.keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, vec!["ec-1", "ed-1", kid.as_str()]);
+    assert!(status.keys.iter().any(|k| k.kid == kid && k.alg == "RS256"));
+    assert!(status.ready);
+    assert_eq!(status.refetches, 2);
+    assert!(status.jwks_uri.ends_with("/protocol/openid-connect/certs"));
+}
+
+async fn identity_status(server: &TestServer) -> pb::IssuerStatus {
+    let mut issuers = server
+        .client()
+        .await
+        .identity_status(with_server_token(pb::IdentityStatusRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .issuers;
+    assert_eq!(issuers.len(), 1);
+    issuers.remove(0)
+}
+
+#[tokio::test]
+async fn identity_status_needs_a_server_token() {
+    let idp = Idp::start();
+    let server = idp.server("").await;
+    let mut request = tonic::Request::new(pb::IdentityStatusRequest {});
+    request
+        .metadata_mut()
+        .insert("authorization", user_token("bob").parse().unwrap());
+    let refused = server
+        .client()
+        .await
+        .identity_status(request)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let status = identity_status(&server).await;
+    assert_eq!(status.issuer, idp.issuer);
+    assert_eq!(status.fetches_ok, 1);
+    assert_eq!(status.keys.len(), 3);
 }
 
 #[tokio::test]

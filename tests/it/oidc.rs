@@ -12,7 +12,7 @@ use gatehouse::grpc::pb;
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::common::{SECRET, TestServer, user_token, with_server_token};
+use crate::common::{SECRET, TestServer, gatehouse_command, sign, user_token, with_server_token};
 use crate::sdk_tokens::sdk_env;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -91,8 +91,13 @@ impl Idp {
     /// A server with the Keycloak bank policy and this provider as an issuer; `extra` adds lines
     /// to the issuer's entry.
     async fn server(&self, extra: &str) -> TestServer {
+        let policies = format!("{ROOT}/policies/examples/keycloak-bank-affirmative");
+        self.server_with(&policies, extra).await
+    }
+
+    async fn server_with(&self, policy_dir: &str, extra: &str) -> TestServer {
         let config = format!(
-            "api_secret: {SECRET}\npolicy_dir: {ROOT}/policies/examples/keycloak-bank-affirmative\ntokens:\n  jwks_startup_wait: 5s\n  jwks_fetch_timeout: 2s\n  issuers:\n    - issuer: {issuer}\n      audiences: [bank-api]\n      algorithms: [RS256, ES256, EdDSA]\n      user_id_claim: preferred_username\n      roles_claims: [realm_access.roles, resource_access.bank-api.roles]\n      groups_claim: groups\n      strip_group_slash: true\n      ca_file: {ca}\n{extra}",
+            "api_secret: {SECRET}\npolicy_dir: {policy_dir}\ntokens:\n  jwks_startup_wait: 5s\n  jwks_fetch_timeout: 2s\n  issuers:\n    - issuer: {issuer}\n      audiences: [bank-api]\n      algorithms: [RS256, ES256, EdDSA]\n      user_id_claim: preferred_username\n      roles_claims: [realm_access.roles, resource_access.bank-api.roles]\n      groups_claim: groups\n      strip_group_slash: true\n      ca_file: {ca}\n{extra}",
             issuer = self.issuer,
             ca = self.ca.display(),
         );
@@ -397,4 +402,77 @@ async fn an_unreachable_issuer_is_waited_for_then_reported() {
             .await
             .is_ok()
     );
+}
+
+/// Accounts may be viewed by bank tellers vouched for by the issuer `{issuer}` only.
+const ISSUER_POLICY: &str = "\
+resources:
+  - kind: account
+    actions: [\"account:view\"]
+policies:
+  - name: tellers
+    type: role
+    roles: [bank_teller]
+  - name: vouched-for-by-keycloak
+    type: condition
+    condition: \"principal.issuer == '{issuer}'\"
+  - name: keycloak-tellers
+    type: aggregated
+    policies: [tellers, vouched-for-by-keycloak]
+    strategy: unanimous
+permissions:
+  - name: view-account
+    type: resource
+    resource: account
+    policies: [keycloak-tellers]
+";
+
+const ISSUER_SUITE: &str = "\
+principals:
+  keycloak-teller: { id: bob, roles: [bank_teller], issuer: \"{issuer}\" }
+  stream-teller: { id: bob, roles: [bank_teller] }
+resources:
+  account-42: { kind: account, id: \"42\" }
+tests:
+  - name: a teller vouched for by the issuer may view
+    principal: keycloak-teller
+    resource: account-42
+    action: \"account:view\"
+    expect: allow
+  - name: the same teller from a Stream token may not
+    principal: stream-teller
+    resource: account-42
+    action: \"account:view\"
+    expect: deny
+";
+
+#[tokio::test]
+async fn policies_and_suites_can_require_the_issuer() {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bank.yaml"),
+        ISSUER_POLICY.replace("{issuer}", &idp.issuer),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bank_test.yaml"),
+        ISSUER_SUITE.replace("{issuer}", &idp.issuer),
+    )
+    .unwrap();
+    let suite = gatehouse_command()
+        .arg("test")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        suite.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&suite.stdout),
+        String::from_utf8_lossy(&suite.stderr)
+    );
+    let server = idp.server_with(dir.path().to_str().unwrap(), "").await;
+    assert!(may_view_account(&server, &idp.mint(json!({"kid": "rsa-1"})).await).await);
+    let stream_teller = sign(json!({"user_id": "bob", "roles": ["bank_teller"]}));
+    assert!(!may_view_account(&server, &stream_teller).await);
 }

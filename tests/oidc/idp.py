@@ -170,7 +170,7 @@ class Provider(BaseHTTPRequestHandler):
                 try:
                     for _ in range(16):
                         self.wfile.write(chunk)
-                except (BrokenPipeError, ConnectionResetError):
+                except OSError:
                     pass
                 self.close_connection = True
                 return None

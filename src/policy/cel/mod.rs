@@ -152,7 +152,8 @@ fn fields_of(object: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct CelInput<'a> {
     /// An object: `id` (string), `kind` (string: user|anonymous|server|scoped), `roles` (list of
-    /// strings), `groups` (list of strings), `channel_roles` (map of strings), `claims` (map).
+    /// strings), `groups` (list of strings), `channel_roles` (map of strings), `claims` (map),
+    /// `issuer` (string: the OpenID Connect issuer, empty for Stream tokens).
     pub principal: &'a Json,
     /// An object: `kind` (string), `id` (string), `attributes` (map), `captures` (map of strings).
     pub resource: &'a Json,

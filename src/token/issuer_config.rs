@@ -124,6 +124,11 @@ fn validate(doc: IssuerDoc, problems: &mut Vec<String>) -> IssuerConfig {
     {
         problems.push(format!("jwks_uri {problem}"));
     }
+    if let Some(path) = &doc.ca_file
+        && !path.is_file()
+    {
+        problems.push("ca_file must be an existing file of PEM certificates".to_owned());
+    }
     if doc.audiences.is_empty() || doc.audiences.iter().any(|a| a.trim().is_empty()) {
         problems.push("audiences must be a non-empty list of non-empty names".to_owned());
     }
@@ -183,9 +188,12 @@ pub fn check_url(url: &str) -> Result<(), &'static str> {
     let rest = if let Some(rest) = url.strip_prefix("https://") {
         rest
     } else if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => authority.split(':').next().unwrap_or(""),
+        };
+        if !matches!(host, "localhost" | "127.0.0.1" | "::1") {
             return Err("must be an https:// URL (http:// only for a loopback host)");
         }
         rest
@@ -310,6 +318,12 @@ mod tests {
     fn loopback_http_is_allowed_and_unknown_fields_are_not() {
         assert!(parse("- issuer: http://127.0.0.1:8080/realms/dev\n  audiences: [a]\n").is_ok());
         assert!(parse("- issuer: http://localhost/realms/dev\n  audiences: [a]\n").is_ok());
+        assert!(parse("- issuer: http://[::1]\n  audiences: [a]\n").is_ok());
+        assert!(parse("- issuer: http://[::1]:8080/x\n  audiences: [a]\n").is_ok());
+        assert!(parse("- issuer: http://127.0.0.1.evil.com/x\n  audiences: [a]\n").is_err());
+        assert!(
+            parse("- issuer: https://a\n  audiences: [a]\n  ca_file: /nonexistent.pem\n").is_err()
+        );
         assert!(parse("- issuer: https://a\n  audiences: [a]\n  jku: x\n").is_err());
         assert!(parse("- issuer: sso.example.com\n  audiences: [a]\n").is_err());
     }

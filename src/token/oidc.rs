@@ -372,7 +372,7 @@ fn candidate_keys<'k>(
 fn check_audience(claims: &Map<String, Value>, audiences: &[String]) -> Result<(), TokenError> {
     let matches = |a: &Value| matches!(a, Value::String(s) if audiences.contains(s));
     match claims.get("aud") {
-        Some(Value::String(_)) if claims.get("aud").is_some_and(matches) => Ok(()),
+        Some(aud @ Value::String(_)) if matches(aud) => Ok(()),
         Some(Value::Array(list)) if list.len() <= 64 && list.iter().any(matches) => Ok(()),
         _ => Err(TokenError::Audience),
     }

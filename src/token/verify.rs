@@ -37,7 +37,8 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Verifies Stream-format JWTs: HS256 only, signed with one of the app's API secrets.
+/// Verifies Stream-format JWTs: HS256 only, signed with one of the app's API secrets. Tokens whose
+/// `iss` is a configured OpenID Connect issuer are routed to that issuer's keys instead (`oidc`).
 pub struct Verifier {
     keyring: Arc<Keyring>,
     options: VerifyOptions,
@@ -64,15 +65,6 @@ impl Verifier {
     pub fn with_issuers(mut self, issuers: Arc<Issuers>) -> Self {
         self.issuers = issuers;
         self
-    }
-
-    /// The OpenID Connect issuers this verifier accepts tokens of.
-    pub fn issuers(&self) -> &Arc<Issuers> {
-        &self.issuers
-    }
-
-    pub fn options(&self) -> &VerifyOptions {
-        &self.options
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {

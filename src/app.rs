@@ -12,13 +12,14 @@ use crate::decider::{Call, Decider, Refusal, Verdict};
 use crate::door::Door;
 use crate::engine;
 use crate::error::ServeError;
+use crate::jwks::{self, Identity};
 use crate::policy::{LoadErrors, PolicySet, Route};
 use crate::principal::Principal;
 use crate::store::{self, PolicyStore, SecretFile};
 use crate::telemetry::context::RequestSpan;
 use crate::telemetry::metrics::Metrics;
 use crate::tls::Tls;
-use crate::token::{Issuer, Keyring, TokenError, Verifier, unix_now};
+use crate::token::{Issuer, Issuers, Keyring, TokenError, Verifier, unix_now};
 
 /// What the services share.
 pub struct App {
@@ -28,6 +29,8 @@ pub struct App {
     pub secret_file: Option<Arc<SecretFile>>,
     pub verifier: Verifier,
     pub issuer: Issuer,
+    /// The OpenID Connect issuers' key fetchers (none configured: empty, and free).
+    pub identity: Arc<Identity>,
     pub policies: Arc<PolicyStore>,
     /// The app's API key, which proxied requests must carry as `api_key`; empty: not checked.
     pub api_key: String,
@@ -66,8 +69,15 @@ impl App {
             .secret_file
             .as_ref()
             .map(|path| SecretFile::new(Arc::clone(&keyring), path.clone()));
+        let issuers = Arc::new(Issuers::new(config.issuers.clone()));
+        let identity = Arc::new(Identity::new(
+            Arc::clone(&issuers),
+            config.jwks.clone(),
+            config.verify.max_token_bytes,
+        )?);
         let mut metrics = Metrics::new(meter.as_ref(), config.metrics);
         metrics.register(|registry, meter| store::register_metrics(&policies, registry, meter));
+        metrics.register(|registry, _| jwks::register_metrics(&identity, registry));
         if let Some(file) = &secret_file {
             metrics.register(|registry, _| store::register_secret_metrics(file, registry));
         }
@@ -87,10 +97,12 @@ impl App {
         let log = DecisionLog::start(&config.decision_log, mask_key, count_dropped)
             .map_err(ServeError::DecisionLog)?;
         Ok(App {
-            verifier: Verifier::with_keyring(Arc::clone(&keyring), config.verify.clone()),
+            verifier: Verifier::with_keyring(Arc::clone(&keyring), config.verify.clone())
+                .with_issuers(issuers),
             issuer: Issuer::with_keyring(Arc::clone(&keyring)),
             keyring,
             secret_file,
+            identity,
             policies,
             api_key: config.api_key.clone(),
             strip_authorization: config.strip_authorization,
@@ -122,6 +134,14 @@ impl App {
     ) -> Result<Principal, TokenError> {
         authz::verify_caller(&self.verifier, token, policy, now)
             .inspect_err(|e| self.metrics.token_rejected(e.reason()))
+    }
+
+    /// What every door awaits before [`App::authenticate`]: when `token` names a configured OpenID
+    /// Connect issuer and a key id its keys lack, one refetch (shared, rate-limited, bounded by the
+    /// fetch timeout), so the first token signed with a newly published key is accepted. Verification
+    /// itself stays synchronous.
+    pub async fn await_keys(&self, token: &str) {
+        self.identity.await_keys(token).await;
     }
 
     /// Authorizes a request a proxy asks about through `door`, decided by `policy` and recorded with

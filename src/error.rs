@@ -60,6 +60,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot fetch OpenID Connect keys: {0}")]
+    Jwks(#[from] crate::jwks::FetchError),
     #[error("grpc server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }

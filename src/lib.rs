@@ -9,7 +9,8 @@
 //! - [`config`]: the only place that reads the environment, flags and the config file.
 //! - [`error`]: error enums and their one mapping to gRPC status codes.
 //! - [`principal`]: the caller as the engine sees it, and the names of its kinds.
-//! - [`token`]: verifying and issuing JWTs; owns the API secret.
+//! - [`token`]: verifying and issuing JWTs; owns the API secret and holds OpenID Connect issuers' keys.
+//! - [`jwks`]: fetching OpenID Connect issuers' keys (discovery, refresh, refetch), their status and metrics.
 //! - [`policy`]: the policy language, its compiler, the Feeds preset and the indexed set; pure.
 //! - [`engine`]: `decide(&PolicySet, &Request) -> Decision`; pure and synchronous.
 //! - [`store`]: the live policy set behind an atomic swap; reading policy directories; its metrics.
@@ -46,6 +47,7 @@ pub mod engine;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod jwks;
 pub mod policy;
 pub mod principal;
 pub mod server;

@@ -55,6 +55,8 @@ pub struct Principal {
     pub issued_at: Option<i64>,
     /// `exp`, in seconds since the Unix epoch.
     pub expires_at: Option<i64>,
+    /// The OpenID Connect issuer that vouched for the caller; `None` for Stream tokens.
+    pub issuer: Option<String>,
 }
 
 /// The scope of a scope token: which resource kinds, actions, feeds and users it covers.
@@ -144,6 +146,7 @@ impl Principal {
             claims: Map::new(),
             issued_at: None,
             expires_at: None,
+            issuer: None,
         }
     }
 

@@ -70,6 +70,7 @@ pub async fn run_listeners(
     let (reporter, health_service) = tonic_health::server::health_reporter();
     set_status(&reporter, ServingStatus::Serving).await;
     log_serving(&app, &listeners, &config);
+    await_issuer_keys(&app).await;
     app.ready.store(true, Ordering::Relaxed);
 
     let (drained_tx, drained_rx) = oneshot::channel::<()>();
@@ -481,4 +482,17 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Fetches every OpenID Connect issuer's keys and waits for the first key sets, up to the start-up
+/// wait; then serves anyway, naming each issuer still without keys (its tokens are refused with that
+/// reason while fetching retries).
+async fn await_issuer_keys(app: &App) {
+    if app.identity.is_empty() {
+        return;
+    }
+    app.identity.start();
+    for (issuer, reason) in app.identity.wait_ready().await {
+        tracing::warn!(%issuer, %reason, "serving without this issuer's keys: its tokens are refused until a fetch succeeds");
+    }
 }

@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use crate::audit::DecisionLogConfig;
 use crate::authz::ProxyHeaders;
+use crate::jwks::JwksOptions;
 use crate::policy::FeedsPreset;
 use crate::tls::TlsConfig;
-use crate::token::{ApiSecret, Secrets, VerifyOptions};
+use crate::token::{ApiSecret, IssuerConfig, Secrets, VerifyOptions};
 
 pub use crate::telemetry::{LogConfig, OtlpConfig};
 pub use parse::parse_duration;
@@ -77,6 +78,10 @@ pub struct Config {
     pub allow_empty_policy: bool,
     /// TLS on both listeners; `None`: plain text.
     pub tls: Option<TlsConfig>,
+    /// OpenID Connect issuers whose tokens are accepted beside Stream's.
+    pub issuers: Vec<IssuerConfig>,
+    /// Bounds on fetching the issuers' keys.
+    pub jwks: JwksOptions,
 }
 
 /// What one client can hold of the server: every bound is configurable and has a default that a
@@ -227,6 +232,8 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         limits: draft.limits,
         allow_empty_policy: draft.allow_empty_policy,
         tls: tls?,
+        issuers: draft.issuers.0,
+        jwks: draft.jwks,
     })
 }
 
@@ -438,6 +445,23 @@ mod tests {
     }
 
     #[test]
+    fn issuers_are_read_from_the_file_and_validated() {
+        let config = load(
+            Some("tokens:\n  issuers:\n    - issuer: https://sso.example.com/realms/bank\n      audiences: [bank-api]\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.issuers.len(), 1);
+        let errors = load(
+            Some("tokens:\n  issuers:\n    - issuer: https://sso.example.com\n      audiences: [a]\n      algorithms: [HS256]\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(errors.0[0].setting, "tokens.issuers");
+        assert!(errors.to_string().contains("never none or HS*"), "{errors}");
+    }
+
+    #[test]
     fn unknown_file_keys_are_errors() {
         let errors = load(Some("listn: 127.0.0.1:1\n"), &[]).unwrap_err();
         assert!(errors.to_string().contains("listn"), "{errors}");
@@ -526,6 +550,7 @@ mod tests {
         assert_eq!(config.verify, VerifyOptions::default());
         assert_eq!(config.decision_log, DecisionLogConfig::default());
         assert_eq!(config.limits, ConnectionLimits::default());
+        assert_eq!(config.jwks, JwksOptions::default());
         // README shows the preset's groups that are not private; setting them changes nothing.
         let shown = load(
             None,

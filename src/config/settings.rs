@@ -11,10 +11,11 @@ use std::time::Duration;
 use super::{ConfigError, ConnectionLimits, DEFAULT_LISTEN, parse};
 use crate::audit::DecisionLogConfig;
 use crate::authz::ProxyHeaders;
+use crate::jwks::JwksOptions;
 use crate::policy::{FeedGroupPermission, FeedsPreset};
 use crate::telemetry::LogConfig;
 use crate::tls::{ClientAuth, ServiceIdentity, TlsSettings};
-use crate::token::VerifyOptions;
+use crate::token::{IssuerConfigs, VerifyOptions};
 
 /// A default as README shows it.
 #[derive(Debug, Clone, Copy)]
@@ -322,6 +323,8 @@ pub(super) struct Draft {
     pub limits: ConnectionLimits,
     pub allow_empty_policy: bool,
     pub tls: TlsSettings,
+    pub issuers: IssuerConfigs,
+    pub jwks: JwksOptions,
     /// Where each configured setting came from (environment variable or file key), by variable.
     pub sources: BTreeMap<&'static str, String>,
 }
@@ -353,6 +356,8 @@ impl Draft {
             limits: ConnectionLimits::default(),
             allow_empty_policy: false,
             tls: TlsSettings::default(),
+            issuers: IssuerConfigs::default(),
+            jwks: JwksOptions::default(),
             sources: BTreeMap::new(),
         }
     }
@@ -713,6 +718,50 @@ pub(super) static SETTINGS: &[&dyn Entry] = &[
         ),
         parse: parse::duration,
         put: |d, v| d.reload_debounce = v,
+    },
+    &Tree {
+        doc: doc(
+            "",
+            "tokens.issuers",
+            Words("none"),
+            32,
+            "OpenID Connect issuers whose tokens are verified with their published keys (see docs/identity.md); file only",
+        ),
+        parse: parse::tree::<IssuerConfigs>,
+        put: |d, v| d.issuers = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_JWKS_STARTUP_WAIT",
+            "tokens.jwks_startup_wait",
+            Value("10s"),
+            33,
+            "how long start-up waits for every issuer's first key set before serving anyway",
+        ),
+        parse: parse::limit_duration,
+        put: |d, v| d.jwks.startup_wait = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_JWKS_FETCH_TIMEOUT",
+            "tokens.jwks_fetch_timeout",
+            Value("5s"),
+            34,
+            "the longest one discovery or key set fetch may take; also bounds how long a call waits for a refetch",
+        ),
+        parse: parse::limit_duration,
+        put: |d, v| d.jwks.fetch_timeout = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_JWKS_MAX_BYTES",
+            "tokens.jwks_max_bytes",
+            Value("262144"),
+            35,
+            "larger discovery documents and key sets are refused while they stream",
+        ),
+        parse: parse::count::<1024, { 16 * 1024 * 1024 }>,
+        put: |d, v| d.jwks.max_bytes = v,
     },
     &FeedGroups {
         doc: doc(

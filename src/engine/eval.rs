@@ -369,6 +369,7 @@ impl<'r, 'p> Eval<'r, 'p> {
             let principal = json!({
                 "id": p.user_id, "kind": kind, "roles": p.roles, "groups": p.groups,
                 "channel_roles": p.channel_roles, "claims": p.claims,
+                "issuer": p.issuer.as_deref().unwrap_or(""),
             });
             let r = self.request.resource;
             let resource = json!({

@@ -106,6 +106,7 @@ pub(super) fn principal_to_pb(principal: &Principal) -> pb::Principal {
         claims: Some(map_to_struct(&principal.claims)),
         issued_at: principal.issued_at.map(timestamp),
         expires_at: principal.expires_at.map(timestamp),
+        issuer: principal.issuer.clone().unwrap_or_default(),
         channel_roles: principal.channel_roles.clone().into_iter().collect(),
     }
 }
@@ -158,6 +159,27 @@ fn policy_result(trace: &PolicyTrace) -> pb::PolicyResult {
         detail: trace.detail.clone(),
         children: trace.children.iter().map(policy_result).collect(),
         details: trace.parts.iter().map(|p| p.detail.clone()).collect(),
+    }
+}
+
+/// An issuer's status as `IdentityStatus` returns it: key ids and algorithms, never key material.
+pub(super) fn issuer_status_to_pb(report: crate::jwks::IssuerReport) -> pb::IssuerStatus {
+    let status = report.status;
+    pb::IssuerStatus {
+        issuer: status.issuer,
+        jwks_uri: status.jwks_uri.unwrap_or_default(),
+        keys: report
+            .keys
+            .into_iter()
+            .map(|(kid, alg)| pb::IssuerKeyInfo { kid, alg })
+            .collect(),
+        key_age_seconds: report.key_age_seconds,
+        fetches_ok: status.fetches_ok,
+        fetches_failed: status.fetches_failed.values().sum(),
+        last_error: status.last_error.unwrap_or_default(),
+        ready: report.ready,
+        refetches: status.refetches,
+        refetches_suppressed: status.refetches_suppressed,
     }
 }
 

@@ -90,6 +90,15 @@ impl Authorization for ExtAuthzService {
         let (_, extensions, request) = request.into_parts();
         let scope = scope_of(&extensions);
         let started = scope.started();
+        let authorization = request
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref())
+            .and_then(|h| h.headers.get("authorization"));
+        if let Some(value) = authorization {
+            self.app.await_keys(crate::token::bearer_token(value)).await;
+        }
         // One set for the decision and the error format, even when a reload lands in between.
         let policy = self.app.policies.current();
         let format = policy.route_errors();

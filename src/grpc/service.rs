@@ -5,7 +5,8 @@ use tonic::metadata::MetadataMap;
 use tonic::{Extensions, Request, Response, Status};
 
 use super::convert::{
-    explanation_to_pb, principal_from_input, principal_to_pb, struct_to_map, timestamp,
+    explanation_to_pb, issuer_status_to_pb, principal_from_input, principal_to_pb, struct_to_map,
+    timestamp,
 };
 use super::layer::scope_of;
 use super::metadata::{peer, require_server};
@@ -191,6 +192,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
+        self.app.await_keys(&request.get_ref().token).await;
         let principal = self.verified(&request.get_ref().token, &self.app.policies.current())?;
         Ok(Response::new(pb::VerifyResponse {
             principal: Some(principal_to_pb(&principal)),
@@ -204,6 +206,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let (metadata, extensions, request) = request.into_parts();
         let scope = scope_of(&extensions);
         let item = item(request.action, request.resource, request.context)?;
+        self.app.await_keys(&request.token).await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {
@@ -254,6 +257,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .into_iter()
             .map(|i| item(i.action, i.resource, i.context))
             .collect::<Result<Vec<_>, _>>()?;
+        self.app.await_keys(&request.token).await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {
@@ -312,6 +316,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let scope = scope_of(&extensions);
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
+        self.app.await_keys(&request.token).await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {
@@ -393,6 +398,21 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             last_error_at: status.last_error.as_ref().map(|(at, _)| timestamp(*at)),
             last_error: status.last_error.map(|(_, e)| e).unwrap_or_default(),
         }))
+    }
+
+    async fn identity_status(
+        &self,
+        request: Request<pb::IdentityStatusRequest>,
+    ) -> Result<Response<pb::IdentityStatusResponse>, Status> {
+        require_server(request.metadata(), request.extensions(), &self.app.verifier)?;
+        let issuers = self
+            .app
+            .identity
+            .report()
+            .into_iter()
+            .map(issuer_status_to_pb)
+            .collect();
+        Ok(Response::new(pb::IdentityStatusResponse { issuers }))
     }
 
     async fn exercised_permissions(

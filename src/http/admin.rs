@@ -44,11 +44,12 @@ pub(super) async fn live() -> &'static str {
 /// Readiness: a policy set is loaded and the server is not draining.
 pub(super) async fn ready(State(app): State<Arc<App>>) -> Response {
     if app.ready.load(Ordering::Relaxed) {
-        (
-            StatusCode::OK,
-            format!("ready {}\n", app.policies.current().revision()),
-        )
-            .into_response()
+        let mut body = format!("ready {}\n", app.policies.current().revision());
+        // Serving, but an issuer's tokens are refused until its keys arrive: say which and why.
+        for (issuer, reason) in app.identity.not_ready() {
+            body.push_str(&format!("issuer {issuer} has no keys: {reason}\n"));
+        }
+        (StatusCode::OK, body).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
     }

@@ -94,6 +94,13 @@ pub(super) async fn authorize_from_headers(
 async fn authorize(app: Arc<App>, request: Request, original: Original) -> Response {
     let in_flight = app.metrics().start("http_authz");
     let started = in_flight.started();
+    if let Some(value) = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        app.await_keys(crate::token::bearer_token(value)).await;
+    }
     // One set for the decision and the error format, even when a reload lands in between.
     let policy = app.policies.current();
     let format = policy.route_errors();

@@ -38,6 +38,9 @@ pub struct PrincipalDoc {
     pub anonymous: bool,
     #[serde(default)]
     pub server: bool,
+    /// The OpenID Connect issuer that vouched for the principal (`principal.issuer` in conditions).
+    #[serde(default)]
+    pub issuer: Option<String>,
 }
 
 impl PrincipalDoc {
@@ -61,6 +64,7 @@ impl PrincipalDoc {
             groups: self.groups.clone(),
             channel_roles: self.channel_roles.clone(),
             claims: self.claims.clone(),
+            issuer: self.issuer.clone(),
             ..base
         })
     }

@@ -19,6 +19,7 @@ pub(super) fn principal_from_claims(claims: Map<String, Value>) -> Result<Princi
         scope,
         issued_at: numeric_claim(&claims, "iat")?,
         expires_at: numeric_claim(&claims, "exp")?,
+        issuer: None,
         claims,
     })
 }

@@ -27,6 +27,16 @@ pub enum TokenError {
     InvalidClaims(String),
     #[error("token revoked")]
     Revoked,
+    #[error("algorithm not allowed for this issuer: {0}")]
+    IssuerAlgorithmNotAllowed(String),
+    #[error("unknown key id: the issuer's key set has no key with the token's kid")]
+    IssuerUnknownKey,
+    #[error("the issuer's signing keys have not been fetched yet")]
+    IssuerKeysUnavailable,
+    #[error("the issuer's signing keys are too old: no successful fetch within max_key_age")]
+    IssuerKeysTooOld,
+    #[error("token audience is not one this issuer is configured for")]
+    Audience,
 }
 
 impl TokenError {
@@ -45,6 +55,11 @@ impl TokenError {
             TokenError::DevTokenNotAllowed => "dev_token",
             TokenError::InvalidClaims(_) => "invalid_claims",
             TokenError::Revoked => "revoked",
+            TokenError::IssuerAlgorithmNotAllowed(_) => "algorithm",
+            TokenError::IssuerUnknownKey => "unknown_kid",
+            TokenError::IssuerKeysUnavailable => "issuer_keys_unavailable",
+            TokenError::IssuerKeysTooOld => "issuer_keys_too_old",
+            TokenError::Audience => "audience",
         }
     }
 }

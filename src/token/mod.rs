@@ -2,18 +2,25 @@
 //! user tokens.
 //!
 //! Owns the API secrets (several while a rotation is under way). Knows nothing of gRPC or of policies: it answers "who is this?", never "may they?".
+//! Tokens whose `iss` is a configured OpenID Connect issuer are verified with that issuer's published
+//! keys (`oidc`), which the `jwks` module fetches; every other token takes the Stream path.
 //! No error, log line or `Debug` output of this module contains a token or the secret.
 
 mod claims;
 mod error;
 mod issue;
+mod issuer_config;
+mod jwt;
 mod keyring;
+mod oidc;
 mod secret;
 mod verify;
 
 pub use error::{IssueError, TokenError};
 pub use issue::{IssueRequest, IssuedToken, Issuer};
+pub use issuer_config::{IssuerConfig, IssuerConfigs, MAX_ISSUERS, check_url};
 pub use keyring::{KeyedSecret, Keyring, MAX_SECRETS, Secrets, SecretsError};
+pub use oidc::{IssuerKey, IssuerKeys, Issuers, JwksError, KeySet, algorithm_name};
 pub use secret::ApiSecret;
 pub use verify::{Verifier, VerifyOptions};
 

@@ -1,13 +1,15 @@
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
 
-use super::claims::{numeric_claim, principal_from_claims};
+use super::claims::principal_from_claims;
+use super::jwt::{
+    check_times, decode_json_segment, printable, signed_part, signed_payload, split_token,
+};
 use super::keyring::{Keyring, Secrets};
+use super::oidc::{Issuers, verify_issuer_token};
 use super::{ApiSecret, TokenError, unix_now};
 use crate::principal::{Principal, PrincipalKind};
 
@@ -35,10 +37,13 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Verifies Stream-format JWTs: HS256 only, signed with one of the app's API secrets.
+/// Verifies Stream-format JWTs: HS256 only, signed with one of the app's API secrets. Tokens whose
+/// `iss` is a configured OpenID Connect issuer are routed to that issuer's keys instead (`oidc`).
 pub struct Verifier {
     keyring: Arc<Keyring>,
     options: VerifyOptions,
+    /// OpenID Connect issuers; a token whose `iss` is one of them is verified with its keys.
+    issuers: Arc<Issuers>,
 }
 
 impl Verifier {
@@ -49,7 +54,17 @@ impl Verifier {
 
     /// A verifier accepting tokens signed with any secret `keyring` holds at the time of the call.
     pub fn with_keyring(keyring: Arc<Keyring>, options: VerifyOptions) -> Self {
-        Verifier { keyring, options }
+        Verifier {
+            keyring,
+            options,
+            issuers: Arc::default(),
+        }
+    }
+
+    /// The same verifier, also accepting tokens of these OpenID Connect issuers.
+    pub fn with_issuers(mut self, issuers: Arc<Issuers>) -> Self {
+        self.issuers = issuers;
+        self
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
@@ -68,6 +83,11 @@ impl Verifier {
             });
         }
         let (header, payload, signature) = split_token(token)?;
+        if let Some(issuer) = self.issuers.route(payload) {
+            let signed_part = signed_part(token, signature)?;
+            let parts = (header, signed_part, payload, signature);
+            return verify_issuer_token(issuer, parts, now, self.options.leeway_seconds);
+        }
         let key_id = check_header(header)?;
         let claims = if signature == DEV_TOKEN_SIGNATURE {
             self.dev_token_claims(payload)?
@@ -95,11 +115,7 @@ impl Verifier {
         payload: &str,
         signature: &str,
     ) -> Result<Map<String, Value>, TokenError> {
-        let signed_part = token
-            .len()
-            .checked_sub(signature.len() + 1)
-            .and_then(|end| token.get(..end))
-            .ok_or(TokenError::Malformed("expected three dot-separated parts"))?;
+        let signed_part = signed_part(token, signature)?;
         let keys = self.keyring.keys();
         let by_id = match key_id {
             Some(id) if keys.any_key_id => Some(id),
@@ -140,14 +156,6 @@ impl Verifier {
     }
 }
 
-fn split_token(token: &str) -> Result<(&str, &str, &str), TokenError> {
-    let mut parts = token.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() => Ok((h, p, s)),
-        _ => Err(TokenError::Malformed("expected three dot-separated parts")),
-    }
-}
-
 /// Pins HS256 before any signature work, so `none` and algorithm switching are refused by name, and
 /// returns the header's key id (`kid`), if any.
 fn check_header(header: &str) -> Result<Option<String>, TokenError> {
@@ -168,47 +176,6 @@ fn check_header(header: &str) -> Result<Option<String>, TokenError> {
     }
 }
 
-/// The payload of a token whose signature verified: strict base64url, a JSON object.
-fn signed_payload(payload: &str) -> Result<Map<String, Value>, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| TokenError::Malformed("a part is not base64url-encoded"))?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(claims)) => Ok(claims),
-        _ => Err(TokenError::Malformed("payload is not a JSON object")),
-    }
-}
-
-/// Decodes a base64url segment, also accepting padding and the standard alphabet because Stream's
-/// development tokens are encoded that way.
-fn decode_json_segment(segment: &str) -> Option<Value> {
-    let normalized: String = segment
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    let bytes = URL_SAFE_NO_PAD.decode(normalized).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// An attacker-chosen header value, cut down to something safe to put in an error message.
-fn printable(value: &str) -> String {
-    let cleaned: String = value
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(16)
-        .collect();
-    if cleaned.is_empty() {
-        "unrecognized".to_owned()
-    } else {
-        cleaned
-    }
-}
-
 fn map_jwt_error(kind: &ErrorKind) -> TokenError {
     match kind {
         ErrorKind::InvalidSignature => TokenError::BadSignature,
@@ -223,30 +190,12 @@ fn map_jwt_error(kind: &ErrorKind) -> TokenError {
     }
 }
 
-fn check_times(claims: &Map<String, Value>, now: i64, leeway: u64) -> Result<(), TokenError> {
-    let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);
-    if let Some(exp) = numeric_claim(claims, "exp")?
-        && now.saturating_sub(leeway) >= exp
-    {
-        return Err(TokenError::Expired);
-    }
-    if let Some(nbf) = numeric_claim(claims, "nbf")?
-        && now.saturating_add(leeway) < nbf
-    {
-        return Err(TokenError::NotYetValid);
-    }
-    if let Some(iat) = numeric_claim(claims, "iat")?
-        && iat > now.saturating_add(leeway)
-    {
-        return Err(TokenError::IssuedInFuture);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{EncodingKey, Header, encode};
     use serde_json::json;
 

@@ -31,6 +31,7 @@ mod layout;
 mod mtls;
 mod nginx_e2e;
 mod observability;
+mod oidc;
 mod policy_diagnostics;
 mod policy_rpcs;
 mod policy_validation;

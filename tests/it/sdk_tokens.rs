@@ -32,7 +32,7 @@ use tonic::transport::Channel;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Installs the pinned SDKs once per test process; every test that needs them fails if that fails.
-fn sdk_env() {
+pub(crate) fn sdk_env() {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     let ready = READY.get_or_init(|| {
         let script = PathBuf::from(ROOT).join("scripts").join("sdk-env.sh");

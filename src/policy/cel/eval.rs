@@ -166,6 +166,18 @@ mod tests {
     }
 
     #[test]
+    fn issuer() {
+        assert_eq!(
+            eval("principal.issuer == 'https://sso.example.com/realms/bank'"),
+            Ok(true)
+        );
+        assert_eq!(
+            eval("principal.issuer.startsWith('https://other')"),
+            Ok(false)
+        );
+    }
+
+    #[test]
     fn role_membership() {
         assert_eq!(eval("'moderator' in principal.roles"), Ok(true));
         assert_eq!(eval("'admin' in principal.roles"), Ok(false));

@@ -12,6 +12,7 @@ pub(super) fn principal() -> Json {
         "groups": ["staff"],
         "channel_roles": { "messaging:general": "channel_moderator", "messaging:random": "channel_member" },
         "claims": { "branch": "north", "level": 3 },
+        "issuer": "https://sso.example.com/realms/bank",
     })
 }
 

@@ -35,7 +35,15 @@ use serde_json::{Map as JsonMap, Value as Json};
 use value::{Projection, Uses};
 
 /// The fields of `principal`.
-const PRINCIPAL_FIELDS: [&str; 6] = ["id", "kind", "roles", "groups", "channel_roles", "claims"];
+const PRINCIPAL_FIELDS: [&str; 7] = [
+    "id",
+    "kind",
+    "roles",
+    "groups",
+    "channel_roles",
+    "claims",
+    "issuer",
+];
 
 /// The fields of `resource`.
 const RESOURCE_FIELDS: [&str; 4] = ["kind", "id", "attributes", "captures"];
@@ -144,7 +152,8 @@ fn fields_of(object: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct CelInput<'a> {
     /// An object: `id` (string), `kind` (string: user|anonymous|server|scoped|service), `roles` (list of
-    /// strings), `groups` (list of strings), `channel_roles` (map of strings), `claims` (map).
+    /// strings), `groups` (list of strings), `channel_roles` (map of strings), `claims` (map),
+    /// `issuer` (string: the OpenID Connect issuer, empty for Stream tokens).
     pub principal: &'a Json,
     /// An object: `kind` (string), `id` (string), `attributes` (map), `captures` (map of strings).
     pub resource: &'a Json,

@@ -188,7 +188,7 @@ mod tests {
     fn whole_values_are_visible() {
         assert_eq!(eval("size(principal.claims) == 2"), Ok(true));
         assert_eq!(
-            eval("size(principal) == 6 && principal.id == 'jack'"),
+            eval("size(principal) == 7 && principal.id == 'jack'"),
             Ok(true)
         );
         assert_eq!(eval("principal['id'] == 'jack'"), Ok(true));

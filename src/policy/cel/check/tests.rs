@@ -45,7 +45,7 @@ fn unknown_field() {
     );
     assert_eq!(
         error.to_string(),
-        "unknown field 'name' of principal at column 11: principal has id, kind, roles, groups, channel_roles, claims"
+        "unknown field 'name' of principal at column 11: principal has id, kind, roles, groups, channel_roles, claims, issuer"
     );
     assert!(matches!(
         compile_error("resource.owner == principal.id"),

@@ -24,7 +24,7 @@ impl Object {
         let string_list = || Ty::List(Box::new(Ty::String));
         let map_of = |value: Ty| Ty::Map(Box::new(Ty::String), Box::new(value));
         match (self, field) {
-            (Object::Principal, "id" | "kind") | (Object::Resource, "kind" | "id") => {
+            (Object::Principal, "id" | "kind" | "issuer") | (Object::Resource, "kind" | "id") => {
                 Some(Ty::String)
             }
             (Object::Principal, "roles" | "groups") => Some(string_list()),

@@ -378,14 +378,26 @@ fn check_audience(claims: &Map<String, Value>, audiences: &[String]) -> Result<(
     }
 }
 
-/// The claim at a dotted path; absent when any step is missing.
-fn claim_at<'c>(claims: &'c Map<String, Value>, path: &[String]) -> Option<&'c Value> {
-    let (first, rest) = path.split_first()?;
-    let mut value = claims.get(first)?;
+/// The claim at a dotted path: absent when a step is missing, an error when a step that should hold
+/// an object holds something else (a claim of the wrong shape is never read as "no roles").
+fn claim_at<'c>(claims: &'c Map<String, Value>, path: &[String]) -> Result<Option<&'c Value>, ()> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(None);
+    };
+    let Some(mut value) = claims.get(first) else {
+        return Ok(None);
+    };
     for step in rest {
-        value = value.as_object()?.get(step)?;
+        value = match value {
+            Value::Object(object) => match object.get(step) {
+                Some(next) => next,
+                None => return Ok(None),
+            },
+            Value::Null => return Ok(None),
+            _ => return Err(()),
+        };
     }
-    Some(value)
+    Ok(Some(value))
 }
 
 /// A list of non-empty strings at a path; absent (or null) is empty, any other shape is an error.
@@ -396,7 +408,7 @@ fn strings_at(
 ) -> Result<Vec<String>, TokenError> {
     let invalid =
         || TokenError::InvalidClaims(format!("{what} must be a list of non-empty strings"));
-    match claim_at(claims, path) {
+    match claim_at(claims, path).map_err(|()| invalid())? {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
@@ -507,6 +519,8 @@ mod tests {
             json!({"preferred_username": ""}),
             json!({"sub": "a"}),
             json!({"preferred_username": "a", "realm_access": {"roles": "teller"}}),
+            json!({"preferred_username": "a", "realm_access": ["teller"]}),
+            json!({"preferred_username": "a", "resource_access": {"bank-api": "teller"}}),
             json!({"preferred_username": "a", "groups": [1]}),
         ] {
             assert!(principal_from_issuer_claims(&config, claims(bad)).is_err());

@@ -163,6 +163,46 @@ fn policy_result(trace: &PolicyTrace) -> pb::PolicyResult {
 }
 
 /// An issuer's status as `IdentityStatus` returns it: key ids and algorithms, never key material.
+/// The secrets' key ids (never the secrets) and the secret file's reloads.
+pub(super) fn secrets_status_to_pb(
+    secrets: &crate::token::Secrets,
+    file: Option<&crate::store::SecretFile>,
+) -> pb::SecretsStatus {
+    let key_ids = secrets
+        .key_ids()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect();
+    let Some(file) = file else {
+        return pb::SecretsStatus {
+            key_ids,
+            ..pb::SecretsStatus::default()
+        };
+    };
+    let status = file.status();
+    pb::SecretsStatus {
+        key_ids,
+        file: file.path().display().to_string(),
+        reloads_ok: status.reloads_ok,
+        reloads_failed: status.reloads_failed,
+        last_error: status
+            .last_error
+            .map(|(_, message)| message)
+            .unwrap_or_default(),
+        loaded_at: Some(timestamp(status.loaded_at)),
+    }
+}
+
+pub(super) fn tls_status_to_pb(status: crate::tls::TlsStatus) -> pb::TlsStatus {
+    pb::TlsStatus {
+        enabled: true,
+        client_auth: status.client_auth.to_owned(),
+        certificate_not_after: Some(timestamp(status.not_after)),
+        reloads_ok: status.reloads_ok,
+        reloads_failed: status.reloads_failed,
+    }
+}
+
 pub(super) fn issuer_status_to_pb(report: crate::jwks::IssuerReport) -> pb::IssuerStatus {
     let status = report.status;
     pb::IssuerStatus {

@@ -5,8 +5,8 @@ use tonic::metadata::MetadataMap;
 use tonic::{Extensions, Request, Response, Status};
 
 use super::convert::{
-    explanation_to_pb, issuer_status_to_pb, principal_from_input, principal_to_pb, struct_to_map,
-    timestamp,
+    explanation_to_pb, issuer_status_to_pb, principal_from_input, principal_to_pb,
+    secrets_status_to_pb, struct_to_map, timestamp, tls_status_to_pb,
 };
 use super::layer::scope_of;
 use super::metadata::{peer, require_server};
@@ -412,7 +412,18 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .into_iter()
             .map(issuer_status_to_pb)
             .collect();
-        Ok(Response::new(pb::IdentityStatusResponse { issuers }))
+        let secrets =
+            secrets_status_to_pb(&self.app.keyring.secrets(), self.app.secret_file.as_deref());
+        let tls = self
+            .app
+            .tls
+            .as_ref()
+            .map(|tls| tls_status_to_pb(tls.status()));
+        Ok(Response::new(pb::IdentityStatusResponse {
+            issuers,
+            secrets: Some(secrets),
+            tls: Some(tls.unwrap_or_default()),
+        }))
     }
 
     async fn exercised_permissions(

@@ -45,7 +45,7 @@ pub struct SecretStatus {
     pub loaded_at: i64,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
-    /// When the last failed reload happened and why.
+    /// When the last failed reload happened and why; cleared by a reload that reads the file.
     pub last_error: Option<(i64, String)>,
 }
 
@@ -83,7 +83,11 @@ impl SecretFile {
     /// them in use. Returns whether the secrets changed.
     pub fn reload(&self) -> Result<bool, String> {
         let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-        match read_secret_file(&self.path) {
+        let read = read_secret_file(&self.path);
+        if read.is_ok() {
+            status.last_error = None;
+        }
+        match read {
             Ok(secrets) if secrets == self.keyring.secrets() => Ok(false),
             Ok(secrets) => {
                 let key_ids = describe_key_ids(&secrets);

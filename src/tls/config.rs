@@ -26,6 +26,15 @@ impl ClientAuth {
             _ => Err("expected required, optional or none".to_owned()),
         }
     }
+
+    /// The mode as the configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Required => "required",
+            ClientAuth::Optional => "optional",
+            ClientAuth::None => "none",
+        }
+    }
 }
 
 /// A caller that becomes a `service` principal when its certificate names `san`.

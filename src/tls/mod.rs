@@ -36,6 +36,15 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type ResultLabel = Vec<(&'static str, &'static str)>;
 
+/// The TLS state as `IdentityStatus` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsStatus {
+    pub client_auth: &'static str,
+    pub not_after: i64,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+}
+
 /// The serving TLS state of both listeners.
 pub struct Tls {
     config: TlsConfig,
@@ -140,6 +149,18 @@ impl Tls {
         self.count("ok");
         tracing::info!(cert_file = %self.config.cert_file.display(), "TLS certificate reloaded");
         Ok(true)
+    }
+
+    /// What `IdentityStatus` shows: the client auth mode, the serving certificate's expiry (seconds
+    /// since the Unix epoch), and the reloads that succeeded and failed.
+    pub fn status(&self) -> TlsStatus {
+        let count = |result| self.reloads.get_or_create(&vec![("result", result)]).get();
+        TlsStatus {
+            client_auth: self.config.client_auth.as_str(),
+            not_after: self.not_after.get(),
+            reloads_ok: count("ok"),
+            reloads_failed: count("error"),
+        }
     }
 
     fn count(&self, result: &'static str) {

@@ -535,7 +535,25 @@ async fn a_broken_certificate_on_disk_keeps_the_last_good_one_serving() {
         .await
         .unwrap();
     assert_eq!(seen.lock().unwrap().as_slice(), [good]);
+    let status = fresh
+        .identity_status(with_server_token(pb::IdentityStatusRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .tls
+        .unwrap();
+    assert!(status.enabled);
+    assert_eq!(status.client_auth, "required");
+    assert!(status.reloads_failed >= 1, "{status:?}");
+    assert!(
+        status.certificate_not_after.unwrap().seconds > common_now(),
+        "{status:?}"
+    );
     server.stop().await.unwrap();
+}
+
+fn common_now() -> i64 {
+    crate::common::now()
 }
 
 #[tokio::test]

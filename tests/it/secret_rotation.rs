@@ -240,6 +240,17 @@ async fn a_bad_secret_file_changes_nothing_and_a_kubelet_swap_is_read() {
         assert!(verify(&mut client, &old).await.is_ok());
         assert!(verify(&mut client, &new).await.is_err());
     }
+    let mut request = tonic::Request::new(pb::IdentityStatusRequest {});
+    let server_token = sign(json!({"server": true}), OLD, None);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {server_token}").parse().unwrap(),
+    );
+    let status = client.identity_status(request).await.unwrap().into_inner();
+    assert_eq!(
+        status.secrets.unwrap().last_error,
+        "the secret file is invalid: no secret"
+    );
 
     kubelet_swap(
         dir.path(),
@@ -264,5 +275,22 @@ async fn a_bad_secret_file_changes_nothing_and_a_kubelet_swap_is_read() {
     assert!(wrong.unwrap_err().contains("bad signature"));
     let unknown = verify(&mut client, &sign(json!({"user_id": "a"}), OLD, Some("v0"))).await;
     assert!(unknown.unwrap_err().contains("unknown key id"));
+
+    // IdentityStatus names the secrets by key id, never by value, with the reloads.
+    let mut request = tonic::Request::new(pb::IdentityStatusRequest {});
+    let server_token = sign(json!({"server": true}), NEW, None);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {server_token}").parse().unwrap(),
+    );
+    let status = client.identity_status(request).await.unwrap().into_inner();
+    let secrets = status.secrets.unwrap();
+    assert_eq!(secrets.key_ids, ["v2", "v1"]);
+    assert_eq!(secrets.file, file.to_str().unwrap());
+    assert_eq!((secrets.reloads_ok, secrets.reloads_failed), (1, 2));
+    assert_eq!(secrets.last_error, "", "a good reload clears it");
+    assert!(!status.tls.unwrap().enabled);
+    let shown = format!("{secrets:?}");
+    assert!(!shown.contains(NEW) && !shown.contains(OLD));
     server.stop().await.unwrap();
 }

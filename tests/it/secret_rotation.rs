@@ -20,7 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use crate::common::{Deadline, TestServer, get_text};
+use crate::common::{Deadline, TestServer, get_text, with_bearer};
 use crate::sdk_tokens::Sdk;
 
 const NEW: &str = "n3wsecretn3wsecretn3wsecretn3wsecretn3wsecretn3wsecretn3wsecret12";
@@ -74,6 +74,18 @@ async fn wait_refused(client: &mut GatehouseClient<Channel>, token: &str, reason
         }
         deadline.tick(&answer).await;
     }
+}
+
+/// IdentityStatus, asked with a server token signed by `secret`.
+async fn identity_status(
+    client: &mut GatehouseClient<Channel>,
+    secret: &str,
+) -> pb::IdentityStatusResponse {
+    let request = with_bearer(
+        pb::IdentityStatusRequest {},
+        &sign(json!({"server": true}), secret, None),
+    );
+    client.identity_status(request).await.unwrap().into_inner()
 }
 
 /// A metric's value as `/metrics` shows it.
@@ -240,13 +252,7 @@ async fn a_bad_secret_file_changes_nothing_and_a_kubelet_swap_is_read() {
         assert!(verify(&mut client, &old).await.is_ok());
         assert!(verify(&mut client, &new).await.is_err());
     }
-    let mut request = tonic::Request::new(pb::IdentityStatusRequest {});
-    let server_token = sign(json!({"server": true}), OLD, None);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {server_token}").parse().unwrap(),
-    );
-    let status = client.identity_status(request).await.unwrap().into_inner();
+    let status = identity_status(&mut client, OLD).await;
     assert_eq!(
         status.secrets.unwrap().last_error,
         "the secret file is invalid: no secret"
@@ -277,13 +283,7 @@ async fn a_bad_secret_file_changes_nothing_and_a_kubelet_swap_is_read() {
     assert!(unknown.unwrap_err().contains("unknown key id"));
 
     // IdentityStatus names the secrets by key id, never by value, with the reloads.
-    let mut request = tonic::Request::new(pb::IdentityStatusRequest {});
-    let server_token = sign(json!({"server": true}), NEW, None);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {server_token}").parse().unwrap(),
-    );
-    let status = client.identity_status(request).await.unwrap().into_inner();
+    let status = identity_status(&mut client, NEW).await;
     let secrets = status.secrets.unwrap();
     assert_eq!(secrets.key_ids, ["v2", "v1"]);
     assert_eq!(secrets.file, file.to_str().unwrap());

@@ -261,11 +261,15 @@ pub async fn check_status(
 
 /// A request carrying a server token in `authorization` metadata, as the admin RPCs require.
 pub fn with_server_token<T>(message: T) -> tonic::Request<T> {
+    with_bearer(message, &server_token())
+}
+
+/// A request carrying `token` in `authorization` metadata.
+pub fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", server_token()).parse().unwrap(),
-    );
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 

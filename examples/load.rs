@@ -116,6 +116,10 @@ struct Args {
     /// A file holding the encoded request message a `raw@` target sends.
     #[arg(long)]
     raw_body: Option<std::path::PathBuf>,
+    /// Load only this request of the mix (1-based; 1 is "alice reads user:bob"), to compare with a
+    /// peer answering that one request.
+    #[arg(long)]
+    case: Option<usize>,
     /// Serve as the echo server on this address (every method answered with an empty message) until
     /// killed, instead of loading anything.
     #[arg(long, conflicts_with_all = ["addr", "targets"])]
@@ -341,7 +345,14 @@ async fn run(
         &EncodingKey::from_secret(secret.as_bytes()),
     )?;
     let raw = raw_request(args, targets)?;
-    let cases = Arc::new(cases(&token, api_key));
+    let mut cases = cases(&token, api_key);
+    if let Some(n) = args.case {
+        if n == 0 || n > cases.len() {
+            return Err(format!("--case must be from 1 to {}", cases.len()).into());
+        }
+        cases = cases.into_iter().skip(n - 1).take(1).collect();
+    }
+    let cases = Arc::new(cases);
     let mut loaded = Vec::with_capacity(targets.len());
     for (target, addr) in targets {
         let channels = connect(addr, args.connections).await?;

@@ -182,5 +182,7 @@ fn check(verifier: &Verifier, token: &str, leeway: i64, dev_tokens: bool) {
             assert!(claims.contains_key("resource") && claims.contains_key("action"));
         }
         PrincipalKind::Anonymous => panic!("a token verified as anonymous: {token:?}"),
+        // Services are named by client certificates, never by a token.
+        PrincipalKind::Service => panic!("a token verified as a service: {token:?}"),
     }
 }

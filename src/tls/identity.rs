@@ -111,7 +111,8 @@ impl Identities {
 }
 
 /// The certificate's URI and DNS subject alternative names; none if it cannot be read or names
-/// more than [`MAX_NAMES`].
+/// more than [`MAX_NAMES`]. A DNS name that is not shaped like a host name is skipped: both kinds
+/// share one namespace here, so a "DNS name" spelling a SPIFFE ID must not pass for the URI.
 fn names(leaf: &CertificateDer<'_>) -> Vec<String> {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) else {
         return Vec::new();
@@ -127,8 +128,16 @@ fn names(leaf: &CertificateDer<'_>) -> Vec<String> {
         .iter()
         .filter_map(|name| match name {
             GeneralName::URI(uri) => Some((*uri).to_owned()),
-            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            GeneralName::DNSName(dns) if is_host_name(dns) => Some((*dns).to_owned()),
             _ => None,
         })
         .collect()
+}
+
+/// Letters, digits, `-`, `_`, `.` and a `*` wildcard: what a DNS name holds, and never `:` or `/`.
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*'))
 }

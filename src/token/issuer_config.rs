@@ -184,7 +184,20 @@ fn validate(doc: IssuerDoc, problems: &mut Vec<String>) -> IssuerConfig {
 }
 
 /// Whether `url` may be fetched for keys: an absolute `https://` URL, or `http://` to a loopback host (Keycloak's development mode).
+/// A user part (`user@host`) is refused: `http://localhost:80@other.example` is a request to
+/// `other.example`, and it would otherwise pass for loopback.
 pub fn check_url(url: &str) -> Result<(), &'static str> {
+    let after_scheme = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    if after_scheme.is_some_and(|rest| {
+        rest.split(['/', '?', '#'])
+            .next()
+            .unwrap_or("")
+            .contains('@')
+    }) {
+        return Err("must not carry a user name or password");
+    }
     let rest = if let Some(rest) = url.strip_prefix("https://") {
         rest
     } else if let Some(rest) = url.strip_prefix("http://") {

@@ -53,6 +53,10 @@ pub enum SecretsError {
     DuplicateKeyId { line: usize, key_id: String },
     #[error("line {line}: the same secret is listed twice")]
     DuplicateSecret { line: usize },
+    #[error(
+        "line {line}: a secret is printable ASCII (no byte-order mark, NUL or other control character)"
+    )]
+    Characters { line: usize },
 }
 
 /// Every accepted secret: the current (signing) one, and the older ones still accepted.
@@ -76,7 +80,7 @@ impl Secrets {
 
     /// Reads a secret file: one secret per line, current first, each optionally preceded by its key
     /// id and a space. Blank lines and lines starting with `#` are skipped; a line's trailing `\r` and
-    /// surrounding spaces are not part of it.
+    /// surrounding spaces are not part of it. A secret is printable ASCII.
     pub fn parse(text: &str) -> Result<Secrets, SecretsError> {
         let mut keys: Vec<KeyedSecret> = Vec::new();
         for (index, line) in text.lines().enumerate() {
@@ -131,6 +135,11 @@ fn parse_line(line: &str, line_number: usize) -> Result<KeyedSecret, SecretsErro
         if !valid {
             return Err(SecretsError::KeyId { line: line_number });
         }
+    }
+    // A byte-order mark or a NUL would otherwise become part of the secret and silently retire
+    // the one in use.
+    if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(SecretsError::Characters { line: line_number });
     }
     if secret.len() < ApiSecret::MIN_LEN {
         return Err(SecretsError::TooShort { line: line_number });
@@ -252,6 +261,14 @@ mod tests {
             (
                 &format!("{A}\nk {A}\n"),
                 SecretsError::DuplicateSecret { line: 2 },
+            ),
+            (
+                &format!("\u{feff}{A}\n"),
+                SecretsError::Characters { line: 1 },
+            ),
+            (
+                &format!("{B}\n{A}\u{0}\n"),
+                SecretsError::Characters { line: 2 },
             ),
         ];
         for (text, expected) in cases {

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
@@ -22,6 +24,10 @@ use crate::principal::{Principal, PrincipalKind};
 
 /// A token without `kid` is tried against at most this many keys fitting its algorithm.
 const MAX_KEYS_WITHOUT_KID: usize = 4;
+
+/// The shortest RSA modulus taken from a key set. The verifier refuses shorter keys anyway, so
+/// taking one would only turn its tokens' refusal into a misleading "bad signature".
+const MIN_RSA_BITS: usize = 2048;
 
 /// Which kind of key an algorithm needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +91,9 @@ pub enum JwksError {
 }
 
 impl KeySet {
-    /// Reads a JWKS document, keeping the public signing keys it can use: RSA, P-256/P-384 and
-    /// Ed25519 keys whose `use`, if present, is `sig`. Symmetric (`oct`) keys are never taken.
+    /// Reads a JWKS document, keeping the public signing keys it can use: RSA (of at least
+    /// [`MIN_RSA_BITS`]), P-256/P-384 and Ed25519 keys whose `use`, if present, is `sig`. Symmetric
+    /// (`oct`) keys are never taken.
     pub fn from_jwks(
         body: &[u8],
         max_keys: usize,
@@ -121,7 +128,7 @@ fn usable_key(entry: Value) -> Option<IssuerKey> {
         Some(_) => return None,
     }
     let family = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => Family::Rsa,
+        AlgorithmParameters::RSA(rsa) if rsa_bits(&rsa.n) >= MIN_RSA_BITS => Family::Rsa,
         AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
             EllipticCurve::P256 => Family::P256,
             EllipticCurve::P384 => Family::P384,
@@ -151,6 +158,19 @@ fn usable_key(entry: Value) -> Option<IssuerKey> {
         family,
         key,
     })
+}
+
+/// The size in bits of a JWK's base64url modulus (`n`); 0 if it does not decode.
+fn rsa_bits(n: &str) -> usize {
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(n) else {
+        return 0;
+    };
+    let significant = bytes.iter().skip_while(|b| **b == 0);
+    let mut bits = significant.clone().count() * 8;
+    if let Some(first) = significant.clone().next() {
+        bits -= first.leading_zeros() as usize;
+    }
+    bits
 }
 
 /// A configured issuer and its current keys.
@@ -427,10 +447,14 @@ pub(super) fn principal_from_issuer_claims(
     claims: Map<String, Value>,
 ) -> Result<Principal, TokenError> {
     let user_id = match claims.get(&config.user_id_claim) {
-        Some(Value::String(id)) if !id.is_empty() && id.len() <= 255 => id.clone(),
+        Some(Value::String(id))
+            if !id.is_empty() && id.len() <= 255 && !id.chars().any(char::is_control) =>
+        {
+            id.clone()
+        }
         _ => {
             return Err(TokenError::InvalidClaims(
-                "the user id claim must be a non-empty string".to_owned(),
+                "the user id claim must be a non-empty string of at most 255 bytes without control characters".to_owned(),
             ));
         }
     };

@@ -13,6 +13,7 @@ mod common;
 mod policy_suite;
 
 mod adversarial;
+mod attack_identity;
 mod attack_review;
 mod audit_modes;
 mod binary;

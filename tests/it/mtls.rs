@@ -21,17 +21,17 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::common::{Deadline, SECRET, TestServer, check_request, user_token, with_server_token};
 
-const INDEXER: &str = "spiffe://cluster.local/ns/feeds/sa/indexer";
-const FEED_SERVER: &str = "spiffe://cluster.local/ns/feeds/sa/feed-server";
+pub(crate) const INDEXER: &str = "spiffe://cluster.local/ns/feeds/sa/indexer";
+pub(crate) const FEED_SERVER: &str = "spiffe://cluster.local/ns/feeds/sa/feed-server";
 const STRANGER: &str = "spiffe://cluster.local/ns/feeds/sa/stranger";
 
 /// A certificate authority that signs the server's and the clients' certificates.
-struct Ca {
+pub(crate) struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, in PEM.
-struct Pair {
+pub(crate) struct Pair {
     cert: String,
     key: String,
 }
@@ -51,7 +51,7 @@ impl Ca {
         self.issuer.pem()
     }
 
-    fn sign(&self, names: Vec<SanType>) -> Pair {
+    pub(crate) fn sign(&self, names: Vec<SanType>) -> Pair {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.subject_alt_names = names;
@@ -69,7 +69,7 @@ impl Ca {
         ])
     }
 
-    fn client(&self, uri: &str) -> Pair {
+    pub(crate) fn client(&self, uri: &str) -> Pair {
         self.sign(vec![SanType::URI(uri.try_into().unwrap())])
     }
 }
@@ -136,7 +136,11 @@ async fn channel(
         .await
 }
 
-async fn client(addr: SocketAddr, ca: &Ca, identity: Option<&Pair>) -> GatehouseClient<Channel> {
+pub(crate) async fn client(
+    addr: SocketAddr,
+    ca: &Ca,
+    identity: Option<&Pair>,
+) -> GatehouseClient<Channel> {
     let seen = Seen::default();
     let config = client_config(ca, identity, b"h2");
     GatehouseClient::new(channel(addr, config, &seen).await.expect("TLS connect"))
@@ -174,13 +178,13 @@ async fn http_get(
 }
 
 /// A directory holding the server's certificate, key and client CA, and the config file.
-struct Setup {
+pub(crate) struct Setup {
     dir: tempfile::TempDir,
-    ca: Ca,
+    pub(crate) ca: Ca,
 }
 
 impl Setup {
-    fn new() -> Setup {
+    pub(crate) fn new() -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::new("gatehouse test CA");
         let setup = Setup { dir, ca };
@@ -200,7 +204,7 @@ impl Setup {
     }
 
     /// A server configured by `tls` (the config file's `tls:` section, without the file names).
-    async fn start(&self, tls: &str) -> TestServer {
+    pub(crate) async fn start(&self, tls: &str) -> TestServer {
         TestServer::start_config(self.config(tls).unwrap()).await
     }
 
@@ -221,7 +225,7 @@ impl Setup {
         Config::load_with(Some(&file), &env)
     }
 
-    fn mutual(&self) -> String {
+    pub(crate) fn mutual(&self) -> String {
         format!("  client_ca_file: {}\n", self.path("ca.crt").display())
     }
 }
@@ -275,7 +279,7 @@ async fn optional_client_auth_lets_a_caller_without_certificate_in_but_not_anoth
     server.stop().await.unwrap();
 }
 
-fn issue() -> pb::IssueTokenRequest {
+pub(crate) fn issue() -> pb::IssueTokenRequest {
     pb::IssueTokenRequest {
         user_id: "jack".to_owned(),
         ..Default::default()
@@ -352,7 +356,7 @@ rules:
       cel: \"principal.kind == 'service' && principal.id == 'indexer'\"
 ";
 
-fn feed(action: &str) -> pb::CheckRequest {
+pub(crate) fn feed(action: &str) -> pb::CheckRequest {
     check_request("", action, "feed", "user:jack", json!({}), json!({}))
 }
 

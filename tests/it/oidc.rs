@@ -17,11 +17,11 @@ use crate::sdk_tokens::sdk_env;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-struct Idp {
+pub(crate) struct Idp {
     child: Child,
-    issuer: String,
+    pub(crate) issuer: String,
     control: String,
-    attacker: String,
+    pub(crate) attacker: String,
     ca: PathBuf,
     dir: tempfile::TempDir,
     http: reqwest::Client,
@@ -35,7 +35,7 @@ impl Drop for Idp {
 }
 
 impl Idp {
-    fn start() -> Idp {
+    pub(crate) fn start() -> Idp {
         sdk_env();
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("idp-ca.pem");
@@ -63,7 +63,7 @@ impl Idp {
         }
     }
 
-    async fn post(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Value {
         self.http
             .post(format!("{}{path}", self.control))
             .body(body.to_string())
@@ -75,7 +75,7 @@ impl Idp {
             .unwrap()
     }
 
-    async fn mint(&self, request: Value) -> String {
+    pub(crate) async fn mint(&self, request: Value) -> String {
         self.post("/mint", request).await["token"]
             .as_str()
             .unwrap()
@@ -90,7 +90,7 @@ impl Idp {
 
     /// A server with the Keycloak bank policy and this provider as an issuer; `extra` adds lines
     /// to the issuer's entry.
-    async fn server(&self, extra: &str) -> TestServer {
+    pub(crate) async fn server(&self, extra: &str) -> TestServer {
         let policies = format!("{ROOT}/policies/examples/keycloak-bank-affirmative");
         self.server_with(&policies, extra).await
     }
@@ -108,7 +108,10 @@ impl Idp {
     }
 }
 
-async fn verify(server: &TestServer, token: &str) -> Result<pb::Principal, tonic::Status> {
+pub(crate) async fn verify(
+    server: &TestServer,
+    token: &str,
+) -> Result<pb::Principal, tonic::Status> {
     server
         .client()
         .await
@@ -119,7 +122,7 @@ async fn verify(server: &TestServer, token: &str) -> Result<pb::Principal, tonic
         .map(|r| r.into_inner().principal.unwrap())
 }
 
-async fn refused(server: &TestServer, token: &str) -> String {
+pub(crate) async fn refused(server: &TestServer, token: &str) -> String {
     let status = verify(server, token).await.expect_err("token is refused");
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     status.message().to_owned()
@@ -273,7 +276,7 @@ async fn a_rotated_key_is_accepted_after_one_refetch_and_a_removed_one_is_refuse
     assert!(status.jwks_uri.ends_with("/protocol/openid-connect/certs"));
 }
 
-async fn identity_status(server: &TestServer) -> pb::IssuerStatus {
+pub(crate) async fn identity_status(server: &TestServer) -> pb::IssuerStatus {
     let mut issuers = server
         .client()
         .await

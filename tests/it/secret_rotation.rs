@@ -23,11 +23,11 @@ use tonic::transport::Channel;
 use crate::common::{Deadline, TestServer, get_text, with_bearer};
 use crate::sdk_tokens::Sdk;
 
-const NEW: &str = "n3wsecretn3wsecretn3wsecretn3wsecretn3wsecretn3wsecretn3wsecret12";
-const OLD: &str = "0ldsecret0ldsecret0ldsecret0ldsecret0ldsecret0ldsecret0ldsecret12";
+pub(crate) const NEW: &str = "n3wsecretn3wsecretn3wsecretn3wsecretn3wsecretn3wsecretn3wsecret12";
+pub(crate) const OLD: &str = "0ldsecret0ldsecret0ldsecret0ldsecret0ldsecret0ldsecret0ldsecret12";
 
 /// A server reading its secrets from `file` (and its policies from `policy_dir`, if given).
-async fn serve(file: &Path, policy_dir: Option<&Path>) -> TestServer {
+pub(crate) async fn serve(file: &Path, policy_dir: Option<&Path>) -> TestServer {
     let mut env = HashMap::from([(
         "GATEHOUSE_API_SECRET_FILE".to_owned(),
         file.to_str().unwrap().to_owned(),
@@ -42,7 +42,7 @@ async fn serve(file: &Path, policy_dir: Option<&Path>) -> TestServer {
     TestServer::start_config(config).await
 }
 
-fn sign(claims: Value, secret: &str, kid: Option<&str>) -> String {
+pub(crate) fn sign(claims: Value, secret: &str, kid: Option<&str>) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(
@@ -54,7 +54,10 @@ fn sign(claims: Value, secret: &str, kid: Option<&str>) -> String {
 }
 
 /// The Verify RPC's answer: the principal's user id, or the refusal's message.
-async fn verify(client: &mut GatehouseClient<Channel>, token: &str) -> Result<String, String> {
+pub(crate) async fn verify(
+    client: &mut GatehouseClient<Channel>,
+    token: &str,
+) -> Result<String, String> {
     client
         .verify(pb::VerifyRequest {
             token: token.to_owned(),
@@ -89,7 +92,7 @@ async fn identity_status(
 }
 
 /// A metric's value as `/metrics` shows it.
-async fn metric(server: &TestServer, line_start: &str) -> String {
+pub(crate) async fn metric(server: &TestServer, line_start: &str) -> String {
     let text = get_text(&format!("http://{}/metrics", server.http_addr)).await;
     text.lines()
         .find_map(|line| line.strip_prefix(line_start))
@@ -215,7 +218,7 @@ async fn revocation_reaches_the_tokens_of_every_secret() {
 
 /// The way the kubelet updates a Secret mount: a new timestamped directory, and the `..data` link
 /// swapped to it in one rename.
-fn kubelet_swap(dir: &Path, version: &str, contents: &str) {
+pub(crate) fn kubelet_swap(dir: &Path, version: &str, contents: &str) {
     let data = dir.join(version);
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("api_secret"), contents).unwrap();

@@ -3,7 +3,7 @@
 Serves over HTTPS (a CA and server certificate made at start, the CA's PEM written to --ca-out):
   /realms/bank/.well-known/openid-configuration and /realms/bank/protocol/openid-connect/certs.
 A plain-HTTP control port on loopback lets the test mint tokens, rotate and remove keys, change how
-the key set is served, and read fetch counts. A third port is the "attacker" server that tokens point
+the key set is served (extra raw keys, the discovery document's jwks_uri), and read fetch counts. A third port is the "attacker" server that tokens point
 at through jku/x5u headers; it counts every request it gets.
 
 Prints one JSON line with the three ports once everything listens.
@@ -35,6 +35,8 @@ STATE = {
     "published": [],  # kids in the served set, in order
     "mode": "ok",  # ok | down | oversized | malformed
     "counts": {"discovery": 0, "jwks": 0, "attacker": 0},
+    "jwks_uri": None,  # overrides the discovery document's jwks_uri
+    "extra": [],  # raw JWKs served after the published keys
 }
 
 
@@ -42,9 +44,9 @@ def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def new_key(alg, kid=None):
+def new_key(alg, kid=None, size=2048):
     if alg.startswith("RS") or alg.startswith("PS"):
-        key = jwk.JWK.generate(kty="RSA", size=2048)
+        key = jwk.JWK.generate(kty="RSA", size=size)
     elif alg == "ES256":
         key = jwk.JWK.generate(kty="EC", crv="P-256")
     elif alg == "ES384":
@@ -69,7 +71,8 @@ def public_jwk(kid):
 
 def jwks_body():
     with LOCK:
-        return json.dumps({"keys": [public_jwk(k) for k in STATE["published"]]}).encode()
+        keys = [public_jwk(k) for k in STATE["published"]] + STATE["extra"]
+        return json.dumps({"keys": keys}).encode()
 
 
 def keycloak_claims(issuer, overrides):
@@ -152,7 +155,7 @@ class Provider(BaseHTTPRequestHandler):
                 return self.send(503, b"{}")
             doc = {
                 "issuer": self.issuer,
-                "jwks_uri": self.issuer + "/protocol/openid-connect/certs",
+                "jwks_uri": STATE["jwks_uri"] or self.issuer + "/protocol/openid-connect/certs",
                 "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
             }
             return self.send(200, json.dumps(doc).encode())
@@ -192,7 +195,18 @@ class Control(BaseHTTPRequestHandler):
         if self.path == "/mint":
             answer = {"token": mint(self.issuer, request)}
         elif self.path == "/rotate":
-            answer = {"kid": new_key(request.get("alg", "RS256"))}
+            answer = {"kid": new_key(request.get("alg", "RS256"), size=request.get("size", 2048))}
+        elif self.path == "/discovery":
+            STATE["jwks_uri"] = request["jwks_uri"]
+            answer = {}
+        elif self.path == "/extra":
+            # Raw JWKs, and copies of published keys under another kid.
+            with LOCK:
+                extra = list(request.get("keys", []))
+                for copy in request.get("copies", []):
+                    extra.append({**public_jwk(copy["from"]), "kid": copy["kid"]})
+                STATE["extra"] = extra
+            answer = {}
         elif self.path == "/remove":
             with LOCK:
                 STATE["published"].remove(request["kid"])

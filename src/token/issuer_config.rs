@@ -186,41 +186,33 @@ fn validate(doc: IssuerDoc, problems: &mut Vec<String>) -> IssuerConfig {
 /// Whether `url` may be fetched for keys: an absolute `https://` URL, or `http://` to a loopback host (Keycloak's development mode).
 /// A user part (`user@host`) is refused: `http://localhost:80@other.example` is a request to
 /// `other.example`, and it would otherwise pass for loopback.
-pub fn check_url(url: &str) -> Result<(), &'static str> {
-    let after_scheme = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    if after_scheme.is_some_and(|rest| {
-        rest.split(['/', '?', '#'])
-            .next()
-            .unwrap_or("")
-            .contains('@')
-    }) {
+pub fn check_url(text: &str) -> Result<(), &'static str> {
+    if text.len() > 2048 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must be at most 2048 bytes, without spaces or control characters");
+    }
+    // The parser reqwest requests with, so what is checked here is where the fetch goes.
+    let url = url::Url::parse(text).map_err(|_| "must be an absolute https:// URL")?;
+    if !url.username().is_empty() || url.password().is_some() {
         return Err("must not carry a user name or password");
     }
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(""),
-            None => authority.split(':').next().unwrap_or(""),
-        };
-        if !matches!(host, "localhost" | "127.0.0.1" | "::1") {
-            return Err("must be an https:// URL (http:// only for a loopback host)");
-        }
-        rest
-    } else {
-        return Err("must be an absolute https:// URL");
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("must be an absolute URL with a host");
+    if url.fragment().is_some() {
+        return Err("must have no fragment");
     }
-    if url.contains('#') || url.len() > 2048 {
-        return Err("must have no fragment and be at most 2048 bytes");
+    let host = url.host().ok_or("must be an absolute URL with a host")?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&host) => Ok(()),
+        "http" => Err("must be an https:// URL (http:// only for a loopback host)"),
+        _ => Err("must be an absolute https:// URL"),
     }
-    Ok(())
+}
+
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
 }
 
 fn algorithms(names: Option<Vec<String>>, problems: &mut Vec<String>) -> Vec<Algorithm> {
@@ -334,6 +326,15 @@ mod tests {
         assert!(parse("- issuer: http://[::1]\n  audiences: [a]\n").is_ok());
         assert!(parse("- issuer: http://[::1]:8080/x\n  audiences: [a]\n").is_ok());
         assert!(parse("- issuer: http://127.0.0.1.evil.com/x\n  audiences: [a]\n").is_err());
+        for hostile in [
+            "http://localhost:80@evil.example/x",
+            "http://evil.example\\.localhost/x",
+            "https://user:pass@sso.example.com/x",
+            "https://sso.example.com/x#frag",
+            "ftp://sso.example.com/x",
+        ] {
+            assert!(check_url(hostile).is_err(), "{hostile}");
+        }
         assert!(
             parse("- issuer: https://a\n  audiences: [a]\n  ca_file: /nonexistent.pem\n").is_err()
         );

@@ -71,6 +71,7 @@ pub fn principal_kind_from_pb(kind: i32) -> Option<PrincipalKind> {
         pb::principal::Kind::Server => Some(PrincipalKind::Server),
         pb::principal::Kind::Scoped => Some(PrincipalKind::Scoped),
         pb::principal::Kind::Anonymous => Some(PrincipalKind::Anonymous),
+        pb::principal::Kind::Service => Some(PrincipalKind::Service),
         pb::principal::Kind::Unspecified => None,
     }
 }
@@ -81,8 +82,7 @@ pub(super) fn principal_to_pb(principal: &Principal) -> pb::Principal {
         PrincipalKind::Server => pb::principal::Kind::Server,
         PrincipalKind::Scoped => pb::principal::Kind::Scoped,
         PrincipalKind::Anonymous => pb::principal::Kind::Anonymous,
-        // The wire enum has no service kind yet; the id and roles still name the caller.
-        PrincipalKind::Service => pb::principal::Kind::Unspecified,
+        PrincipalKind::Service => pb::principal::Kind::Service,
     };
     pb::Principal {
         kind: kind as i32,

@@ -19,7 +19,9 @@ use serde_json::{Map, Value};
 use super::TokenError;
 use super::claims::numeric_claim;
 use super::issuer_config::IssuerConfig;
-use super::jwt::{check_times, decode_json_segment, printable, signed_payload};
+use super::jwt::{
+    check_times, decode_json_segment, printable, signed_payload, strict_json_segment,
+};
 use crate::principal::{Principal, PrincipalKind};
 
 /// A token without `kid` is tried against at most this many keys fitting its algorithm.
@@ -304,7 +306,7 @@ fn issuer_header(
     header: &str,
     allowed: &[Algorithm],
 ) -> Result<(Algorithm, Option<String>), TokenError> {
-    let Some(Value::Object(mut header)) = decode_json_segment(header) else {
+    let Some(Value::Object(mut header)) = strict_json_segment(header) else {
         return Err(TokenError::Malformed(
             "header is not base64url-encoded JSON",
         ));

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::claims::principal_from_claims;
 use super::jwt::{
     check_times, decode_json_segment, printable, signed_part, signed_payload, split_token,
+    strict_json_segment,
 };
 use super::keyring::{Keyring, Secrets};
 use super::oidc::{Issuers, verify_issuer_token};
@@ -88,15 +89,16 @@ impl Verifier {
             let parts = (header, signed_part, payload, signature);
             return verify_issuer_token(issuer, parts, now, self.options.leeway_seconds);
         }
-        let key_id = check_header(header)?;
-        let claims = if signature == DEV_TOKEN_SIGNATURE {
+        let development = signature == DEV_TOKEN_SIGNATURE;
+        let key_id = check_header(header, development)?;
+        let claims = if development {
             self.dev_token_claims(payload)?
         } else {
             self.signed_claims(token, key_id.as_deref(), payload, signature)?
         };
         check_times(&claims, now, self.options.leeway_seconds)?;
         let principal = principal_from_claims(claims)?;
-        if signature == DEV_TOKEN_SIGNATURE && principal.kind != PrincipalKind::User {
+        if development && principal.kind != PrincipalKind::User {
             return Err(TokenError::InvalidClaims(
                 "development tokens can only identify a user".to_owned(),
             ));
@@ -157,9 +159,15 @@ impl Verifier {
 }
 
 /// Pins HS256 before any signature work, so `none` and algorithm switching are refused by name, and
-/// returns the header's key id (`kid`), if any.
-fn check_header(header: &str) -> Result<Option<String>, TokenError> {
-    let Some(Value::Object(mut header)) = decode_json_segment(header) else {
+/// returns the header's key id (`kid`), if any. A signed token's header is strict base64url; only a
+/// development token's may be padded or use the standard alphabet, as Stream's SDKs encode those.
+fn check_header(header: &str, development: bool) -> Result<Option<String>, TokenError> {
+    let decoded = if development {
+        decode_json_segment(header)
+    } else {
+        strict_json_segment(header)
+    };
+    let Some(Value::Object(mut header)) = decoded else {
         return Err(TokenError::Malformed(
             "header is not base64url-encoded JSON",
         ));
@@ -396,6 +404,26 @@ mod tests {
         let payload = URL_SAFE_NO_PAD.encode(r#"{"user_id":"a"}"#);
         assert!(matches!(
             verify(&format!("{header}.{payload}.sig")),
+            Err(TokenError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_signed_token_header_is_strict_base64url() {
+        // Found by the differential fuzz target: a padded header under a valid signature, which
+        // jsonwebtoken (and Stream) refuse.
+        let token = sign(json!({"user_id": "a"}));
+        let (header, rest) = token.split_once('.').unwrap();
+        let padded_header = format!("{header}=");
+        let padded = format!("{padded_header}.{}", rest.split_once('.').unwrap().0);
+        let signature = jsonwebtoken::crypto::sign(
+            padded.as_bytes(),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        assert!(matches!(
+            verify(&format!("{padded}.{signature}")),
             Err(TokenError::Malformed(_))
         ));
     }

@@ -433,7 +433,7 @@ fn watch_secret_file(
         dir,
         notify::RecursiveMode::NonRecursive,
         config.reload_debounce,
-        move || {
+        move |_| {
             let file = Arc::clone(&file);
             async move {
                 let _ = tokio::task::spawn_blocking(move || file.reload()).await;

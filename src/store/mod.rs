@@ -22,7 +22,7 @@ mod watch;
 pub use metrics::register as register_metrics;
 pub use secrets::{SecretFile, SecretStatus, read_secret_file, register_secret_metrics};
 
-pub use watch::{spawn_dir_watcher, spawn_watcher};
+pub use watch::{Trigger, spawn_dir_watcher, spawn_watcher};
 
 /// The reload history, for `PolicyStatus`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +92,12 @@ impl PolicyStore {
     /// Reads and compiles the directory, and swaps the set in if it loaded; otherwise the last good
     /// set keeps serving and the error is kept. Blocking: run it off the request path.
     pub fn reload_blocking(&self) -> Result<String, LoadErrors> {
+        self.reload_counting(Trigger::Change)
+    }
+
+    /// Like [`PolicyStore::reload_blocking`]; a look at start-up that finds the directory as it was
+    /// loaded is no reload and is not counted, whereas an asked-for reload is counted even then.
+    fn reload_counting(&self, trigger: Trigger) -> Result<String, LoadErrors> {
         let Some(dir) = &self.dir else {
             return Ok(self.current().revision().to_owned());
         };
@@ -117,7 +123,12 @@ impl PolicyStore {
                 let cleared = {
                     // Counted before the swap, so whoever sees the new revision sees the reload counted.
                     let mut status = self.status();
-                    status.reloads_ok += 1;
+                    let changed = revision != previous
+                        || set.files() != self.current().files()
+                        || status.last_error.is_some();
+                    if changed || trigger == Trigger::Change {
+                        status.reloads_ok += 1;
+                    }
                     status.last_error.take().is_some()
                 };
                 if revision != previous || set.files() != self.current().files() {
@@ -158,8 +169,13 @@ impl PolicyStore {
 
     /// [`PolicyStore::reload_blocking`] on the blocking pool.
     pub async fn reload(self: &Arc<Self>) -> Result<String, LoadErrors> {
+        self.reload_after(Trigger::Change).await
+    }
+
+    /// A reload on the blocking pool, counted as [`PolicyStore::reload_counting`] says.
+    pub async fn reload_after(self: &Arc<Self>, trigger: Trigger) -> Result<String, LoadErrors> {
         let store = Arc::clone(self);
-        match tokio::task::spawn_blocking(move || store.reload_blocking()).await {
+        match tokio::task::spawn_blocking(move || store.reload_counting(trigger)).await {
             Ok(result) => result,
             Err(e) => Err(LoadErrors(vec![LoadError {
                 file: String::new(),

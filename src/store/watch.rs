@@ -37,12 +37,22 @@ pub fn spawn_watcher(
     dir: PathBuf,
     debounce: Duration,
 ) -> Result<tokio::task::JoinHandle<()>, notify::Error> {
-    spawn_dir_watcher(dir, RecursiveMode::Recursive, debounce, move || {
+    spawn_dir_watcher(dir, RecursiveMode::Recursive, debounce, move |trigger| {
         let store = Arc::clone(&store);
         async move {
-            let _ = store.reload().await;
+            let _ = store.reload_after(trigger).await;
         }
     })
+}
+
+/// Why a watcher reloads: its one look at the start, or a change it saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The look once the watch is placed, for a change made before it was: finding the directory as
+    /// it was loaded is no reload.
+    Start,
+    /// An event in the directory, the directory replaced, or an operator's request.
+    Change,
 }
 
 /// Starts watching `dir` (its whole tree, or only its entries: a secret's directory may be shared)
@@ -56,11 +66,10 @@ pub fn spawn_dir_watcher<F, R>(
     reload: R,
 ) -> Result<tokio::task::JoinHandle<()>, notify::Error>
 where
-    R: Fn() -> F + Send + 'static,
+    R: Fn(Trigger) -> F + Send + 'static,
     F: Future<Output = ()> + Send,
 {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let kick = tx.clone();
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<Event>| match event {
             Ok(event) if is_change(&event.kind) => {
@@ -74,11 +83,11 @@ where
         })?;
     watcher.watch(&dir, mode)?;
     let mut watched = identity(&dir);
-    // A change between the initial load and this point raised no event: look once more.
-    let _ = kick.send(());
     let dir_shown = dir.display().to_string();
     Ok(tokio::spawn(async move {
         tracing::debug!(dir = %dir_shown, "watching a directory");
+        // A change between the initial load and the watch raised no event: look once more.
+        reload(Trigger::Start).await;
         let mut checks = tokio::time::interval(IDENTITY_CHECK);
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -91,7 +100,7 @@ where
                     // `debounce`.
                     while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
                     tracing::debug!(dir = %dir_shown, "directory changed");
-                    reload().await;
+                    reload(Trigger::Change).await;
                 }
                 _ = checks.tick() => {
                     let now = identity(&dir);
@@ -105,7 +114,7 @@ where
                         // Not there (yet): try again at the next check.
                         Err(_) => None,
                     };
-                    reload().await;
+                    reload(Trigger::Change).await;
                 }
             }
         }

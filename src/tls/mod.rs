@@ -201,7 +201,7 @@ pub fn spawn_reloaders(
             dir,
             notify::RecursiveMode::NonRecursive,
             debounce,
-            move || reload_off_runtime(&tls),
+            move |_| reload_off_runtime(&tls),
         )
         .map_err(std::io::Error::other)?;
         tasks.push(task);

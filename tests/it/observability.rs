@@ -204,6 +204,32 @@ fn value(scrape: &Scrape, metric: &str, wanted: &[(&str, &str)]) -> Option<f64> 
         .map(scalar)
 }
 
+/// PolicyStatus and a scrape taken between two equal PolicyStatus answers, so that no reload fell
+/// between them.
+async fn reloads_held_still(
+    server: &TestServer,
+    client: &mut GatehouseClient<Channel>,
+) -> (pb::PolicyStatusResponse, Scrape) {
+    let mut status = policy_status(client).await;
+    for _ in 0..20 {
+        let (_, scrape) = scrape(server).await;
+        let after = policy_status(client).await;
+        if (after.reloads_ok, after.reloads_failed) == (status.reloads_ok, status.reloads_failed) {
+            return (after, scrape);
+        }
+        status = after;
+    }
+    panic!("reloads never stopped: {status:?}");
+}
+
+async fn policy_status(client: &mut GatehouseClient<Channel>) -> pb::PolicyStatusResponse {
+    client
+        .policy_status(with_server_token(pb::PolicyStatusRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn policy_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("feeds.yaml"), FEEDS_YAML).unwrap();
@@ -359,14 +385,19 @@ async fn metrics_count_decisions_latency_token_rejections_and_the_serving_revisi
         context()
     );
 
-    // Reloads, agreeing with PolicyStatus.
-    let status = client
-        .policy_status(with_server_token(pb::PolicyStatusRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
-    let reloads_ok = value(&scrape, "gatehouse_reloads_total", &[("result", "ok")]);
-    let reloads_failed = value(&scrape, "gatehouse_reloads_total", &[("result", "failed")]);
+    // Reloads, agreeing with PolicyStatus. The watcher's start-up look may reload at any moment, so
+    // the scrape compared is one taken while PolicyStatus held still.
+    let (status, reload_scrape) = reloads_held_still(&server, &mut client).await;
+    let reloads_ok = value(
+        &reload_scrape,
+        "gatehouse_reloads_total",
+        &[("result", "ok")],
+    );
+    let reloads_failed = value(
+        &reload_scrape,
+        "gatehouse_reloads_total",
+        &[("result", "failed")],
+    );
     assert!(status.reloads_ok >= 1, "{status:?}");
     assert_eq!(reloads_ok, Some(status.reloads_ok as f64), "{}", context());
     assert_eq!(reloads_failed, Some(0.0), "{}", context());

@@ -21,12 +21,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gatehouse::engine::{self, Request, Resource};
 use gatehouse::policy::FeedsPreset;
 use gatehouse::token::{
-    ApiSecret, IssueRequest, Issuer, IssuerConfigs, Issuers, KeySet, Verifier, VerifyOptions,
-    unix_now,
+    ApiSecret, CacheLimits, IssueRequest, Issuer, IssuerConfigs, Issuers, KeySet, Verifier,
+    VerifyOptions, unix_now,
 };
 use serde_json::{Map, Value, json};
 
 const SECRET: &str = "4x8kxqmz2ybv9tsm7wqdpcj3hfn6rk5ae2ugbz8yvx4w7q3t9mdr6ypc2kfhn5wa";
+
+/// The allocator the binary ships with, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn object(value: Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap()
@@ -88,6 +92,13 @@ fn bench(c: &mut Criterion) {
     c.bench_function("verify_user_token", |b| {
         b.iter(|| verifier.verify(black_box(&token)).unwrap())
     });
+    // The same token again and again: after the first call, answered from the verified-token cache.
+    let cached =
+        Verifier::new(&secret, VerifyOptions::default()).with_cache(CacheLimits::default());
+    let now = unix_now();
+    c.bench_function("verify_user_token_cached", |b| {
+        b.iter(|| cached.verify_shared_at(black_box(&token), now).unwrap())
+    });
     let mut group = c.benchmark_group("decide");
     for (name, action, kind, id, attributes, context) in cases {
         group.bench_function(name, |b| {
@@ -108,11 +119,46 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+    // A Check with a token seen before (a cache hit), and with one never seen (a miss: each
+    // iteration takes the next of more distinct tokens than the cache holds).
+    let fresh: Vec<String> = (0..FRESH_TOKENS)
+        .map(|i| {
+            Issuer::new(&secret)
+                .issue(IssueRequest {
+                    user_id: format!("tommaso{i}"),
+                    expires_in_seconds: 3600,
+                    ..IssueRequest::default()
+                })
+                .unwrap()
+                .token
+        })
+        .collect();
+    // After the fresh tokens' `iat`.
+    let now = unix_now();
     let mut group = c.benchmark_group("verify_and_decide");
     for (name, action, kind, id, attributes, context) in cases {
-        group.bench_function(name, |b| {
+        group.bench_function(format!("{name}/seen"), |b| {
             b.iter(|| {
-                let principal = verifier.verify(black_box(&token)).unwrap();
+                let principal = cached.verify_shared_at(black_box(&token), now).unwrap();
+                let request = Request {
+                    principal: &principal,
+                    action,
+                    resource: Resource {
+                        kind,
+                        id,
+                        attributes,
+                    },
+                    context,
+                    now: 0,
+                };
+                engine::decide(&policy, &request).allowed
+            })
+        });
+        let mut next = fresh.iter().cycle();
+        group.bench_function(format!("{name}/new"), |b| {
+            b.iter(|| {
+                let token = next.next().unwrap();
+                let principal = cached.verify_shared_at(black_box(token), now).unwrap();
                 let request = Request {
                     principal: &principal,
                     action,
@@ -132,6 +178,9 @@ fn bench(c: &mut Criterion) {
 }
 
 const ISSUER: &str = "https://sso.example.com/realms/bank";
+
+/// More distinct tokens than the default cache holds, so that cycling through them always misses.
+const FRESH_TOKENS: usize = 20_000;
 
 /// A signing key of each algorithm, made afresh: (algorithm, key id, private key, public JWK).
 fn issuer_keys() -> Vec<(Algorithm, &'static str, EncodingKey, Value)> {

@@ -75,7 +75,13 @@ impl App {
             config.jwks.clone(),
             config.verify.max_token_bytes,
         )?);
+        let verifier = Verifier::with_keyring(Arc::clone(&keyring), config.verify.clone())
+            .with_issuers(issuers)
+            .with_cache(config.token_cache);
         let mut metrics = Metrics::new(meter.as_ref(), config.metrics);
+        metrics.register(|registry, _| {
+            crate::telemetry::register_token_cache_metrics(verifier.cache(), registry)
+        });
         metrics.register(|registry, meter| store::register_metrics(&policies, registry, meter));
         metrics.register(|registry, _| jwks::register_metrics(&identity, registry));
         if let Some(file) = &secret_file {
@@ -97,8 +103,7 @@ impl App {
         let log = DecisionLog::start(&config.decision_log, mask_key, count_dropped)
             .map_err(ServeError::DecisionLog)?;
         Ok(App {
-            verifier: Verifier::with_keyring(Arc::clone(&keyring), config.verify.clone())
-                .with_issuers(issuers),
+            verifier,
             issuer: Issuer::with_keyring(Arc::clone(&keyring)),
             keyring,
             secret_file,
@@ -131,7 +136,7 @@ impl App {
         token: &str,
         policy: &PolicySet,
         now: i64,
-    ) -> Result<Principal, TokenError> {
+    ) -> Result<Arc<Principal>, TokenError> {
         authz::verify_caller(&self.verifier, token, policy, now)
             .inspect_err(|e| self.metrics.token_rejected(e.reason()))
     }
@@ -185,7 +190,7 @@ impl authz::Gate for DoorGate<'_> {
         token: &str,
         policy: &PolicySet,
         now: i64,
-    ) -> Result<Principal, TokenError> {
+    ) -> Result<Arc<Principal>, TokenError> {
         self.app.authenticate(token, policy, now)
     }
 

@@ -15,6 +15,7 @@ mod problem;
 mod stream_error;
 mod strict;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -150,7 +151,7 @@ pub trait Gate {
         token: &str,
         policy: &PolicySet,
         now: i64,
-    ) -> Result<Principal, TokenError>;
+    ) -> Result<Arc<Principal>, TokenError>;
 
     /// Records a request to `route` refused for its credentials (`error`), before any rule was asked.
     fn refused(&self, policy: &PolicySet, route: &Route, error: &TokenError);
@@ -237,14 +238,14 @@ impl Authorizer<'_> {
 
     /// The caller: `stream-auth-type: anonymous`, or the JWT in `Authorization` (with or without
     /// `Bearer `), verified and not revoked by the deciding set.
-    fn principal(&self, call: &HttpCall<'_>, route: &Route) -> Result<Principal, Denial> {
+    fn principal(&self, call: &HttpCall<'_>, route: &Route) -> Result<Arc<Principal>, Denial> {
         let auth_type = call
             .headers
             .header("stream-auth-type")?
             .map(str::trim)
             .unwrap_or("jwt");
         if auth_type.eq_ignore_ascii_case("anonymous") {
-            return Ok(Principal::anonymous());
+            return Ok(Arc::new(Principal::anonymous()));
         }
         if !auth_type.eq_ignore_ascii_case("jwt") {
             return Err(Denial::new(

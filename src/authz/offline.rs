@@ -2,6 +2,7 @@
 //! check and the same mode handling as the live doors, with nothing counted, logged or traced.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use super::Gate;
 use crate::decider::{Verdict, judge};
@@ -18,8 +19,8 @@ pub fn verify_caller(
     token: &str,
     policy: &PolicySet,
     now: i64,
-) -> Result<Principal, TokenError> {
-    verifier.verify_at(token, now).and_then(|principal| {
+) -> Result<Arc<Principal>, TokenError> {
+    verifier.verify_shared_at(token, now).and_then(|principal| {
         if policy.revokes(&principal) {
             Err(TokenError::Revoked)
         } else {
@@ -65,7 +66,7 @@ impl Gate for OfflineGate<'_> {
         token: &str,
         policy: &PolicySet,
         now: i64,
-    ) -> Result<Principal, TokenError> {
+    ) -> Result<Arc<Principal>, TokenError> {
         verify_caller(self.verifier, token, policy, now)
     }
 

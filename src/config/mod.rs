@@ -22,7 +22,7 @@ use crate::authz::ProxyHeaders;
 use crate::jwks::JwksOptions;
 use crate::policy::FeedsPreset;
 use crate::tls::TlsConfig;
-use crate::token::{ApiSecret, IssuerConfig, Secrets, VerifyOptions};
+use crate::token::{ApiSecret, CacheLimits, IssuerConfig, Secrets, VerifyOptions};
 
 pub use crate::telemetry::{LogConfig, OtlpConfig};
 pub use parse::parse_duration;
@@ -47,6 +47,8 @@ pub struct Config {
     /// No secret was configured: a random one is in use and the server is loopback-only.
     pub development: bool,
     pub verify: VerifyOptions,
+    /// How many verified tokens, and how many bytes of them, are kept.
+    pub token_cache: CacheLimits,
     /// The built-in preset's feed groups; used when no policy directory is configured.
     pub feeds: FeedsPreset,
     /// A directory of policy files (a Kubernetes ConfigMap mount); `None`: the built-in Feeds preset.
@@ -217,6 +219,7 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         secret_file: draft.api_secret_file,
         development,
         verify: draft.verify,
+        token_cache: draft.token_cache,
         feeds: draft.feeds,
         policy_dir: draft.policy_dir,
         reload_debounce: draft.reload_debounce,

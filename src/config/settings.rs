@@ -15,7 +15,7 @@ use crate::jwks::JwksOptions;
 use crate::policy::{FeedGroupPermission, FeedsPreset};
 use crate::telemetry::LogConfig;
 use crate::tls::{ClientAuth, ServiceIdentity, TlsSettings};
-use crate::token::{IssuerConfigs, VerifyOptions};
+use crate::token::{CacheLimits, IssuerConfigs, VerifyOptions};
 
 /// A default as README shows it.
 #[derive(Debug, Clone, Copy)]
@@ -307,6 +307,7 @@ pub(super) struct Draft {
     pub api_secret: Option<String>,
     pub api_secret_file: Option<PathBuf>,
     pub verify: VerifyOptions,
+    pub token_cache: CacheLimits,
     pub feeds: FeedsPreset,
     /// Feed groups were set (in the file or the environment), which a policy directory excludes.
     pub feed_groups_configured: bool,
@@ -338,6 +339,7 @@ impl Draft {
             api_secret: None,
             api_secret_file: None,
             verify: VerifyOptions::default(),
+            token_cache: CacheLimits::default(),
             feeds: FeedsPreset::default(),
             feed_groups_configured: false,
             policy_dir: None,
@@ -685,6 +687,28 @@ pub(super) static SETTINGS: &[&dyn Entry] = &[
         ),
         parse: parse::count::<256, { 1024 * 1024 }>,
         put: |d, v| d.verify.max_token_bytes = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_TOKEN_CACHE_ENTRIES",
+            "tokens.cache_entries",
+            Value("4096"),
+            46,
+            "verified tokens kept, so a token seen before skips its signature check (expiry and revocation are still checked on every call); 0 turns the cache off",
+        ),
+        parse: parse::count::<0, 1_000_000>,
+        put: |d, v| d.token_cache.max_entries = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_TOKEN_CACHE_BYTES",
+            "tokens.cache_bytes",
+            Value("4194304"),
+            47,
+            "the most memory the verified-token cache holds, estimated",
+        ),
+        parse: parse::count::<0, { 1024 * 1024 * 1024 }>,
+        put: |d, v| d.token_cache.max_bytes = v as u64,
     },
     &Setting {
         doc: doc(

@@ -45,7 +45,7 @@ impl GatehouseService {
         token: &str,
         anonymous: bool,
         described: Option<pb::PrincipalInput>,
-    ) -> Result<Principal, Error> {
+    ) -> Result<Arc<Principal>, Error> {
         let has_token = !token.trim().is_empty();
         match (has_token, anonymous, described) {
             (_, _, Some(input)) => {
@@ -58,12 +58,12 @@ impl GatehouseService {
                 if input.user_id.trim().is_empty() {
                     return Err(Error::InvalidRequest("principal.user_id is required"));
                 }
-                Ok(principal_from_input(input))
+                Ok(Arc::new(principal_from_input(input)))
             }
             (true, true, None) => Err(Error::InvalidRequest("an anonymous check carries no token")),
-            (false, true, None) => Ok(Principal::anonymous()),
+            (false, true, None) => Ok(Arc::new(Principal::anonymous())),
             (false, false, None) => match peer(extensions).and_then(|p| p.service()) {
-                Some(service) => Ok(service),
+                Some(service) => Ok(Arc::new(service)),
                 None => self.verified(token, policy),
             },
             (true, false, None) => self.verified(token, policy),
@@ -71,7 +71,7 @@ impl GatehouseService {
     }
 
     /// A verified token's principal, unless `policy` (the set deciding the call) revokes the token.
-    fn verified(&self, token: &str, policy: &PolicySet) -> Result<Principal, Error> {
+    fn verified(&self, token: &str, policy: &PolicySet) -> Result<Arc<Principal>, Error> {
         Ok(self.app.authenticate(token, policy, unix_now())?)
     }
 

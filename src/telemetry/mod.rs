@@ -4,6 +4,9 @@
 
 pub mod context;
 pub mod metrics;
+mod token_cache;
+
+pub use token_cache::register_token_cache_metrics;
 
 use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock, PoisonError};

@@ -6,6 +6,7 @@
 //! keys (`oidc`), which the `jwks` module fetches; every other token takes the Stream path.
 //! No error, log line or `Debug` output of this module contains a token or the secret.
 
+mod cache;
 mod claims;
 mod error;
 mod issue;
@@ -16,6 +17,7 @@ mod oidc;
 mod secret;
 mod verify;
 
+pub use cache::{CacheLimits, CacheReport, TokenCache};
 pub use error::{IssueError, TokenError};
 pub use issue::{IssueRequest, IssuedToken, Issuer};
 pub use issuer_config::{IssuerConfig, IssuerConfigs, MAX_ISSUERS, check_url};

@@ -267,7 +267,7 @@ pub(super) fn verify_issuer_token(
     parts: (&str, &str, &str, &str),
     now: i64,
     leeway_seconds: u64,
-) -> Result<Principal, TokenError> {
+) -> Result<(Principal, Arc<KeySet>), TokenError> {
     let (header, signed_part, payload, signature) = parts;
     let config = &issuer.config;
     let (alg, kid) = issuer_header(header, &config.algorithms)?;
@@ -298,7 +298,7 @@ pub(super) fn verify_issuer_token(
         return Err(TokenError::InvalidClaims("exp is required".to_owned()));
     }
     check_times(&claims, now, leeway_seconds)?;
-    principal_from_issuer_claims(config, claims)
+    Ok((principal_from_issuer_claims(config, claims)?, keys))
 }
 
 /// The token's algorithm (one the issuer allows) and key id; every other header is ignored.

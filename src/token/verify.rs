@@ -1,15 +1,18 @@
 use std::sync::Arc;
 
-use jsonwebtoken::Algorithm;
-use jsonwebtoken::errors::ErrorKind;
+use aws_lc_rs::hmac;
+use base64::DecodeSliceError;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
+use super::cache::{CacheLimits, Lookup, TokenCache, Vouched};
 use super::claims::principal_from_claims;
 use super::jwt::{
     check_times, decode_json_segment, printable, signed_part, signed_payload, split_token,
     strict_json_segment,
 };
-use super::keyring::{Keyring, Secrets};
+use super::keyring::{Keyring, Keys, Secrets};
 use super::oidc::{Issuers, verify_issuer_token};
 use super::{ApiSecret, TokenError, unix_now};
 use crate::principal::{Principal, PrincipalKind};
@@ -45,6 +48,8 @@ pub struct Verifier {
     options: VerifyOptions,
     /// OpenID Connect issuers; a token whose `iss` is one of them is verified with its keys.
     issuers: Arc<Issuers>,
+    /// Tokens verified before, with the keys that verified them.
+    cache: Arc<TokenCache>,
 }
 
 impl Verifier {
@@ -59,7 +64,19 @@ impl Verifier {
             keyring,
             options,
             issuers: Arc::default(),
+            cache: Arc::new(TokenCache::off()),
         }
+    }
+
+    /// The same verifier, keeping the principals of tokens it verified within `limits`.
+    pub fn with_cache(mut self, limits: CacheLimits) -> Self {
+        self.cache = Arc::new(TokenCache::new(limits));
+        self
+    }
+
+    /// The verified-token cache, for the metrics to read.
+    pub fn cache(&self) -> &Arc<TokenCache> {
+        &self.cache
     }
 
     /// The same verifier, also accepting tokens of these OpenID Connect issuers.
@@ -74,6 +91,13 @@ impl Verifier {
 
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Principal, TokenError> {
+        self.verify_shared_at(token, now)
+            .map(|principal| Principal::clone(&principal))
+    }
+
+    /// Verifies `token` as of `now`, sharing the principal with the cache: a token verified before
+    /// with keys still in use is answered from the cache after its time claims are checked again.
+    pub fn verify_shared_at(&self, token: &str, now: i64) -> Result<Arc<Principal>, TokenError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(TokenError::Missing);
@@ -83,68 +107,56 @@ impl Verifier {
                 max: self.options.max_token_bytes,
             });
         }
+        let keys = self.keyring.keys();
+        if let Lookup::Hit(principal) = self.cache.get(token, &keys) {
+            if let Err(error) = check_times(&principal.claims, now, self.options.leeway_seconds) {
+                self.cache.remove(token);
+                return Err(error);
+            }
+            return Ok(principal);
+        }
+        let (principal, vouched) = self.verify_fresh(token, now, &keys)?;
+        let principal = Arc::new(principal);
+        if let Some(vouched) = vouched {
+            self.cache.insert(token, Arc::clone(&principal), vouched);
+        }
+        Ok(principal)
+    }
+
+    /// Verifies `token` without the cache, returning the keys that vouched for it (none for a
+    /// development token: nothing vouches for those, and they cost nothing to read again).
+    fn verify_fresh(
+        &self,
+        token: &str,
+        now: i64,
+        keys: &Arc<Keys>,
+    ) -> Result<(Principal, Option<Vouched>), TokenError> {
         let (header, payload, signature) = split_token(token)?;
         if let Some(issuer) = self.issuers.route(payload) {
             let signed_part = signed_part(token, signature)?;
             let parts = (header, signed_part, payload, signature);
-            return verify_issuer_token(issuer, parts, now, self.options.leeway_seconds);
+            let (principal, set) =
+                verify_issuer_token(issuer, parts, now, self.options.leeway_seconds)?;
+            return Ok((principal, Some(Vouched::Issuer(Arc::clone(issuer), set))));
         }
         let development = signature == DEV_TOKEN_SIGNATURE;
         let key_id = check_header(header, development)?;
         let claims = if development {
             self.dev_token_claims(payload)?
         } else {
-            self.signed_claims(token, key_id.as_deref(), payload, signature)?
+            signed_claims(keys, token, key_id.as_deref(), payload, signature)?
         };
         check_times(&claims, now, self.options.leeway_seconds)?;
         let principal = principal_from_claims(claims)?;
-        if development && principal.kind != PrincipalKind::User {
-            return Err(TokenError::InvalidClaims(
-                "development tokens can only identify a user".to_owned(),
-            ));
-        }
-        Ok(principal)
-    }
-
-    /// The claims of a token signed by one of the secrets: the one its `kid` names when the secrets
-    /// have key ids, else each in turn (at most [`MAX_SECRETS`](super::keyring::MAX_SECRETS)).
-    /// Time claims are checked by `check_times`, so signed and development tokens share one rule and
-    /// one clock.
-    fn signed_claims(
-        &self,
-        token: &str,
-        key_id: Option<&str>,
-        payload: &str,
-        signature: &str,
-    ) -> Result<Map<String, Value>, TokenError> {
-        let signed_part = signed_part(token, signature)?;
-        let keys = self.keyring.keys();
-        let by_id = match key_id {
-            Some(id) if keys.any_key_id => Some(id),
-            _ => None,
-        };
-        let mut tried = 0;
-        for (_, key) in keys
-            .decoding
-            .iter()
-            .filter(|(id, _)| by_id.is_none() || id.as_deref() == by_id)
-        {
-            tried += 1;
-            let valid = jsonwebtoken::crypto::verify(
-                signature,
-                signed_part.as_bytes(),
-                key,
-                Algorithm::HS256,
-            )
-            .map_err(|e| map_jwt_error(e.kind()))?;
-            if valid {
-                return signed_payload(payload);
+        if development {
+            if principal.kind != PrincipalKind::User {
+                return Err(TokenError::InvalidClaims(
+                    "development tokens can only identify a user".to_owned(),
+                ));
             }
+            return Ok((principal, None));
         }
-        if tried == 0 {
-            return Err(TokenError::UnknownKeyId);
-        }
-        Err(TokenError::BadSignature)
+        Ok((principal, Some(Vouched::Secrets(Arc::clone(keys)))))
     }
 
     fn dev_token_claims(&self, payload: &str) -> Result<Map<String, Value>, TokenError> {
@@ -158,10 +170,80 @@ impl Verifier {
     }
 }
 
+/// The claims of a token signed by one of the secrets: the one its `kid` names when the secrets
+/// have key ids, else each in turn (at most [`MAX_SECRETS`](super::keyring::MAX_SECRETS)).
+/// Time claims are checked by `check_times`, so signed and development tokens share one rule and
+/// one clock.
+fn signed_claims(
+    keys: &Keys,
+    token: &str,
+    key_id: Option<&str>,
+    payload: &str,
+    signature: &str,
+) -> Result<Map<String, Value>, TokenError> {
+    let signed_part = signed_part(token, signature)?;
+    let by_id = match key_id {
+        Some(id) if keys.any_key_id => Some(id),
+        _ => None,
+    };
+    let mut candidates = keys
+        .decoding
+        .iter()
+        .filter(|(id, _)| by_id.is_none() || id.as_deref() == by_id)
+        .peekable();
+    if candidates.peek().is_none() {
+        return Err(TokenError::UnknownKeyId);
+    }
+    let tag = decode_tag(signature)?;
+    for (_, key) in candidates {
+        // Compared in constant time.
+        if hmac::verify(key, signed_part.as_bytes(), tag.as_slice()).is_ok() {
+            return signed_payload(payload);
+        }
+    }
+    Err(TokenError::BadSignature)
+}
+
+/// A signature's bytes, decoded as jsonwebtoken decodes it (base64url, no padding), onto the stack:
+/// an HS256 tag is 32 bytes, and anything longer than the largest HMAC tag cannot match.
+fn decode_tag(signature: &str) -> Result<TagBytes, TokenError> {
+    let mut bytes = [0_u8; 64];
+    match URL_SAFE_NO_PAD.decode_slice(signature, &mut bytes) {
+        Ok(len) => Ok(TagBytes { bytes, len }),
+        Err(DecodeSliceError::OutputSliceTooSmall) => Err(TokenError::BadSignature),
+        Err(DecodeSliceError::DecodeError(_)) => {
+            Err(TokenError::Malformed("a part is not base64url-encoded"))
+        }
+    }
+}
+
+struct TagBytes {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl TagBytes {
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// The headers nearly every token carries, as text: `{"alg":"HS256","typ":"JWT"}` as Stream's JS,
+/// Python and Go SDKs encode it, and `{"typ":"JWT","alg":"HS256"}` as Rust's jsonwebtoken (and so
+/// `IssueToken`, without key ids) does. Recognised as text, each is HS256 without a key id, read
+/// without decoding.
+const COMMON_HEADERS: [&str; 2] = [
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9",
+];
+
 /// Pins HS256 before any signature work, so `none` and algorithm switching are refused by name, and
 /// returns the header's key id (`kid`), if any. A signed token's header is strict base64url; only a
 /// development token's may be padded or use the standard alphabet, as Stream's SDKs encode those.
 fn check_header(header: &str, development: bool) -> Result<Option<String>, TokenError> {
+    if COMMON_HEADERS.contains(&header) {
+        return Ok(None);
+    }
     let decoded = if development {
         decode_json_segment(header)
     } else {
@@ -184,27 +266,12 @@ fn check_header(header: &str, development: bool) -> Result<Option<String>, Token
     }
 }
 
-fn map_jwt_error(kind: &ErrorKind) -> TokenError {
-    match kind {
-        ErrorKind::InvalidSignature => TokenError::BadSignature,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            TokenError::AlgorithmNotAllowed("unrecognized".to_owned())
-        }
-        ErrorKind::Base64(_) => TokenError::Malformed("a part is not base64url-encoded"),
-        ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
-            TokenError::Malformed("payload is not a JSON object")
-        }
-        _ => TokenError::Malformed("not a valid JWT"),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::super::cache::CacheReport;
     use super::*;
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use jsonwebtoken::{EncodingKey, Header, encode};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     use serde_json::json;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -426,5 +493,146 @@ mod tests {
             verify(&format!("{padded}.{signature}")),
             Err(TokenError::Malformed(_))
         ));
+    }
+
+    fn cached(limits: CacheLimits) -> Verifier {
+        verifier(VerifyOptions::default()).with_cache(limits)
+    }
+
+    #[test]
+    fn a_token_seen_before_is_answered_from_the_cache() {
+        let verifier = cached(CacheLimits::default());
+        let token = sign(json!({"user_id": "a", "exp": NOW + 60}));
+        let first = verifier.verify_shared_at(&token, NOW).unwrap();
+        let again = verifier.verify_shared_at(&token, NOW).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let report = verifier.cache().report();
+        assert_eq!((report.hits, report.misses, report.entries), (1, 1, 1));
+        assert!(report.bytes > token.len() as u64);
+    }
+
+    #[test]
+    fn a_cached_token_is_checked_against_the_clock_on_every_hit() {
+        let verifier = cached(CacheLimits::default());
+        let token = sign(json!({"user_id": "a", "exp": NOW + 60, "nbf": NOW - 5}));
+        assert!(verifier.verify_shared_at(&token, NOW).is_ok());
+        assert_eq!(
+            verifier.verify_shared_at(&token, NOW + 60).unwrap_err(),
+            TokenError::Expired
+        );
+        assert!(verifier.verify_shared_at(&token, NOW).is_ok());
+        assert_eq!(
+            verifier.verify_shared_at(&token, NOW - 10).unwrap_err(),
+            TokenError::NotYetValid
+        );
+    }
+
+    #[test]
+    fn the_whole_token_is_the_key_so_another_signature_is_verified_afresh() {
+        let verifier = cached(CacheLimits::default());
+        let token = sign(json!({"user_id": "a"}));
+        assert!(verifier.verify_shared_at(&token, NOW).is_ok());
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let mut forged = signature.to_owned();
+        let last = if forged.ends_with('A') { "B" } else { "A" };
+        forged.replace_range(forged.len() - 1.., last);
+        assert_eq!(
+            verifier
+                .verify_shared_at(&format!("{signed}.{forged}"), NOW)
+                .unwrap_err(),
+            TokenError::BadSignature
+        );
+        // The same payload signed with another secret is another token, refused.
+        let other = sign_kid(json!({"user_id": "a"}), OLD, None);
+        assert_eq!(
+            verifier.verify_shared_at(&other, NOW).unwrap_err(),
+            TokenError::BadSignature
+        );
+        // Failures are not kept.
+        assert_eq!(verifier.cache().report().entries, 1);
+    }
+
+    #[test]
+    fn a_rotated_secret_empties_the_cache_and_its_tokens_are_refused() {
+        let keyring = Keyring::new(Secrets::parse(&format!("{SECRET}\n{OLD}\n")).unwrap());
+        let verifier = Verifier::with_keyring(Arc::clone(&keyring), VerifyOptions::default())
+            .with_cache(CacheLimits::default());
+        let old = sign_kid(json!({"user_id": "a"}), OLD, None);
+        let new = sign_kid(json!({"user_id": "b"}), SECRET, None);
+        assert!(verifier.verify_shared_at(&old, NOW).is_ok());
+        assert!(verifier.verify_shared_at(&new, NOW).is_ok());
+        assert!(verifier.verify_shared_at(&old, NOW).is_ok());
+        keyring.replace(Secrets::parse(SECRET).unwrap());
+        assert_eq!(
+            verifier.verify_shared_at(&old, NOW).unwrap_err(),
+            TokenError::BadSignature
+        );
+        let report = verifier.cache().report();
+        assert_eq!(report.flushes, 1);
+        assert_eq!(report.entries, 0, "emptied, and the refused token not kept");
+        assert!(verifier.verify_shared_at(&new, NOW).is_ok());
+        assert_eq!(verifier.cache().report().entries, 1);
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_entries_and_bytes_and_counts_evictions() {
+        let verifier = cached(CacheLimits {
+            max_entries: 16,
+            max_bytes: 1024 * 1024,
+        });
+        for i in 0..200 {
+            let token = sign(json!({"user_id": format!("user{i}")}));
+            assert!(verifier.verify_shared_at(&token, NOW).is_ok());
+        }
+        let report = verifier.cache().report();
+        assert!(report.entries <= 16, "{report:?}");
+        assert!(report.evictions >= 200 - 16, "{report:?}");
+        let verifier = cached(CacheLimits {
+            max_entries: 1000,
+            max_bytes: 8 * 1024,
+        });
+        for i in 0..200 {
+            let token = sign(json!({"user_id": format!("user{i}"), "pad": "x".repeat(500)}));
+            assert!(verifier.verify_shared_at(&token, NOW).is_ok());
+        }
+        let report = verifier.cache().report();
+        assert!(report.bytes <= 8 * 1024, "{report:?}");
+        assert!(report.entries < 10, "{report:?}");
+    }
+
+    #[test]
+    fn development_tokens_and_a_cache_turned_off_keep_nothing() {
+        let verifier = verifier(VerifyOptions {
+            allow_dev_tokens: true,
+            ..VerifyOptions::default()
+        })
+        .with_cache(CacheLimits::default());
+        let dev = format!(
+            "{}.{}.devtoken",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(br#"{"user_id":"a"}"#)
+        );
+        assert!(verifier.verify_shared_at(&dev, NOW).is_ok());
+        assert_eq!(verifier.cache().report().entries, 0);
+        let off = cached(CacheLimits {
+            max_entries: 0,
+            max_bytes: 1 << 20,
+        });
+        let token = sign(json!({"user_id": "a"}));
+        assert!(off.verify_shared_at(&token, NOW).is_ok());
+        assert!(off.verify_shared_at(&token, NOW).is_ok());
+        assert_eq!(off.cache().report(), CacheReport::default());
+    }
+
+    #[test]
+    fn the_headers_read_as_text_are_what_they_decode_to() {
+        for header in COMMON_HEADERS {
+            assert_eq!(
+                strict_json_segment(header),
+                Some(json!({"alg": "HS256", "typ": "JWT"}))
+            );
+            assert_eq!(check_header(header, false), Ok(None));
+        }
+        assert!(sign(json!({"user_id": "a"})).starts_with(&format!("{}.", COMMON_HEADERS[1])));
     }
 }

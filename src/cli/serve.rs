@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{EXIT_CONFIG, runtime};
+use super::EXIT_CONFIG;
 use crate::config::Config;
 use crate::token::{Issuer, Keyring};
 
@@ -16,7 +16,10 @@ pub(super) fn serve(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let Some(runtime) = runtime() else {
+    let workers = config.worker_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let Some(runtime) = server_runtime(workers) else {
         return ExitCode::FAILURE;
     };
     // The OTLP/gRPC exporters need the runtime to exist when they are built.
@@ -30,6 +33,7 @@ pub(super) fn serve(config_path: Option<PathBuf>) -> ExitCode {
             }
         }
     };
+    tracing::info!(worker_threads = workers, "runtime started");
     let code = runtime.block_on(async move {
         let shutdown = match shutdown_signal() {
             Ok(shutdown) => shutdown,
@@ -61,6 +65,29 @@ pub(super) fn serve(config_path: Option<PathBuf>) -> ExitCode {
     telemetry.shutdown();
     code
 }
+
+/// The server's runtime with `workers` threads: by default one per CPU the process may use, which
+/// the standard library reads from the cgroup's CPU quota (`cpu.max`, or v1's `cfs_quota_us`)
+/// before the machine's count, so a sidecar limited to one CPU does not run a thread per host core.
+/// Blocking work (reloads, file writes) gets a few threads of its own, not tokio's 512.
+fn server_runtime(workers: usize) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_name("gatehouse")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            eprintln!("gatehouse: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+/// Threads for blocking work: policy, secret and certificate reloads, and decision log writes.
+const MAX_BLOCKING_THREADS: usize = 8;
 
 /// Development mode prints, once, a server token for its random secret and commands to try.
 fn print_development_banner(config: &Config, listener: &tokio::net::TcpListener) {

@@ -7,6 +7,7 @@
 //! value, because the value may be a secret. Config depends on the domains' types; no domain imports
 //! config.
 
+mod draft;
 mod file;
 mod otlp;
 mod parse;
@@ -28,7 +29,8 @@ pub use crate::telemetry::{LogConfig, OtlpConfig};
 pub use parse::parse_duration;
 pub use settings::readme_table;
 
-use settings::{Draft, Input, SETTINGS};
+use draft::Draft;
+use settings::{Input, SETTINGS};
 
 /// The listen address when none is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -75,6 +77,8 @@ pub struct Config {
     pub proxy_headers: ProxyHeaders,
     /// Bounds on connections and streams of both listeners.
     pub limits: ConnectionLimits,
+    /// Threads answering calls; `None`: as many as the CPUs the process may use.
+    pub worker_threads: Option<usize>,
     /// Let a reload replace a serving policy set with one that has no rules (normally refused, since
     /// it denies everything).
     pub allow_empty_policy: bool,
@@ -233,6 +237,7 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         metrics: draft.metrics,
         proxy_headers: draft.proxy_headers,
         limits: draft.limits,
+        worker_threads: draft.worker_threads,
         allow_empty_policy: draft.allow_empty_policy,
         tls: tls?,
         issuers: draft.issuers.0,

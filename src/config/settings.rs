@@ -4,18 +4,12 @@
 //! setting is written once.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
 
-use super::{ConfigError, ConnectionLimits, DEFAULT_LISTEN, parse};
-use crate::audit::DecisionLogConfig;
-use crate::authz::ProxyHeaders;
-use crate::jwks::JwksOptions;
+use super::draft::Draft;
+use super::{ConfigError, DEFAULT_LISTEN, parse};
 use crate::policy::{FeedGroupPermission, FeedsPreset};
-use crate::telemetry::LogConfig;
-use crate::tls::{ClientAuth, ServiceIdentity, TlsSettings};
-use crate::token::{CacheLimits, IssuerConfigs, VerifyOptions};
+use crate::tls::{ClientAuth, ServiceIdentity};
+use crate::token::IssuerConfigs;
 
 /// A default as README shows it.
 #[derive(Debug, Clone, Copy)]
@@ -294,73 +288,6 @@ impl Input<'_> {
         match self.file.remove(doc.key) {
             Some(FileValue::Scalar(value)) => Some((doc.key.to_owned(), value)),
             _ => None,
-        }
-    }
-}
-
-/// The values read so far. The fields a setting with a default writes start as placeholders, always
-/// overwritten unless the setting is invalid (and then no configuration is built).
-pub(super) struct Draft {
-    pub listen: Option<SocketAddr>,
-    pub http_listen: Option<SocketAddr>,
-    pub api_key: Option<String>,
-    pub api_secret: Option<String>,
-    pub api_secret_file: Option<PathBuf>,
-    pub verify: VerifyOptions,
-    pub token_cache: CacheLimits,
-    pub feeds: FeedsPreset,
-    /// Feed groups were set (in the file or the environment), which a policy directory excludes.
-    pub feed_groups_configured: bool,
-    pub policy_dir: Option<PathBuf>,
-    pub reload_debounce: Duration,
-    pub shutdown_grace: Duration,
-    pub drain_delay: Duration,
-    pub log: LogConfig,
-    pub strip_authorization: bool,
-    pub decision_log: DecisionLogConfig,
-    pub shadow_policy_dir: Option<PathBuf>,
-    pub metrics: bool,
-    pub proxy_headers: ProxyHeaders,
-    pub limits: ConnectionLimits,
-    pub allow_empty_policy: bool,
-    pub tls: TlsSettings,
-    pub issuers: IssuerConfigs,
-    pub jwks: JwksOptions,
-    /// Where each configured setting came from (environment variable or file key), by variable.
-    pub sources: BTreeMap<&'static str, String>,
-}
-
-impl Draft {
-    pub fn new() -> Draft {
-        Draft {
-            listen: None,
-            http_listen: None,
-            api_key: None,
-            api_secret: None,
-            api_secret_file: None,
-            verify: VerifyOptions::default(),
-            token_cache: CacheLimits::default(),
-            feeds: FeedsPreset::default(),
-            feed_groups_configured: false,
-            policy_dir: None,
-            reload_debounce: Duration::ZERO,
-            shutdown_grace: Duration::ZERO,
-            drain_delay: Duration::ZERO,
-            log: LogConfig {
-                json: false,
-                filter: String::new(),
-            },
-            strip_authorization: false,
-            decision_log: DecisionLogConfig::default(),
-            shadow_policy_dir: None,
-            metrics: false,
-            proxy_headers: ProxyHeaders::Nginx,
-            limits: ConnectionLimits::default(),
-            allow_empty_policy: false,
-            tls: TlsSettings::default(),
-            issuers: IssuerConfigs::default(),
-            jwks: JwksOptions::default(),
-            sources: BTreeMap::new(),
         }
     }
 }
@@ -687,6 +614,19 @@ pub(super) static SETTINGS: &[&dyn Entry] = &[
         ),
         parse: parse::count::<256, { 1024 * 1024 }>,
         put: |d, v| d.verify.max_token_bytes = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_WORKER_THREADS",
+            "runtime.worker_threads",
+            Words(
+                "the CPUs the process may use: its cgroup's CPU quota (a Kubernetes CPU limit), else the machine's",
+            ),
+            48,
+            "threads answering calls; a sidecar with a CPU limit of 1 gets 1",
+        ),
+        parse: parse::count::<1, 256>,
+        put: |d, v| d.worker_threads = Some(v),
     },
     &Setting {
         doc: doc(

@@ -377,6 +377,31 @@ async fn metrics_count_decisions_latency_token_rejections_and_the_serving_revisi
         context()
     );
 
+    // The verified-token cache: alice's token was verified once and then answered from the cache
+    // (by Check, ext_authz, the HTTP endpoint and the batch alike), and so was the server token
+    // of the reload; the refused tokens were verified and not kept.
+    let cache = |name| value(&scrape, name, &[]).unwrap_or_else(|| panic!("{name}; {}", context()));
+    assert_eq!(cache("gatehouse_token_cache_entries"), 2.0, "{}", context());
+    assert_eq!(
+        cache("gatehouse_token_cache_hits_total"),
+        4.0,
+        "{}",
+        context()
+    );
+    assert_eq!(
+        cache("gatehouse_token_cache_misses_total"),
+        4.0,
+        "{}",
+        context()
+    );
+    assert_eq!(
+        cache("gatehouse_token_cache_flushes_total"),
+        0.0,
+        "{}",
+        context()
+    );
+    assert!(cache("gatehouse_token_cache_bytes") > 0.0, "{}", context());
+
     // Nothing in flight at rest.
     assert_eq!(
         value(&scrape, "gatehouse_in_flight_requests", &[]),

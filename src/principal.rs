@@ -112,6 +112,23 @@ impl ScopeList {
     }
 }
 
+/// How a principal is named in a reason.
+struct Described<'a>(&'a Principal);
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let principal = self.0;
+        match principal.kind {
+            PrincipalKind::User => write!(f, "user '{}'", principal.user_id),
+            PrincipalKind::Server => f.write_str("server"),
+            PrincipalKind::Scoped if principal.user_id.is_empty() => f.write_str("scope token"),
+            PrincipalKind::Scoped => write!(f, "scope token of user '{}'", principal.user_id),
+            PrincipalKind::Anonymous => f.write_str("anonymous caller"),
+            PrincipalKind::Service => write!(f, "service '{}'", principal.user_id),
+        }
+    }
+}
+
 impl std::fmt::Display for ScopeList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -124,14 +141,12 @@ impl std::fmt::Display for ScopeList {
 impl Principal {
     /// How the principal is named in a reason: `user 'jack'`, `server`, or the scoped user.
     pub fn describe(&self) -> String {
-        match self.kind {
-            PrincipalKind::User => format!("user '{}'", self.user_id),
-            PrincipalKind::Server => "server".to_owned(),
-            PrincipalKind::Scoped if self.user_id.is_empty() => "scope token".to_owned(),
-            PrincipalKind::Scoped => format!("scope token of user '{}'", self.user_id),
-            PrincipalKind::Anonymous => "anonymous caller".to_owned(),
-            PrincipalKind::Service => format!("service '{}'", self.user_id),
-        }
+        self.described().to_string()
+    }
+
+    /// [`Principal::describe`], written where it is needed without a string of its own.
+    pub fn described(&self) -> impl std::fmt::Display + '_ {
+        Described(self)
     }
 
     /// The principal of a call without a token.

@@ -446,7 +446,10 @@ impl Fields<'_> {
 
 /// One value, or a list of the distinct values in order; `None` for none.
 fn combine(values: Vec<Value>) -> Option<Value> {
-    let mut distinct: Vec<Value> = Vec::new();
+    if values.len() <= 1 {
+        return values.into_iter().next();
+    }
+    let mut distinct: Vec<Value> = Vec::with_capacity(values.len());
     for value in values {
         if !distinct.contains(&value) {
             distinct.push(value);

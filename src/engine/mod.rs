@@ -100,55 +100,68 @@ pub struct ConditionError {
 }
 
 impl Decision<'_> {
-    /// A sentence a person can act on, in the spirit of Stream's permission errors.
+    /// A sentence a person can act on, in the spirit of Stream's permission errors. Written into
+    /// one string made large enough at once, since it is built for every answered Check.
     pub fn reason(&self, request: &Request<'_>) -> String {
-        let who = request.principal.describe();
+        let mut sentence = String::with_capacity(REASON_CAPACITY);
+        // Writing into a String cannot fail.
+        let _ = self.write_reason(request, &mut sentence);
+        sentence
+    }
+
+    fn write_reason(&self, request: &Request<'_>, out: &mut String) -> fmt::Result {
+        use fmt::Write as _;
+        let who = request.principal.described();
         let what = Describe(request);
         match &self.why {
             Why::ServerToken => {
-                "server-side calls are trusted: a valid server token may do anything".to_owned()
+                out.push_str("server-side calls are trusted: a valid server token may do anything");
             }
-            Why::Scope(sentence) => sentence.clone(),
-            Why::Disabled => {
-                "the policy set is disabled (mode: disabled): every request is allowed".to_owned()
-            }
+            Why::Scope(sentence) => out.push_str(sentence),
+            Why::Disabled => out
+                .push_str("the policy set is disabled (mode: disabled): every request is allowed"),
             Why::DefaultDeny => {
-                format!("{who} is not allowed to perform {what}: no rule allows it")
+                write!(out, "{who} is not allowed to perform {what}: no rule allows it")?;
             }
-            Why::UndeclaredAction => format!(
+            Why::UndeclaredAction => write!(
+                out,
                 "{who} is not allowed to perform {what}: the action is not one the policy declares for the kind"
-            ),
+            )?,
             Why::Votes {
                 strategy,
                 permits,
                 denies,
-            } => format!(
+            } => write!(
+                out,
                 "{who} is not allowed to perform {what}: the {strategy} strategy denies with {permits} permit and {denies} deny votes"
-            ),
+            )?,
             Why::Candidate {
                 candidate,
                 strategy,
                 permits,
                 denies,
             } => {
-                let because = if candidate.description.is_empty() {
-                    format!("{} '{}'", candidate.origin, candidate.name)
-                } else {
-                    candidate.description.clone()
-                };
-                let tally = match strategy {
-                    Strategy::Priority => String::new(),
-                    s => format!(" ({s}: {permits} permit, {denies} deny)"),
-                };
                 if self.allowed {
-                    format!("{who} may perform {what}: {because}{tally}")
+                    write!(out, "{who} may perform {what}: ")?;
                 } else {
-                    format!("{who} is not allowed to perform {what}: {because}{tally}")
+                    write!(out, "{who} is not allowed to perform {what}: ")?;
+                }
+                if candidate.description.is_empty() {
+                    write!(out, "{} '{}'", candidate.origin, candidate.name)?;
+                } else {
+                    out.push_str(&candidate.description);
+                }
+                if *strategy != Strategy::Priority {
+                    write!(out, " ({strategy}: {permits} permit, {denies} deny)")?;
                 }
             }
         }
+        Ok(())
     }
 }
+
+/// Room for nearly every reason sentence, so that writing one allocates once.
+const REASON_CAPACITY: usize = 192;
 
 /// `write on feed timeline:tommaso`.
 struct Describe<'r>(&'r Request<'r>);

@@ -121,7 +121,10 @@ impl Decision<'_> {
             Why::Disabled => out
                 .push_str("the policy set is disabled (mode: disabled): every request is allowed"),
             Why::DefaultDeny => {
-                write!(out, "{who} is not allowed to perform {what}: no rule allows it")?;
+                write!(
+                    out,
+                    "{who} is not allowed to perform {what}: no rule allows it"
+                )?;
             }
             Why::UndeclaredAction => write!(
                 out,

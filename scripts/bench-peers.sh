@@ -12,7 +12,7 @@
 #
 #   HTTP through Envoy 1.40 (one worker, answering with a direct response), driven by wrk:
 #     alone, with ext_authz to gatehouse, and with its own jwt_authn + RBAC filters
-#     (benches/peers/envoy), and gatehouse's CPU per ext_authz call.
+#     (benches/peers/envoy), and gatehouse's CPU per ext_authz call and Envoy's per request.
 #
 # Settings (environment): DURATION (10s), ROUNDS (3), CONCURRENCY (32), WARMUP (2s).
 # Writes target/bench-peers/summary.json and prints a table. Installs what it needs with
@@ -148,7 +148,7 @@ AFTER[floor]="$(rss_kb "$ECHO_PID")"
 # --- Envoy ------------------------------------------------------------------------------------------------
 export GATEHOUSE_PORT JWKS
 JWKS="$(cat "$OUT/jwks.json")"
-declare -A ENVOY_PORT
+declare -A ENVOY_PORT ENVOY_PID
 index=10
 for config in alone ext-authz own-filters; do
     export PORT=$((BASE_PORT + index)) ADMIN_PORT=$((BASE_PORT + index + 1))
@@ -157,6 +157,7 @@ for config in alone ext-authz own-filters; do
     "$ENVOY" -c "$OUT/envoy-$config.yaml" --concurrency 1 --disable-hot-restart --log-level warn \
         >"$OUT/envoy-$config.log" 2>&1 &
     PIDS+=("$!")
+    ENVOY_PID[$config]=$!
     index=$((index + 2))
 done
 for config in alone ext-authz own-filters; do wait_port "${ENVOY_PORT[$config]}"; done
@@ -173,12 +174,15 @@ done
 
 wrk_round() {
     local config="$1" duration="$2" file="$3"
-    local before after
+    local before after envoy_before envoy_after
     before="$(cpu_ticks "$GATEHOUSE_PID")"
+    envoy_before="$(cpu_ticks "${ENVOY_PID[$config]}")"
     wrk -t1 -c"$CONCURRENCY" -d"$duration" --latency -H "Authorization: $TOKEN" -H "stream-auth-type: jwt" \
         "http://127.0.0.1:${ENVOY_PORT[$config]}$URL_PATH" >"$file.wrk"
     after="$(cpu_ticks "$GATEHOUSE_PID")"
+    envoy_after="$(cpu_ticks "${ENVOY_PID[$config]}")"
     echo "$((after - before))" >"$file.ticks"
+    echo "$((envoy_after - envoy_before))" >"$file.envoy-ticks"
     say "envoy $config: $(grep -E 'Requests/sec' "$file.wrk" | tr -s ' ')"
 }
 for config in alone ext-authz own-filters; do
@@ -224,8 +228,12 @@ def envoy(config):
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
         requests = int(re.search(r"(\d+) requests in", text).group(1))
         ticks = int(open(base + ".ticks").read())
-        rows.append((rps, wrk_latency(text, "50"), wrk_latency(text, "99"), ticks / tck * 1e6 / max(requests, 1)))
-    return {k: med(v) for k, v in zip(["rps", "p50_us", "p99_us", "gatehouse_cpu_us_per_call"], zip(*rows))}
+        envoy_ticks = int(open(base + ".envoy-ticks").read())
+        per_request = lambda t: t / tck * 1e6 / max(requests, 1)
+        rows.append((rps, wrk_latency(text, "50"), wrk_latency(text, "99"), per_request(ticks),
+                     per_request(envoy_ticks)))
+    names = ["rps", "p50_us", "p99_us", "gatehouse_cpu_us_per_call", "envoy_cpu_us_per_request"]
+    return {k: med(v) for k, v in zip(names, zip(*rows))}
 
 summary = {"grpc": {n: grpc(n) for n in ["check", "ext-authz", "cerbos", "floor"]},
            "envoy": {c: envoy(c) for c in ["alone", "ext-authz", "own-filters"]},
@@ -245,9 +253,10 @@ print(f"\nmedians of {rounds} rounds, concurrency as configured, same machine, s
 print(f"{'gRPC':<12}{'req/s':>10}{'p50 µs':>10}{'p99 µs':>10}{'CPU µs/call':>13}")
 for n, v in g.items():
     print(f"{n:<12}{v['rps']:>10.0f}{v['p50_us']:>10.0f}{v['p99_us']:>10.0f}{v['cpu_us_per_call']:>13.1f}")
-print(f"\n{'Envoy':<12}{'req/s':>10}{'p50 µs':>10}{'p99 µs':>10}{'gatehouse CPU µs/call':>23}")
+print(f"\n{'Envoy':<12}{'req/s':>10}{'p50 µs':>10}{'p99 µs':>10}{'gatehouse CPU µs/call':>23}{'Envoy CPU µs/req':>18}")
 for n, v in e.items():
-    print(f"{n:<12}{v['rps']:>10.0f}{v['p50_us']:>10.0f}{v['p99_us']:>10.0f}{v['gatehouse_cpu_us_per_call']:>23.1f}")
+    print(f"{n:<12}{v['rps']:>10.0f}{v['p50_us']:>10.0f}{v['p99_us']:>10.0f}{v['gatehouse_cpu_us_per_call']:>23.1f}"
+          f"{v['envoy_cpu_us_per_request']:>18.1f}")
 print("\nresident memory (MB): " + ", ".join(f"{k} {v:.1f}" for k, v in rss.items()))
 print("ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["ratios"].items()))
 PY

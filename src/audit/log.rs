@@ -31,6 +31,8 @@ const QUEUE: usize = 16 * 1024;
 const QUEUE_BYTES: usize = 32 * 1024 * 1024;
 /// A ring slot that a long line grew past this is given back when a shorter line reuses it.
 const SLOT_KEPT: usize = 4 * 1024;
+/// Room a new ring slot gets past its line, so the next lines (a longer latency, another id) fit.
+const SLOT_SLACK: usize = 32;
 /// How long closing waits for the writer to write what is pending.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How often a file that cannot be opened (or failed) is tried again.
@@ -248,8 +250,11 @@ impl DecisionLog {
             } else {
                 String::new()
             };
-            if slot.capacity() > SLOT_KEPT && scratch.line.len() <= SLOT_KEPT {
-                slot = String::new();
+            // Sized afresh when the line does not fit: growing in place would double the slot, and a
+            // full ring of slots grown one byte past their line holds twice the lines' bytes.
+            let needed = scratch.line.len();
+            if slot.capacity() < needed || (slot.capacity() > SLOT_KEPT && needed <= SLOT_KEPT) {
+                slot = String::with_capacity(needed + SLOT_SLACK);
             }
             slot.clear();
             slot.push_str(&scratch.line);
@@ -550,6 +555,24 @@ mod tests {
         text.lines()
             .find_map(|l| l.strip_prefix("gatehouse_decision_log_dropped_total{sink=\"file\"} "))
             .map_or(0, |v| v.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn ring_slots_hold_their_line_and_a_little_more_however_lines_grow() {
+        let log = log(50, None, Vec::new());
+        // Times of growing width make each line a byte or so longer than the slot it reuses.
+        for n in 0..5000 {
+            record(&log, n * 1_000_003);
+        }
+        let buffers = log.shared.lock();
+        for slot in &buffers.ring {
+            assert!(
+                slot.capacity() <= slot.len() + SLOT_SLACK + 8,
+                "{} bytes held for a line of {}",
+                slot.capacity(),
+                slot.len()
+            );
+        }
     }
 
     #[test]

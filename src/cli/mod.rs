@@ -210,10 +210,12 @@ fn verdict(result: Result<CheckOutcome, CliError>) -> ExitCode {
 }
 
 fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    started(tokio::runtime::Builder::new_multi_thread().enable_all())
+}
+
+/// The runtime `builder` describes, or `None` after saying why it cannot start.
+fn started(builder: &mut tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    match builder.build() {
         Ok(runtime) => Some(runtime),
         Err(e) => {
             eprintln!("gatehouse: cannot start the async runtime: {e}");

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::EXIT_CONFIG;
+use super::{EXIT_CONFIG, started};
 use crate::config::Config;
 use crate::token::{Issuer, Keyring};
 
@@ -71,19 +71,13 @@ pub(super) fn serve(config_path: Option<PathBuf>) -> ExitCode {
 /// before the machine's count, so a sidecar limited to one CPU does not run a thread per host core.
 /// Blocking work (reloads, file writes) gets a few threads of its own, not tokio's 512.
 fn server_runtime(workers: usize) -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .max_blocking_threads(MAX_BLOCKING_THREADS)
-        .thread_name("gatehouse")
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => Some(runtime),
-        Err(e) => {
-            eprintln!("gatehouse: cannot start the async runtime: {e}");
-            None
-        }
-    }
+    started(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .max_blocking_threads(MAX_BLOCKING_THREADS)
+            .thread_name("gatehouse")
+            .enable_all(),
+    )
 }
 
 /// Threads for blocking work: policy, secret and certificate reloads, and decision log writes.

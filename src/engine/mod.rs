@@ -218,9 +218,20 @@ pub fn decide_explained<'p>(
 
 /// Every action the set knows for the request's kind that the principal may perform on the resource.
 pub fn allowed_actions<'p>(policy: &'p PolicySet, request: &Request<'_>) -> Vec<&'p str> {
+    allowed_actions_among(policy, request, &[])
+}
+
+/// As [`allowed_actions`], considering only the actions in `only` when it is not empty; an action the
+/// kind does not declare is never allowed, so it never appears.
+pub fn allowed_actions_among<'p>(
+    policy: &'p PolicySet,
+    request: &Request<'_>,
+    only: &[String],
+) -> Vec<&'p str> {
     policy
         .known_actions(request.resource.kind)
         .iter()
+        .filter(|action| only.is_empty() || only.contains(action))
         .filter(|action| {
             let asked = Request {
                 action: action.as_str(),

@@ -21,8 +21,10 @@ use crate::policy::PolicySet;
 use crate::principal::Principal;
 use crate::token::{IssueRequest, unix_now};
 
-/// The most items one CheckBatch may carry.
+/// The most items one CheckBatch may carry, and the most resources one Capabilities call may name.
 pub const MAX_BATCH_ITEMS: usize = 1_000;
+/// The most actions one Capabilities call may narrow itself to.
+pub const MAX_CAPABILITY_ACTIONS: usize = 64;
 
 /// `gatehouse.v1.Gatehouse`.
 pub struct GatehouseService {
@@ -344,6 +346,74 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .collect();
         Ok(Response::new(pb::AllowedActionsResponse {
             actions,
+            principal: Some(principal_to_pb(&principal)),
+            policy_revision: policy.revision().to_owned(),
+        }))
+    }
+
+    async fn capabilities(
+        &self,
+        request: Request<pb::CapabilitiesRequest>,
+    ) -> Result<Response<pb::CapabilitiesResponse>, Status> {
+        let (metadata, extensions, request) = request.into_parts();
+        let scope = scope_of(&extensions);
+        if request.resources.len() > MAX_BATCH_ITEMS {
+            return Err(
+                Error::InvalidRequest("a capabilities call names at most 1000 resources").into(),
+            );
+        }
+        if request.actions.len() > MAX_CAPABILITY_ACTIONS {
+            return Err(
+                Error::InvalidRequest("a capabilities call names at most 64 actions").into(),
+            );
+        }
+        let context = struct_to_map(request.context);
+        let items = request
+            .resources
+            .into_iter()
+            .map(|resource| item("*".to_owned(), Some(resource), None))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.app.await_keys(&request.token).await;
+        // One set decides the whole call, its revocations included.
+        let policy = self.app.policies.current();
+        let call = Call {
+            door: Door::Batch,
+            route: None,
+            span: scope.span(),
+            started: scope.started(),
+        };
+        let only = match items.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        };
+        let principal = self
+            .caller(
+                &policy,
+                (&metadata, &extensions),
+                &request.token,
+                request.anonymous,
+                request.principal,
+            )
+            .inspect_err(|e| self.record_refusal(&policy, e, &call, only, Some("capabilities")))?;
+        let now = unix_now();
+        let mut resources = Vec::with_capacity(items.len());
+        for item in &items {
+            let asked = engine::Request {
+                context: &context,
+                ..item.request(&principal, now)
+            };
+            engine::bounds::check(&asked).map_err(Error::from)?;
+            resources.push(pb::ResourceCapabilities {
+                actions: engine::allowed_actions_among(&policy, &asked, &request.actions)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                kind: item.kind.clone(),
+                id: item.id.clone(),
+            });
+        }
+        Ok(Response::new(pb::CapabilitiesResponse {
+            resources,
             principal: Some(principal_to_pb(&principal)),
             policy_revision: policy.revision().to_owned(),
         }))

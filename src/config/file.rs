@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 
-use super::settings::{FileValue, Input, SETTINGS, Shape};
+use super::entry::{FileValue, Input, Shape};
+use super::settings::SETTINGS;
 
 /// A scalar from the YAML file, kept as text so file and environment values go through one parser.
 #[derive(Debug, Clone, Deserialize)]

@@ -8,6 +8,7 @@
 //! config.
 
 mod draft;
+mod entry;
 mod file;
 mod otlp;
 mod parse;
@@ -30,7 +31,8 @@ pub use parse::parse_duration;
 pub use settings::readme_table;
 
 use draft::Draft;
-use settings::{Input, SETTINGS};
+use entry::Input;
+use settings::SETTINGS;
 
 /// The listen address when none is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";

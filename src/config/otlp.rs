@@ -3,8 +3,8 @@
 //! periodic reader and the resource read the values themselves (endpoints, headers, timeouts,
 //! `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SERVICE_NAME`, `OTEL_BSP_*`, the sampler).
 
+use super::entry::Input;
 use super::parse;
-use super::settings::Input;
 use crate::telemetry::OtlpConfig;
 
 /// The service name when `OTEL_SERVICE_NAME` gives none.

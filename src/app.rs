@@ -15,6 +15,7 @@ use crate::error::ServeError;
 use crate::jwks::{self, Identity};
 use crate::policy::{LoadErrors, PolicySet, Route};
 use crate::principal::Principal;
+use crate::ratelimit::RateLimits;
 use crate::store::{self, PolicyStore, SecretFile};
 use crate::telemetry::context::RequestSpan;
 use crate::telemetry::metrics::Metrics;
@@ -45,6 +46,10 @@ pub struct App {
     pub ready: AtomicBool,
     /// TLS on both listeners; `None`: plain text.
     pub tls: Option<Arc<Tls>>,
+    /// The browser doors' per-caller budgets.
+    pub rate_limits: RateLimits,
+    /// The origins whose pages may ask through the browser doors.
+    pub allowed_origins: Vec<String>,
 }
 
 impl App {
@@ -116,6 +121,8 @@ impl App {
             metrics,
             ready: AtomicBool::new(false),
             tls,
+            rate_limits: RateLimits::new(config.browser.rate_limits),
+            allowed_origins: config.browser.allowed_origins.clone(),
         })
     }
 

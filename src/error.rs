@@ -21,6 +21,8 @@ pub enum Error {
     PermissionDenied(&'static str),
     #[error(transparent)]
     TooLarge(#[from] crate::engine::TooLarge),
+    #[error(transparent)]
+    RateLimited(#[from] crate::ratelimit::Limited),
 }
 
 impl From<Error> for Status {
@@ -32,6 +34,15 @@ impl From<Error> for Status {
                 Code::InvalidArgument
             }
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::RateLimited(limited) => {
+                let mut status = Status::resource_exhausted(error.to_string());
+                let wait = crate::ratelimit::retry_after_secs(limited.retry_after);
+                status.metadata_mut().insert(
+                    "retry-after",
+                    wait.to_string().parse().unwrap_or_else(|_| 1.into()),
+                );
+                return status;
+            }
         };
         Status::new(code, error.to_string())
     }

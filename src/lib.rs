@@ -18,11 +18,14 @@
 //! - [`authz`]: authorizing an HTTP request as a proxy sees it (route table, Stream's credentials and
 //!   error bodies), shared by the proxy front ends.
 //! - [`door`]: which door a request came through.
+//! - [`ratelimit`]: per-caller budgets (by token subject and by address) for the browser doors.
 //! - [`decider`]: where every check is decided: enforcement mode, shadow set, and its record.
 //! - [`audit`]: the decision log, exercised permissions and suggested least-privilege policies.
 //! - [`telemetry`]: logging (with a runtime filter), OpenTelemetry export, metrics, trace context.
 //! - [`app`]: what the services share, and the steps every door takes the same way.
 //! - [`grpc`]: thin tonic services: ours, Envoy's ext_authz, health and reflection, under one layer.
+//! - [`browser`]: the browser doors on the HTTP listener: gRPC-Web and JSON for a page asking with its
+//!   user's own token, under CORS and per-caller rate limits.
 //! - [`http`]: the HTTP listener: the `/authz` door for proxies apart from the operator endpoints.
 //! - [`conn`]: guards on both listeners' connections: a cap on how many, deadlines on stalled peers.
 //! - [`tls`]: TLS and mutual TLS on both listeners: certificates reloaded from files, and the
@@ -38,6 +41,7 @@
 pub mod app;
 pub mod audit;
 pub mod authz;
+pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod conn;
@@ -50,6 +54,7 @@ pub mod http;
 pub mod jwks;
 pub mod policy;
 pub mod principal;
+pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod suite;

@@ -11,6 +11,7 @@ use crate::audit::DecisionLogConfig;
 use crate::authz::ProxyHeaders;
 use crate::jwks::JwksOptions;
 use crate::policy::FeedsPreset;
+use crate::ratelimit::RateLimitConfig;
 use crate::telemetry::LogConfig;
 use crate::tls::TlsSettings;
 use crate::token::{CacheLimits, IssuerConfigs, VerifyOptions};
@@ -44,6 +45,8 @@ pub(super) struct Draft {
     pub tls: TlsSettings,
     pub issuers: IssuerConfigs,
     pub jwks: JwksOptions,
+    pub browser_origins: Vec<String>,
+    pub rate_limits: RateLimitConfig,
     /// Where each configured setting came from (environment variable or file key), by variable.
     pub sources: BTreeMap<&'static str, String>,
 }
@@ -79,6 +82,8 @@ impl Draft {
             tls: TlsSettings::default(),
             issuers: IssuerConfigs::default(),
             jwks: JwksOptions::default(),
+            browser_origins: Vec::new(),
+            rate_limits: RateLimitConfig::default(),
             sources: BTreeMap::new(),
         }
     }

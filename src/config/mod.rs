@@ -23,6 +23,7 @@ use crate::audit::DecisionLogConfig;
 use crate::authz::ProxyHeaders;
 use crate::jwks::JwksOptions;
 use crate::policy::FeedsPreset;
+use crate::ratelimit::RateLimitConfig;
 use crate::tls::TlsConfig;
 use crate::token::{ApiSecret, CacheLimits, IssuerConfig, Secrets, VerifyOptions};
 
@@ -90,6 +91,16 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// Bounds on fetching the issuers' keys.
     pub jwks: JwksOptions,
+    /// The browser doors: which pages may ask, and how often.
+    pub browser: BrowserConfig,
+}
+
+/// Who may ask from a browser, and how often.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrowserConfig {
+    /// Origins exactly as browsers send them (`https://app.example.com:8443`); empty: none.
+    pub allowed_origins: Vec<String>,
+    pub rate_limits: RateLimitConfig,
 }
 
 /// What one client can hold of the server: every bound is configurable and has a default that a
@@ -193,6 +204,7 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
             "feed groups (feeds.groups, GATEHOUSE_FEED_GROUPS) only configure the built-in preset; with a policy directory, edit its lists instead",
         );
     }
+    let allowed_origins = load_origins(&draft, input);
     let secret = load_secret(&draft, input);
     let tls = load_tls(&draft, input);
     let listen = draft.listen?;
@@ -244,7 +256,30 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         tls: tls?,
         issuers: draft.issuers.0,
         jwks: draft.jwks,
+        browser: BrowserConfig {
+            allowed_origins,
+            rate_limits: draft.rate_limits,
+        },
     })
+}
+
+/// The allowed browser origins, each as a browser serializes it, or an error naming the first that
+/// is not.
+fn load_origins(draft: &Draft, input: &mut Input<'_>) -> Vec<String> {
+    let mut origins = Vec::new();
+    for origin in &draft.browser_origins {
+        match parse::origin(origin) {
+            Ok(origin) => origins.push(origin),
+            Err(message) => {
+                let source = draft
+                    .sources
+                    .get("GATEHOUSE_BROWSER_ORIGINS")
+                    .map_or("GATEHOUSE_BROWSER_ORIGINS", String::as_str);
+                input.error(source, message);
+            }
+        }
+    }
+    origins
 }
 
 /// The TLS settings checked together, and their files read, so a bad file stops the start with

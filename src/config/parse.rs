@@ -151,3 +151,25 @@ pub(super) fn tree<T: serde::de::DeserializeOwned>(
 ) -> Result<T, String> {
     serde_norway::from_value(value).map_err(|e| e.to_string())
 }
+
+/// A browser origin: `scheme://host[:port]` exactly as a browser sends it in `Origin`, so a
+/// comparison of the two strings is all that decides. `*`, paths, a trailing slash, user parts and
+/// upper case are refused with what to write instead.
+pub(super) fn origin(value: &str) -> Result<String, String> {
+    if value == "*" || value == "null" {
+        return Err(format!(
+            "`{value}` is not accepted: list each origin whose pages may ask"
+        ));
+    }
+    let url = url::Url::parse(value).map_err(|e| format!("`{value}` is not an origin: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{value}`: an origin is http:// or https://"));
+    }
+    let canonical = url.origin().ascii_serialization();
+    if canonical != value {
+        return Err(format!(
+            "`{value}` is not an origin as browsers send it; write `{canonical}`"
+        ));
+    }
+    Ok(canonical)
+}

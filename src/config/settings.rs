@@ -562,6 +562,38 @@ pub(super) static SETTINGS: &[&dyn Entry] = &[
         parse: parse::tree::<Vec<ServiceIdentity>>,
         put: |d, v| d.tls.services = Some(v),
     },
+    &List {
+        doc: doc(
+            "GATEHOUSE_BROWSER_ORIGINS",
+            "browser.allowed_origins",
+            Words("none: pages of other origins are refused"),
+            49,
+            "origins (`https://app.example.com`) whose pages may ask `/v1/*` and gRPC-Web with their user's token (CORS)",
+        ),
+        put: |d, v| d.browser_origins = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_BROWSER_RATE_PER_USER",
+            "browser.rate_per_user",
+            Value("20"),
+            50,
+            "browser calls a second per token subject, in bursts of twice as many; 0 turns it off",
+        ),
+        parse: parse::small::<0, 1_000_000>,
+        put: |d, v| d.rate_limits.per_user = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_BROWSER_RATE_PER_ADDRESS",
+            "browser.rate_per_address",
+            Value("200"),
+            51,
+            "browser calls a second per client address (an IPv6 /64), in bursts of twice as many; 0 turns it off",
+        ),
+        parse: parse::small::<0, 1_000_000>,
+        put: |d, v| d.rate_limits.per_address = v,
+    },
     &Documented {
         doc: doc(
             "GATEHOUSE_CONFIG",

@@ -43,12 +43,13 @@ const fn rpc(path: &'static str, label: &'static str) -> Rpc {
 
 /// Every RPC served. Metric labels come only from here, so they stay bounded whatever paths callers
 /// send; a path not listed is answered by tonic as unimplemented and counted as `unknown`.
-const RPCS: [Rpc; 15] = [
+const RPCS: [Rpc; 16] = [
     rpc("/gatehouse.v1.Gatehouse/IssueToken", "IssueToken"),
     rpc("/gatehouse.v1.Gatehouse/Verify", "Verify"),
     rpc("/gatehouse.v1.Gatehouse/Check", "Check"),
     rpc("/gatehouse.v1.Gatehouse/CheckBatch", "CheckBatch"),
     rpc("/gatehouse.v1.Gatehouse/AllowedActions", "AllowedActions"),
+    rpc("/gatehouse.v1.Gatehouse/Capabilities", "Capabilities"),
     rpc("/gatehouse.v1.Gatehouse/ReloadPolicies", "ReloadPolicies"),
     rpc("/gatehouse.v1.Gatehouse/PolicyStatus", "PolicyStatus"),
     rpc("/gatehouse.v1.Gatehouse/IdentityStatus", "IdentityStatus"),

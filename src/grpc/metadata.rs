@@ -17,6 +17,25 @@ pub(super) fn peer(extensions: &Extensions) -> Option<&Peer> {
     extensions.get::<Peer>()
 }
 
+/// Marks a call that came through a browser door ([`crate::browser`]): it may ask only about the
+/// user whose token is in its `authorization` header.
+#[derive(Debug, Clone, Copy)]
+pub struct FromBrowser;
+
+/// The token a call presents: from a browser, the `authorization` header's; else the message's.
+/// Only a hint for fetching an issuer's keys; [`bearer_token`] and the caller rules decide.
+pub(super) fn presented<'a>(
+    metadata: &'a MetadataMap,
+    extensions: &Extensions,
+    token: &'a str,
+) -> &'a str {
+    if extensions.get::<FromBrowser>().is_some() {
+        bearer_token(metadata).unwrap_or_default()
+    } else {
+        token
+    }
+}
+
 /// The token in the `authorization` metadata, with or without the `Bearer ` prefix.
 pub(super) fn bearer_token(metadata: &MetadataMap) -> Result<&str, Error> {
     let value = metadata

@@ -5,6 +5,7 @@
 //! The one rule decided here is which credential a call names: a token, `anonymous`, a principal
 //! described by a caller holding a server token, or, when the call names none, the service its
 //! client certificate names (`GatehouseService::caller`), since that is a matter of the API's fields.
+//! A call marked [`FromBrowser`] names only the user whose token is in its `authorization` header.
 
 mod convert;
 mod ext_authz;
@@ -15,6 +16,7 @@ mod service;
 pub use convert::{explanation_to_pb, map_to_struct, principal_kind_from_pb, struct_to_map};
 pub use ext_authz::{ExtAuthzService, answer as answer_ext_authz};
 pub use layer::{CallLayer, CallScope};
+pub use metadata::FromBrowser;
 pub use service::GatehouseService;
 
 /// Generated code of `proto/gatehouse/v1/gatehouse.proto`, client included for callers and tests.

@@ -9,7 +9,7 @@ use super::convert::{
     secrets_status_to_pb, struct_to_map, timestamp, tls_status_to_pb,
 };
 use super::layer::scope_of;
-use super::metadata::{peer, require_server};
+use super::metadata::{FromBrowser, bearer_token, peer, presented, require_server};
 use super::pb;
 use crate::app::App;
 use crate::audit::{self, Subject};
@@ -18,7 +18,7 @@ use crate::door::Door;
 use crate::engine;
 use crate::error::Error;
 use crate::policy::PolicySet;
-use crate::principal::Principal;
+use crate::principal::{Principal, PrincipalKind};
 use crate::token::{IssueRequest, unix_now};
 
 /// The most items one CheckBatch may carry, and the most resources one Capabilities call may name.
@@ -49,6 +49,13 @@ impl GatehouseService {
         described: Option<pb::PrincipalInput>,
     ) -> Result<Arc<Principal>, Error> {
         let has_token = !token.trim().is_empty();
+        if extensions.get::<FromBrowser>().is_some() {
+            return self.browser_caller(
+                policy,
+                metadata,
+                has_token || anonymous || described.is_some(),
+            );
+        }
         match (has_token, anonymous, described) {
             (_, _, Some(input)) => {
                 if has_token || anonymous {
@@ -70,6 +77,30 @@ impl GatehouseService {
             },
             (true, false, None) => self.verified(token, policy),
         }
+    }
+
+    /// A browser asks only about its own user: the token comes from the `authorization` header alone,
+    /// and a token in the message, an anonymous ask, a described principal or a server token is
+    /// refused. Each user's calls are held to its budget.
+    fn browser_caller(
+        &self,
+        policy: &PolicySet,
+        metadata: &MetadataMap,
+        asks_otherwise: bool,
+    ) -> Result<Arc<Principal>, Error> {
+        if asks_otherwise {
+            return Err(Error::PermissionDenied(
+                "a browser asks only about its own user: send the user's token in the Authorization header, and no token, anonymous or principal in the request",
+            ));
+        }
+        let principal = self.verified(bearer_token(metadata)?, policy)?;
+        if principal.kind == PrincipalKind::Server {
+            return Err(Error::PermissionDenied(
+                "a server token is never accepted from a browser: ask with the user's own token",
+            ));
+        }
+        self.app.rate_limits.admit_user(&principal)?;
+        Ok(principal)
     }
 
     /// A verified token's principal, unless `policy` (the set deciding the call) revokes the token.
@@ -208,7 +239,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let (metadata, extensions, request) = request.into_parts();
         let scope = scope_of(&extensions);
         let item = item(request.action, request.resource, request.context)?;
-        self.app.await_keys(&request.token).await;
+        self.app
+            .await_keys(presented(&metadata, &extensions, &request.token))
+            .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {
@@ -259,7 +292,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .into_iter()
             .map(|i| item(i.action, i.resource, i.context))
             .collect::<Result<Vec<_>, _>>()?;
-        self.app.await_keys(&request.token).await;
+        self.app
+            .await_keys(presented(&metadata, &extensions, &request.token))
+            .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {
@@ -318,7 +353,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         let scope = scope_of(&extensions);
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
-        self.app.await_keys(&request.token).await;
+        self.app
+            .await_keys(presented(&metadata, &extensions, &request.token))
+            .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {
@@ -373,7 +410,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .into_iter()
             .map(|resource| item("*".to_owned(), Some(resource), None))
             .collect::<Result<Vec<_>, _>>()?;
-        self.app.await_keys(&request.token).await;
+        self.app
+            .await_keys(presented(&metadata, &extensions, &request.token))
+            .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
         let call = Call {

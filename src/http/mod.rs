@@ -32,7 +32,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/log/level",
             get(admin::log_level).put(admin::set_log_level),
         )
-        .with_state(app)
+        .with_state(Arc::clone(&app))
+        .merge(crate::browser::router(app))
 }
 
 /// Sets a header; values that are not valid header text (never expected) and empty values are left out.

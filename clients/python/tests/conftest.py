@@ -38,6 +38,19 @@ def gatehouse_bin() -> str:
     return path
 
 
+def clean_env(**settings: str) -> dict:
+    """The environment without any GATEHOUSE_* setting of the caller's, plus ``settings``: a stray
+    GATEHOUSE_CONFIG or GATEHOUSE_HTTP_LISTEN must not change the server under test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    env.update(settings)
+    return env
+
+
+def pytest_sessionstart(session) -> None:
+    """Every test module but one needs the server: say so at once rather than in a fixture."""
+    gatehouse_bin()
+
+
 @dataclass
 class Server:
     """A running `gatehouse serve`, and how to mint tokens with its secret."""
@@ -46,10 +59,11 @@ class Server:
     address: str
     secret: str
     output: List[str]
+    reader: threading.Thread
 
     def mint(self, *args: str) -> str:
         """A token signed locally with the server's secret (`gatehouse token issue ...`)."""
-        env = dict(os.environ, GATEHOUSE_API_SECRET=self.secret)
+        env = clean_env(GATEHOUSE_API_SECRET=self.secret)
         done = subprocess.run(
             [gatehouse_bin(), "token", "issue", *args], env=env, capture_output=True, text=True, timeout=30
         )
@@ -70,14 +84,16 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.reader.join(timeout=20)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def start_server(policy_dir: Path) -> Server:
     """Starts gatehouse on 127.0.0.1:0 and reads the port it chose from its `serving listen=` line,
     so no port is guessed and none can be taken by someone else in between."""
     secret = secrets.token_urlsafe(36)
-    env = dict(
-        os.environ,
+    env = clean_env(
         GATEHOUSE_LISTEN="127.0.0.1:0",
         GATEHOUSE_API_SECRET=secret,
         GATEHOUSE_POLICY_DIR=str(policy_dir),
@@ -97,7 +113,8 @@ def start_server(policy_dir: Path) -> Server:
             lines.put(line)
         lines.put(None)
 
-    threading.Thread(target=pump, daemon=True).start()
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT
     address = None
     while address is None:
@@ -111,7 +128,7 @@ def start_server(policy_dir: Path) -> Server:
         match = re.search(r"serving listen=(\S+)", line)
         if match:
             address = match.group(1)
-    server = Server(process, address, secret, output)
+    server = Server(process, address, secret, output, reader)
     # Serving is logged once the socket is bound; wait until a call is actually answered.
     with Gatehouse(address, timeout=STARTUP_TIMEOUT, retries=100) as client:
         client.allowed_actions(Resource("book", "1"), anonymous=True)

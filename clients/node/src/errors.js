@@ -73,7 +73,8 @@ function fromGrpcError(err, method, secrets, attempts) {
   const grpcCode = typeof err.code === 'number' ? err.code : status.UNKNOWN;
   const code = NAME_BY_CODE.get(grpcCode) ?? 'UNKNOWN';
   const Class = BY_CODE.get(grpcCode) ?? GatehouseError;
-  const details = scrub(err.details || err.message || 'no details', secrets);
+  // grpc-js ends connection failures with an empty "Resolution note:"; it says nothing.
+  const details = scrub(err.details || err.message || 'no details', secrets).replace(/\.?\s*Resolution note:\s*$/, '');
   const tries = attempts > 1 ? ` (after ${attempts} attempts)` : '';
   return new Class(`gatehouse ${method}: ${code}: ${details}${tries}`, { code, grpcCode, method, attempts, details });
 }

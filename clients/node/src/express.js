@@ -75,8 +75,10 @@ function expressGuard(client, options) {
       }
       if (err instanceof Unavailable || err instanceof DeadlineExceeded) {
         if (fail === 'open') {
+          // The path without its query string: a query may carry credentials of its own.
+          const path = String(req.originalUrl ?? req.url).split('?')[0];
           logger.warn(
-            `gatehouse unreachable, allowing ${req.method} ${req.originalUrl ?? req.url} (${request.action} on ${request.resource?.kind} ${request.resource?.id ?? ''}) because fail is 'open': ${err.message}`,
+            `gatehouse unreachable, allowing ${req.method} ${path} (${request.action} on ${request.resource?.kind} ${request.resource?.id ?? ''}) because fail is 'open': ${err.message}`,
           );
           req.gatehouse = { allowed: true, failedOpen: true };
           return next();

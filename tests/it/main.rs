@@ -17,6 +17,8 @@ mod attack_identity;
 mod attack_review;
 mod audit_modes;
 mod binary;
+mod browser;
+mod clients;
 mod cli_flags;
 mod cli_parity;
 mod corpus_policies;

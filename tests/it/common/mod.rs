@@ -102,6 +102,12 @@ pub fn now() -> i64 {
 /// The binary with a clean environment: no GATEHOUSE_* or OTEL_* variable leaks in from the caller.
 pub fn gatehouse_command() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    without_gatehouse_env(&mut command);
+    command
+}
+
+/// Keeps the caller's GATEHOUSE_* and OTEL_* variables from leaking into `command`.
+pub fn without_gatehouse_env(command: &mut std::process::Command) -> &mut std::process::Command {
     for (name, _) in std::env::vars() {
         if name.starts_with("GATEHOUSE_") || name.starts_with("OTEL_") {
             command.env_remove(name);

@@ -45,7 +45,14 @@ fn python_client_suite_passes_against_a_real_server() {
     let python = Path::new(ROOT).join("target/client-python-env/venv/bin/python");
     run_suite(
         "scripts/client-python-env.sh",
-        Command::new(python).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "clients/python/tests"]),
+        Command::new(python).args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "clients/python/tests",
+        ]),
     );
 }
 

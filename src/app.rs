@@ -15,7 +15,7 @@ use crate::error::ServeError;
 use crate::jwks::{self, Identity};
 use crate::policy::{LoadErrors, PolicySet, Route};
 use crate::principal::Principal;
-use crate::ratelimit::RateLimits;
+use crate::ratelimit::{Limited, RateLimits};
 use crate::store::{self, PolicyStore, SecretFile};
 use crate::telemetry::context::RequestSpan;
 use crate::telemetry::metrics::Metrics;
@@ -47,7 +47,7 @@ pub struct App {
     /// TLS on both listeners; `None`: plain text.
     pub tls: Option<Arc<Tls>>,
     /// The browser doors' per-caller budgets.
-    pub rate_limits: RateLimits,
+    rate_limits: RateLimits,
     /// The origins whose pages may ask through the browser doors.
     pub allowed_origins: Vec<String>,
 }
@@ -131,6 +131,20 @@ impl App {
     }
 
     /// The metrics, for what records beside the services (the gRPC call layer).
+    /// Spends one browser call of the client address's budget; a refusal is counted.
+    pub fn admit_browser_address(&self, address: std::net::IpAddr) -> Result<(), Limited> {
+        self.rate_limits
+            .admit_address(address)
+            .inspect_err(|l| self.metrics.rate_limited(l.by.as_str()))
+    }
+
+    /// Spends one browser call of the user's budget; a refusal is counted.
+    pub fn admit_browser_user(&self, principal: &Principal) -> Result<(), Limited> {
+        self.rate_limits
+            .admit_user(principal)
+            .inspect_err(|l| self.metrics.rate_limited(l.by.as_str()))
+    }
+
     pub fn metrics_handle(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)
     }

@@ -139,7 +139,7 @@ async fn admit(
 ) -> Response {
     let grpc_web = is_grpc_web(request.headers());
     let refuse = |error: Error| refusal(error, grpc_web);
-    if let Err(limited) = app.rate_limits.admit_address(peer.ip()) {
+    if let Err(limited) = app.admit_browser_address(peer.ip()) {
         return refuse(limited.into());
     }
     match single_header(request.headers(), &header::AUTHORIZATION) {

@@ -99,7 +99,7 @@ impl GatehouseService {
                 "a server token is never accepted from a browser: ask with the user's own token",
             ));
         }
-        self.app.rate_limits.admit_user(&principal)?;
+        self.app.admit_browser_user(&principal)?;
         Ok(principal)
     }
 

@@ -47,6 +47,11 @@ struct SinkLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByLabels {
+    by: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShadowLabels {
     live: &'static str,
     shadow: &'static str,
@@ -58,6 +63,7 @@ struct Otel {
     token_rejections: OtelCounter<u64>,
     shadow_differences: OtelCounter<u64>,
     dropped: OtelCounter<u64>,
+    rate_limited: OtelCounter<u64>,
 }
 
 /// Every metric the service records.
@@ -71,6 +77,7 @@ pub struct Metrics {
     in_flight: Gauge,
     shadow_differences: Family<ShadowLabels, Counter>,
     decision_log_dropped: Family<SinkLabels, Counter>,
+    rate_limited: Family<ByLabels, Counter>,
     otel: Option<Otel>,
     /// The meter of the OTLP pipeline, for the instruments domains register themselves.
     meter: Option<Meter>,
@@ -125,6 +132,12 @@ impl Metrics {
             "Decision log entries dropped because a sink fell behind",
             decision_log_dropped.clone(),
         );
+        let rate_limited = Family::<ByLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Browser calls refused for being over a caller's budget, by user or by address",
+            rate_limited.clone(),
+        );
         let otel = meter.map(|meter| Otel::new(meter, in_flight.clone(), Arc::clone(&decisions)));
         Metrics {
             registry,
@@ -135,6 +148,7 @@ impl Metrics {
             in_flight,
             shadow_differences,
             decision_log_dropped,
+            rate_limited,
             otel,
             meter: meter.cloned(),
             enabled,
@@ -201,6 +215,17 @@ impl Metrics {
         if let Some(otel) = &self.otel {
             otel.token_rejections
                 .add(1, &[KeyValue::new("reason", reason)]);
+        }
+    }
+
+    /// A browser call refused by the budget of its user or its address (`by`).
+    pub fn rate_limited(&self, by: &'static str) {
+        if !self.enabled {
+            return;
+        }
+        self.rate_limited.get_or_create(&ByLabels { by }).inc();
+        if let Some(otel) = &self.otel {
+            otel.rate_limited.add(1, &[KeyValue::new("by", by)]);
         }
     }
 
@@ -320,6 +345,10 @@ impl Otel {
             dropped: meter
                 .u64_counter("gatehouse.decision_log.dropped")
                 .with_description("Decision log entries dropped because a sink fell behind")
+                .build(),
+            rate_limited: meter
+                .u64_counter("gatehouse.rate_limited")
+                .with_description("Browser calls refused for being over a caller's budget")
                 .build(),
         }
     }

@@ -638,6 +638,18 @@ async fn each_user_and_each_address_has_a_budget() {
             StatusCode::TOO_MANY_REQUESTS
         ]
     );
+    // Each refusal is counted by the budget that refused it.
+    let scrape = |s: &TestServer| format!("http://{}/metrics", s.http_addr);
+    let metrics = crate::common::get_text(&scrape(&server)).await;
+    assert!(
+        metrics.contains("gatehouse_rate_limited_total{by=\"user\"} 2"),
+        "{metrics}"
+    );
+    let metrics = crate::common::get_text(&scrape(&by_address)).await;
+    assert!(
+        metrics.contains("gatehouse_rate_limited_total{by=\"address\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

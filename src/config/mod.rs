@@ -637,7 +637,7 @@ mod tests {
         assert_eq!(errors.0.len(), 1);
         assert!(
             errors.0[0].message.ends_with(
-                "unknown field `listn`, expected one of `listen`, `http_listen`, `api_key`, `api_secret`, `api_secret_file`, `policy_dir`, `reload_debounce`, `tokens`, `feeds`, `shutdown`, `log`, `authz`, `decision_log`, `shadow_policy_dir`, `metrics`, `allow_empty_policy`, `limits`, `tls`, `runtime`"
+                "unknown field `listn`, expected one of `listen`, `http_listen`, `api_key`, `api_secret`, `api_secret_file`, `policy_dir`, `reload_debounce`, `tokens`, `feeds`, `shutdown`, `log`, `authz`, `decision_log`, `shadow_policy_dir`, `metrics`, `allow_empty_policy`, `limits`, `tls`, `runtime`, `browser`"
             ),
             "{errors}"
         );

@@ -107,6 +107,8 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::RETRY_AFTER,
         ])
         .max_age(PREFLIGHT_MAX_AGE)
+        // A page of a listed (public) origin may ask the sidecar on a private address.
+        .allow_private_network(true)
 }
 
 /// Refuses a request whose `Origin` is not listed (or is repeated or unreadable). A request without
@@ -129,8 +131,8 @@ async fn refuse_unlisted_origin(
     }
 }
 
-/// Spends the client address's budget, requires one readable `Authorization` header, marks the
-/// call as a browser's and gives it a deadline. Preflights end before: CORS answered them.
+/// Requires POST, spends the client address's budget, requires one readable `Authorization` header,
+/// marks the call as a browser's and gives it a deadline. Preflights end before: CORS answered them.
 async fn admit(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -139,6 +141,12 @@ async fn admit(
 ) -> Response {
     let grpc_web = is_grpc_web(request.headers());
     let refuse = |error: Error| refusal(error, grpc_web);
+    if request.method() != Method::POST {
+        return plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the browser calls are POST requests",
+        );
+    }
     if let Err(limited) = app.admit_browser_address(peer.ip()) {
         return refuse(limited.into());
     }

@@ -468,6 +468,22 @@ async fn cors_answers_listed_origins_and_refuses_the_rest() {
     let allow_headers = headers["access-control-allow-headers"].to_str().unwrap();
     assert!(allow_headers.contains("authorization"), "{allow_headers}");
     assert!(headers.get("access-control-allow-credentials").is_none());
+    // Chrome asks before a public page reaches a private address; a listed origin may.
+    let private = client()
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://app.example:8080")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-private-network", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        private.headers()["access-control-allow-private-network"],
+        "true"
+    );
+    // Only POST reaches a call.
+    let get = client().get(&url).send().await.unwrap();
+    assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     for other in [
         "http://evil.example",
@@ -737,4 +753,40 @@ async fn grpc_web_text_is_understood_too() {
     let len = bytes.get_u32() as usize;
     let decided = pb::CheckResponse::decode(bytes.split_to(len)).unwrap();
     assert!(decided.allowed);
+}
+
+/// Headless chromium loads a page from a listed origin that asks over gRPC-Web and JSON with tokens
+/// made by Stream's JS clients, and shows exactly the buttons the server allows tommaso and jack on
+/// feeds, reactions and users; the page's attempts to name a principal or call IssueToken are
+/// refused, and a page of an unlisted origin reads nothing. See tests/browser/drive.py.
+#[test]
+fn a_real_browser_shows_exactly_the_allowed_buttons() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let setup = std::process::Command::new("bash")
+        .arg("scripts/browser-env.sh")
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "scripts/browser-env.sh failed:\n{}\n{}",
+        String::from_utf8_lossy(&setup.stdout),
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let mut drive =
+        std::process::Command::new(format!("{root}/target/browser-env/venv/bin/python"));
+    crate::common::without_gatehouse_env(&mut drive);
+    let output = drive
+        .arg("tests/browser/drive.py")
+        .current_dir(root)
+        .env("GATEHOUSE_BIN", env!("CARGO_BIN_EXE_gatehouse"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "tests/browser/drive.py failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -43,7 +43,7 @@ const fn rpc(path: &'static str, label: &'static str) -> Rpc {
 
 /// Every RPC served. Metric labels come only from here, so they stay bounded whatever paths callers
 /// send; a path not listed is answered by tonic as unimplemented and counted as `unknown`.
-const RPCS: [Rpc; 16] = [
+const RPCS: [Rpc; 20] = [
     rpc("/gatehouse.v1.Gatehouse/IssueToken", "IssueToken"),
     rpc("/gatehouse.v1.Gatehouse/Verify", "Verify"),
     rpc("/gatehouse.v1.Gatehouse/Check", "Check"),
@@ -58,6 +58,11 @@ const RPCS: [Rpc; 16] = [
         "ExercisedPermissions",
     ),
     rpc("/gatehouse.v1.Gatehouse/SuggestPolicy", "SuggestPolicy"),
+    // The browser doors' JSON calls (their gRPC-Web calls are the RPCs above).
+    rpc("/v1/check", "json/Check"),
+    rpc("/v1/check-batch", "json/CheckBatch"),
+    rpc("/v1/allowed-actions", "json/AllowedActions"),
+    rpc("/v1/capabilities", "json/Capabilities"),
     Rpc {
         path: "/envoy.service.auth.v3.Authorization/Check",
         label: "ext_authz",

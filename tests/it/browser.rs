@@ -657,6 +657,8 @@ async fn each_user_and_each_address_has_a_budget() {
     // Each refusal is counted by the budget that refused it.
     let scrape = |s: &TestServer| format!("http://{}/metrics", s.http_addr);
     let metrics = crate::common::get_text(&scrape(&server)).await;
+    // JSON calls are timed under their own name; gRPC-Web calls under the RPC's.
+    assert!(metrics.contains("rpc=\"json/Check\""), "{metrics}");
     assert!(
         metrics.contains("gatehouse_rate_limited_total{by=\"user\"} 2"),
         "{metrics}"

@@ -76,10 +76,22 @@ impl Remote {
         });
         request.set_timeout(self.deadline);
         let mut client = self.client.clone();
+        let started = std::time::Instant::now();
         let response = tokio::time::timeout(self.deadline, client.check(request))
             .await
             .map_err(|_| DecideError::Deadline(self.deadline))?
-            .map_err(from_status)?
+            .map_err(|status| {
+                // tonic enforces the same `grpc-timeout` itself, and either timer may fire first.
+                let timed_out = matches!(
+                    status.code(),
+                    Code::Cancelled | Code::DeadlineExceeded | Code::Unavailable
+                ) && started.elapsed() >= self.deadline;
+                if timed_out {
+                    DecideError::Deadline(self.deadline)
+                } else {
+                    from_status(status)
+                }
+            })?
             .into_inner();
         Ok(Answer {
             allowed: response.allowed,

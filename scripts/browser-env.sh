@@ -24,8 +24,6 @@ TEST_DIR="$ROOT/tests/browser"
 ENV_DIR="$ROOT/target/browser-env"
 VENV="$ENV_DIR/venv"
 NODE_DIR="$ENV_DIR/node"
-STAMP="$ENV_DIR/stamp"
-LOCK="$ENV_DIR/.lock"
 REQUIREMENTS="$TEST_DIR/requirements.txt"
 PACKAGE_JSON="$TEST_DIR/package.json"
 PACKAGE_LOCK="$TEST_DIR/package-lock.json"
@@ -38,74 +36,35 @@ done
 # Stream's SDKs mint the tokens; that script has its own lock and stamp.
 bash "$ROOT/scripts/sdk-env.sh"
 
-command -v flock >/dev/null 2>&1 || apt_install util-linux
-command -v sha256sum >/dev/null 2>&1 || apt_install coreutils
-
-mkdir -p "$ENV_DIR"
-exec 9>"$LOCK"
-flock -w 1200 9 || die "timed out waiting for $LOCK (another install still running?)"
-
-hash_inputs() {
-    cat "$REQUIREMENTS" "$PACKAGE_JSON" "$PACKAGE_LOCK" "$SELF" | sha256sum | cut -d' ' -f1
-}
-WANT="$(hash_inputs)"
-
+lock_env "$ENV_DIR"
+WANT="$(inputs_hash "$REQUIREMENTS" "$PACKAGE_JSON" "$PACKAGE_LOCK" "$SELF")"
 browser_present() {
     command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1
 }
-
-installed() {
-    [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] &&
-        "$VENV/bin/python" -c 'import selenium' >/dev/null 2>&1 &&
-        [[ -f "$PROTOBUF_JS" ]] &&
-        browser_present
-}
-
-if installed; then
+if stamped "$ENV_DIR" "$WANT" && browser_present && [[ -f "$PROTOBUF_JS" ]] &&
+    "$VENV/bin/python" -c 'import selenium' >/dev/null 2>&1; then
     exit 0
 fi
-rm -f "$STAMP"
+rm -f "$ENV_DIR/stamp"
 
 # --- Chromium and its WebDriver, from Debian ----------------------------------------------------------
-if ! browser_present; then
-    apt_install chromium chromium-driver
-fi
+browser_present || apt_install chromium chromium-driver
 browser_present || die "chromium and chromedriver are not on PATH even after installing them"
 say "using $(chromium --version 2>/dev/null | head -n1) and $(chromedriver --version 2>/dev/null | head -n1)"
 
 # --- Python: Selenium ---------------------------------------------------------------------------------
-python_can_venv() {
-    command -v "$1" >/dev/null 2>&1 &&
-        "$1" -c 'import sys, venv, ensurepip; sys.exit(0 if sys.version_info >= (3, 9) else 1)' >/dev/null 2>&1
-}
-PYTHON="${GATEHOUSE_BROWSER_PYTHON:-python3}"
-if ! python_can_venv "$PYTHON"; then
-    if python_can_venv /usr/bin/python3; then
-        PYTHON=/usr/bin/python3
-    else
-        apt_install python3 python3-venv
-        PYTHON=/usr/bin/python3
-        python_can_venv "$PYTHON" || die "$PYTHON cannot create virtualenvs even after installing python3-venv"
-    fi
-fi
-if ! "$VENV/bin/python" -c '' >/dev/null 2>&1; then
-    say "creating the virtualenv $VENV with $("$PYTHON" --version 2>&1)"
-    rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV" >&2 || die "'$PYTHON -m venv $VENV' failed"
-fi
+make_venv "$VENV" 9 "${GATEHOUSE_BROWSER_PYTHON:-python3}"
 say "installing Selenium from $REQUIREMENTS"
-"$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$REQUIREMENTS" >&2 ||
-    die "pip install -r $REQUIREMENTS failed (is PyPI reachable?)"
+venv_pip "$VENV" -r "$REQUIREMENTS"
 "$VENV/bin/python" -c 'import selenium.webdriver' >&2 || die "Selenium does not import after installing"
 
 # --- Node: protobufjs ---------------------------------------------------------------------------------
-command -v npm >/dev/null 2>&1 || apt_install npm
+need_node
 mkdir -p "$NODE_DIR"
 cp "$PACKAGE_JSON" "$PACKAGE_LOCK" "$NODE_DIR/"
 say "installing protobufjs with npm ci in $NODE_DIR"
-(cd "$NODE_DIR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2) ||
-    die "npm ci in $NODE_DIR failed (is the npm registry reachable?)"
+npm_ci "$NODE_DIR"
 [[ -f "$PROTOBUF_JS" ]] || die "$PROTOBUF_JS is missing after installing protobufjs"
 
-printf '%s\n' "$WANT" >"$STAMP"
+stamp_env "$ENV_DIR" "$WANT"
 say "ready: $VENV, $NODE_DIR and $(command -v chromedriver)"

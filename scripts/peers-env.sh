@@ -14,21 +14,20 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PEERS="$ROOT/benches/peers"
 ENV_DIR="$ROOT/target/peers-env"
 NODE_DIR="$ENV_DIR/node"
-STAMP="$ENV_DIR/stamp"
 
 command -v wrk >/dev/null 2>&1 || apt_install wrk
-command -v node >/dev/null 2>&1 || apt_install nodejs npm
-command -v sha256sum >/dev/null 2>&1 || apt_install coreutils
+need_node
 
-want="$(cat "$PEERS/package.json" "$PEERS/package-lock.json" "$PEERS/encode.mjs" "$0" | sha256sum | cut -d' ' -f1)"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$NODE_DIR/cerbos" ]]; then
+lock_env "$ENV_DIR"
+want="$(inputs_hash "$PEERS/package.json" "$PEERS/package-lock.json" "$PEERS/encode.mjs" "$0")"
+if stamped "$ENV_DIR" "$want" && [[ -x "$NODE_DIR/cerbos" ]]; then
     exit 0
 fi
 rm -rf "$NODE_DIR"
 mkdir -p "$NODE_DIR"
 cp "$PEERS/package.json" "$PEERS/package-lock.json" "$PEERS/encode.mjs" "$NODE_DIR/"
 say "installing Cerbos and its request code from npm"
-(cd "$NODE_DIR" && npm ci --ignore-scripts --no-audit --no-fund >&2) || die "npm ci failed (is the npm registry reachable?)"
+npm_ci "$NODE_DIR"
 ln -sf node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64 "$NODE_DIR/cerbos"
 "$NODE_DIR/cerbos" --version >/dev/null 2>&1 || die "the Cerbos binary does not run"
-printf '%s\n' "$want" >"$STAMP"
+stamp_env "$ENV_DIR" "$want"

@@ -12,7 +12,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{
-    SECRET, TestServer, check_request, server_token, to_struct, user_token, with_server_token,
+    SECRET, TestServer, check_request, server_token, succeed, to_struct, user_token,
+    with_server_token, without_gatehouse_env,
 };
 use gatehouse::config::Config;
 use gatehouse::grpc::pb;
@@ -764,31 +765,17 @@ async fn grpc_web_text_is_understood_too() {
 #[test]
 fn a_real_browser_shows_exactly_the_allowed_buttons() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let setup = std::process::Command::new("bash")
-        .arg("scripts/browser-env.sh")
-        .current_dir(root)
-        .output()
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "scripts/browser-env.sh failed:\n{}\n{}",
-        String::from_utf8_lossy(&setup.stdout),
-        String::from_utf8_lossy(&setup.stderr)
+    succeed(
+        std::process::Command::new("bash")
+            .arg("scripts/browser-env.sh")
+            .current_dir(root),
     );
     let mut drive =
         std::process::Command::new(format!("{root}/target/browser-env/venv/bin/python"));
-    crate::common::without_gatehouse_env(&mut drive);
-    let output = drive
-        .arg("tests/browser/drive.py")
-        .current_dir(root)
-        .env("GATEHOUSE_BIN", env!("CARGO_BIN_EXE_gatehouse"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "tests/browser/drive.py failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    succeed(
+        without_gatehouse_env(&mut drive)
+            .arg("tests/browser/drive.py")
+            .current_dir(root)
+            .env("GATEHOUSE_BIN", env!("CARGO_BIN_EXE_gatehouse")),
     );
 }

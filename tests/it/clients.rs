@@ -7,37 +7,20 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::{succeed, without_gatehouse_env};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Runs `script` (the client's set-up), then `suite` with `GATEHOUSE_BIN` set, from the repository
 /// root; fails with both outputs when either fails.
 fn run_suite(script: &str, suite: &mut Command) {
-    let setup = Command::new("bash")
-        .arg(script)
-        .current_dir(ROOT)
-        .output()
-        .unwrap_or_else(|e| panic!("could not run bash {script}: {e}"));
-    assert!(
-        setup.status.success(),
-        "{script} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        setup.status,
-        String::from_utf8_lossy(&setup.stdout),
-        String::from_utf8_lossy(&setup.stderr)
+    succeed(Command::new("bash").arg(script).current_dir(ROOT));
+    let output = succeed(
+        without_gatehouse_env(suite)
+            .current_dir(ROOT)
+            .env("GATEHOUSE_BIN", env!("CARGO_BIN_EXE_gatehouse")),
     );
-    let suite = crate::common::without_gatehouse_env(suite);
-    let output = suite
-        .current_dir(ROOT)
-        .env("GATEHOUSE_BIN", env!("CARGO_BIN_EXE_gatehouse"))
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {suite:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{suite:?} failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        output.status
-    );
-    println!("{stdout}");
+    println!("{output}");
 }
 
 #[test]

@@ -14,6 +14,7 @@
     clippy::indexing_slicing
 )]
 
+use crate::common::succeed;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -75,19 +76,6 @@ fn run(command: &mut Command) -> Output {
     command
         .output()
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-/// Runs the command and returns its stdout; fails the test, with its stderr, when it fails.
-fn succeed(command: &mut Command) -> String {
-    let output = run(command);
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 // --- Rendering --------------------------------------------------------------------------------------------

@@ -106,6 +106,21 @@ pub fn gatehouse_command() -> std::process::Command {
     command
 }
 
+/// Runs the command and returns its stdout; fails the test, with both outputs, when it fails.
+pub fn succeed(command: &mut std::process::Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Keeps the caller's GATEHOUSE_* and OTEL_* variables from leaking into `command`.
 pub fn without_gatehouse_env(command: &mut std::process::Command) -> &mut std::process::Command {
     for (name, _) in std::env::vars() {

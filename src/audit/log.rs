@@ -19,12 +19,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::CountDropped;
 use super::entry::{Decided, DecisionEntry, Mask, MaskKey, MaskedField};
 use super::otlp::{OtlpLogConfig, OtlpSink};
-
-/// Counts entries a sink dropped: `(sink, entries)`. Given by whoever keeps the counts (the
-/// service's metrics), so the log knows nothing of how they are exposed.
-pub type CountDropped = Arc<dyn Fn(&'static str, u64) + Send + Sync>;
 
 /// How many entries may wait for the file before new ones are dropped.
 const QUEUE: usize = 16 * 1024;

@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, S
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::{Map, Value};
 
-use super::log::CountDropped;
+use super::CountDropped;
 
 /// The instrumentation scope of every decision record; a Collector's file is read by it.
 pub const SCOPE_NAME: &str = "gatehouse.decisions";

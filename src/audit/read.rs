@@ -127,33 +127,12 @@ fn read_from(
     let mut buffer = Vec::new();
     let mut number = 0;
     loop {
-        buffer.clear();
-        let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX) + 1;
-        let n = reader
-            .by_ref()
-            .take(limit.min(budget.saturating_add(1)))
-            .read_until(b'\n', &mut buffer)
-            .map_err(|source| ReadError::Io {
-                path: shown(),
-                source,
-            })?;
-        if n == 0 {
-            break;
-        }
         number += 1;
-        let n = u64::try_from(n).unwrap_or(u64::MAX);
-        if n > *budget {
-            return Err(ReadError::TooLarge);
-        }
-        *budget -= n;
-        let line = buffer.strip_suffix(b"\n").unwrap_or(&buffer);
-        if line.len() > MAX_LINE_BYTES {
-            return Err(ReadError::LineTooLong {
-                path: shown(),
-                line: number,
-            });
-        }
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(line) =
+            next_line(&mut reader, &mut buffer, budget).map_err(|e| e.at(path, number))?
+        else {
+            break;
+        };
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -192,6 +171,53 @@ fn read_from(
         }
     }
     Ok(summary)
+}
+
+/// Why a line could not be read, before the file and line are known.
+enum LineRead {
+    Io(std::io::Error),
+    TooLong,
+    TooLarge,
+}
+
+impl LineRead {
+    fn at(self, path: &Path, line: usize) -> ReadError {
+        let path = path.display().to_string();
+        match self {
+            LineRead::Io(source) => ReadError::Io { path, source },
+            LineRead::TooLong => ReadError::LineTooLong { path, line },
+            LineRead::TooLarge => ReadError::TooLarge,
+        }
+    }
+}
+
+/// The next line, without its line ending, reading at most [`MAX_LINE_BYTES`] and what is left of
+/// `budget` (which it spends); `None` at the end.
+fn next_line<'b>(
+    reader: &mut impl BufRead,
+    buffer: &'b mut Vec<u8>,
+    budget: &mut u64,
+) -> Result<Option<&'b [u8]>, LineRead> {
+    buffer.clear();
+    let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX) + 1;
+    let n = reader
+        .by_ref()
+        .take(limit.min(budget.saturating_add(1)))
+        .read_until(b'\n', buffer)
+        .map_err(LineRead::Io)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let n = u64::try_from(n).unwrap_or(u64::MAX);
+    if n > *budget {
+        return Err(LineRead::TooLarge);
+    }
+    *budget -= n;
+    let line = buffer.strip_suffix(b"\n").unwrap_or(buffer);
+    if line.len() > MAX_LINE_BYTES {
+        return Err(LineRead::TooLong);
+    }
+    Ok(Some(line.strip_suffix(b"\r").unwrap_or(line)))
 }
 
 /// Just enough of a line to tell a Collector's request from a decision log entry.

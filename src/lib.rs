@@ -20,7 +20,8 @@
 //! - [`door`]: which door a request came through.
 //! - [`ratelimit`]: per-caller budgets (by token subject and by address) for the browser doors.
 //! - [`decider`]: where every check is decided: enforcement mode, shadow set, and its record.
-//! - [`audit`]: the decision log, exercised permissions and suggested least-privilege policies.
+//! - [`audit`]: the decision log (ring, file, OTLP log records) and reading it back, exercised
+//!   permissions and suggested least-privilege policies.
 //! - [`telemetry`]: logging (with a runtime filter), OpenTelemetry export, metrics, trace context.
 //! - [`app`]: what the services share, and the steps every door takes the same way.
 //! - [`grpc`]: thin tonic services: ours, Envoy's ext_authz, health and reflection, under one layer.

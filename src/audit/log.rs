@@ -1,5 +1,6 @@
 //! The decision log: a bounded in-memory ring and, when configured, a JSON-lines file with size-based
-//! rotation. Both hold the entry's JSON line, written once on the request's path.
+//! rotation and OpenTelemetry log records over OTLP (`otlp.rs`). All hold the entry's JSON line,
+//! written once on the request's path.
 //!
 //! Recording never blocks a request on I/O and, once warm, allocates nothing: the line is written
 //! into a per-thread scratch buffer and then, under one short lock, copied into the ring slot it
@@ -18,11 +19,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::CountDropped;
 use super::entry::{Decided, DecisionEntry, Mask, MaskKey, MaskedField};
-
-/// Counts entries a sink dropped: `(sink, entries)`. Given by whoever keeps the counts (the
-/// service's metrics), so the log knows nothing of how they are exposed.
-pub type CountDropped = Arc<dyn Fn(&'static str, u64) + Send + Sync>;
+use super::otlp::{OtlpLogConfig, OtlpSink};
 
 /// How many entries may wait for the file before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
@@ -54,8 +53,10 @@ pub struct DecisionLogConfig {
     pub max_file_bytes: u64,
     /// Rotated files kept beside the current one (`decisions.jsonl.1` is the newest).
     pub max_files: usize,
-    /// Fields pseudonymized in the file.
+    /// Fields pseudonymized in the file and the OTLP records.
     pub mask: Vec<MaskedField>,
+    /// OpenTelemetry log records over OTLP/gRPC; `None`: not sent.
+    pub otlp: Option<OtlpLogConfig>,
 }
 
 impl Default for DecisionLogConfig {
@@ -66,6 +67,7 @@ impl Default for DecisionLogConfig {
             max_file_bytes: 64 * 1024 * 1024,
             max_files: 5,
             mask: Vec::new(),
+            otlp: None,
         }
     }
 }
@@ -103,12 +105,14 @@ pub struct DecisionLog {
     shared: Arc<Shared>,
     keeps_ring: bool,
     keeps_file: bool,
-    /// Fields pseudonymized in the file (the ring keeps them, for the server-token RPCs); none when
-    /// nothing is masked.
+    /// Fields pseudonymized in the file and the OTLP records (the ring keeps them, for the
+    /// server-token RPCs); none when nothing is masked.
     mask: Option<Mask>,
     count_dropped: CountDropped,
     /// The file's writer thread, until the log is closed.
     writer: Mutex<Option<Writer>>,
+    /// The OTLP sink, which gets the file's (masked) line.
+    otlp: Option<OtlpSink>,
 }
 
 /// The file's writer thread, and what tells that it has finished.
@@ -165,6 +169,10 @@ impl DecisionLog {
                 finished,
             });
         }
+        let otlp = match &config.otlp {
+            Some(otlp) => Some(OtlpSink::start(otlp, Arc::clone(&count_dropped))?),
+            None => None,
+        };
         Ok(DecisionLog {
             shared,
             keeps_ring: config.ring_entries > 0,
@@ -175,14 +183,27 @@ impl DecisionLog {
             }),
             count_dropped,
             writer: Mutex::new(writer),
+            otlp,
         })
     }
 
-    /// Has the file's writer write what is pending and stop, waiting for it a bounded time (a file
-    /// that blocks, such as a pipe nobody reads, must not hold up shutdown). Entries recorded
-    /// afterwards, and those still pending when the wait ends, are counted as dropped from the file;
-    /// the ring keeps taking them.
+    /// Has the file's writer write what is pending and the OTLP exporter send it, and both stop,
+    /// waiting for them a bounded time together (a file that blocks, such as a pipe nobody reads, or
+    /// a stalled collector must not hold up shutdown). Entries recorded afterwards, and those still
+    /// pending when the wait ends, are counted as dropped from their sink; the ring keeps taking
+    /// them.
     pub fn close(&self) {
+        let deadline = Instant::now() + CLOSE_WAIT;
+        if let Some(otlp) = &self.otlp {
+            otlp.signal_close();
+        }
+        self.close_file();
+        if let Some(otlp) = &self.otlp {
+            otlp.wait_closed(deadline);
+        }
+    }
+
+    fn close_file(&self) {
         self.shared.closed.store(true, Ordering::Release);
         let writer = self
             .writer
@@ -209,7 +230,7 @@ impl DecisionLog {
 
     /// Whether any sink keeps entries; when none does, callers need not build them.
     pub fn is_enabled(&self) -> bool {
-        self.keeps_ring || self.keeps_file
+        self.keeps_ring || self.keeps_file || self.otlp.is_some()
     }
 
     /// Records `entry` in the ring and the file's buffer, without waiting for any I/O.
@@ -224,7 +245,8 @@ impl DecisionLog {
     fn record_with(&self, entry: &Decided<'_>, scratch: &mut Scratch) {
         scratch.line.clear();
         entry.write_line(None, &mut scratch.line);
-        let for_file = if let (true, Some(mask)) = (self.keeps_file, &self.mask) {
+        let sends = self.keeps_file || self.otlp.is_some();
+        let for_file = if let (true, Some(mask)) = (sends, &self.mask) {
             scratch.masked.clear();
             entry.write_line(Some(mask), &mut scratch.masked);
             &scratch.masked
@@ -263,6 +285,9 @@ impl DecisionLog {
         drop(buffers);
         if dropped {
             (self.count_dropped)("file", 1);
+        }
+        if let Some(otlp) = &self.otlp {
+            otlp.record(for_file);
         }
     }
 
@@ -488,7 +513,8 @@ fn numbered(path: &Path, n: usize) -> PathBuf {
 }
 
 /// Reads a decision log file (and nothing else): every line that parses, and how many did not.
-pub fn read_file(path: &Path) -> std::io::Result<(Vec<DecisionEntry>, usize)> {
+#[cfg(test)]
+pub(super) fn read_file(path: &Path) -> std::io::Result<(Vec<DecisionEntry>, usize)> {
     let text = fs::read_to_string(path)?;
     let mut entries = Vec::new();
     let mut bad = 0;

@@ -32,6 +32,8 @@ pub enum CliError {
     Connect(#[source] tonic::transport::Error),
     #[error("the server refused the call: {0}")]
     Call(String),
+    #[error("{0}")]
+    Read(#[from] crate::audit::ReadError),
 }
 
 /// Loads the configuration and insists on a real secret: tokens signed with a random one are useless.
@@ -428,7 +430,9 @@ fn eval_http(
 /// Whose decisions, from which decision log files, since when.
 #[derive(clap::Args)]
 pub struct LogQuery {
-    /// The decision log file (GATEHOUSE_DECISION_LOG_FILE); rotated files are read with --log too.
+    /// A decision log file (GATEHOUSE_DECISION_LOG_FILE; rotated files are given with --log too),
+    /// or a file an OpenTelemetry Collector's file exporter wrote (OTLP JSON); the first line of
+    /// each file says which it is.
     #[arg(long = "log", required = true)]
     pub logs: Vec<PathBuf>,
     /// The policy directory that made the decisions (`suggest` checks its suggestion against it);
@@ -460,18 +464,17 @@ impl LogQuery {
 
     /// The entries of every file, and the lower time bound in milliseconds.
     fn load(&self) -> Result<(Vec<crate::audit::DecisionEntry>, i64), CliError> {
-        let mut entries = Vec::new();
-        for path in &self.logs {
-            let (mut read, bad) = crate::audit::read_file(path)
-                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-            if bad > 0 {
+        let read = crate::audit::read_logs(&self.logs).map_err(CliError::Read)?;
+        for file in &read.files {
+            if file.skipped > 0 {
                 eprintln!(
-                    "gatehouse: {}: {bad} lines are not decision log entries and were skipped",
-                    path.display()
+                    "gatehouse: {}: {} lines are not decision log entries and were skipped",
+                    file.path.display(),
+                    file.skipped
                 );
             }
-            entries.append(&mut read);
         }
+        let mut entries = read.entries;
         entries.sort_by_key(|e| e.time_ms);
         let since = match &self.since {
             None => i64::MIN,

@@ -16,6 +16,13 @@ use crate::telemetry::LogConfig;
 use crate::tls::TlsSettings;
 use crate::token::{CacheLimits, IssuerConfigs, VerifyOptions};
 
+/// The decision log's OTLP settings as read; there is a sink only with an endpoint.
+pub(super) struct OtlpDraft {
+    pub endpoint: Option<String>,
+    pub queue_entries: usize,
+    pub timeout: Duration,
+}
+
 /// The values read so far. The fields a setting with a default writes start as placeholders, always
 /// overwritten unless the setting is invalid (and then no configuration is built).
 pub(super) struct Draft {
@@ -36,6 +43,8 @@ pub(super) struct Draft {
     pub log: LogConfig,
     pub strip_authorization: bool,
     pub decision_log: DecisionLogConfig,
+    /// The decision log's OTLP sink, assembled in `build` with the service name.
+    pub decision_log_otlp: OtlpDraft,
     pub shadow_policy_dir: Option<PathBuf>,
     pub metrics: bool,
     pub proxy_headers: ProxyHeaders,
@@ -73,6 +82,11 @@ impl Draft {
             },
             strip_authorization: false,
             decision_log: DecisionLogConfig::default(),
+            decision_log_otlp: OtlpDraft {
+                endpoint: None,
+                queue_entries: 0,
+                timeout: Duration::ZERO,
+            },
             shadow_policy_dir: None,
             metrics: false,
             proxy_headers: ProxyHeaders::Nginx,

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::audit::DecisionLogConfig;
+use crate::audit::{DecisionLogConfig, OtlpLogConfig};
 use crate::authz::ProxyHeaders;
 use crate::jwks::JwksOptions;
 use crate::policy::FeedsPreset;
@@ -245,7 +245,18 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         drain_delay: draft.drain_delay,
         log: draft.log,
         strip_authorization: draft.strip_authorization,
-        decision_log: draft.decision_log,
+        decision_log: DecisionLogConfig {
+            otlp: draft
+                .decision_log_otlp
+                .endpoint
+                .map(|endpoint| OtlpLogConfig {
+                    endpoint,
+                    queue_entries: draft.decision_log_otlp.queue_entries,
+                    timeout: draft.decision_log_otlp.timeout,
+                    service_name: otlp::service_name(input),
+                }),
+            ..draft.decision_log
+        },
         shadow_policy_dir: draft.shadow_policy_dir,
         otlp,
         metrics: draft.metrics,
@@ -430,6 +441,59 @@ mod tests {
         .unwrap_err();
         assert_eq!(errors.0.len(), 1);
         assert_eq!(errors.0[0].setting, "OTEL_METRICS_EXPORTER");
+    }
+
+    #[test]
+    fn the_decision_log_otlp_endpoint_is_validated_and_empty_turns_it_off() {
+        let otlp = |env: &[(&str, &str)]| load(None, env).map(|c| c.decision_log.otlp);
+        assert_eq!(otlp(&[]).unwrap(), None);
+        assert_eq!(
+            otlp(&[("GATEHOUSE_DECISION_LOG_OTLP_ENDPOINT", " ")]).unwrap(),
+            None
+        );
+        let on = otlp(&[(
+            "GATEHOUSE_DECISION_LOG_OTLP_ENDPOINT",
+            "http://collector:4317/",
+        )])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            on,
+            OtlpLogConfig {
+                endpoint: "http://collector:4317".to_owned(),
+                queue_entries: OtlpLogConfig::DEFAULT_QUEUE_ENTRIES,
+                timeout: OtlpLogConfig::DEFAULT_TIMEOUT,
+                service_name: "gatehouse".to_owned(),
+            }
+        );
+        let named = load(
+            Some("decision_log:\n  otlp_endpoint: http://10.0.0.1:4317\n  otlp_queue: 10\n  otlp_timeout: 250ms\n"),
+            &[("OTEL_SERVICE_NAME", "checkout-authz")],
+        )
+        .unwrap()
+        .decision_log
+        .otlp
+        .unwrap();
+        assert_eq!(named.queue_entries, 10);
+        assert_eq!(named.timeout, Duration::from_millis(250));
+        assert_eq!(named.service_name, "checkout-authz");
+        for bad in [
+            "collector:4317",
+            "http://collector",
+            "http://user:pw-secret@collector:4317",
+            "http://collector:4317/v1/logs",
+            "http://collector:4317/?token=pw-secret",
+            "grpc://collector:4317",
+            "https://collector:4317",
+        ] {
+            let errors = otlp(&[("GATEHOUSE_DECISION_LOG_OTLP_ENDPOINT", bad)]).unwrap_err();
+            assert_eq!(errors.0.len(), 1, "{bad}: {errors}");
+            assert_eq!(errors.0[0].setting, "GATEHOUSE_DECISION_LOG_OTLP_ENDPOINT");
+            assert!(!errors.to_string().contains("pw-secret"), "{errors}");
+            assert!(!errors.to_string().contains("collector"), "{errors}");
+        }
+        let errors = otlp(&[("GATEHOUSE_DECISION_LOG_OTLP_QUEUE", "0")]).unwrap_err();
+        assert_eq!(errors.0[0].setting, "GATEHOUSE_DECISION_LOG_OTLP_QUEUE");
     }
 
     #[test]

@@ -10,6 +10,15 @@ use crate::telemetry::OtlpConfig;
 /// The service name when `OTEL_SERVICE_NAME` gives none.
 const SERVICE_NAME: &str = "gatehouse";
 
+/// The `service.name` of the decision log's OTLP records: `OTEL_SERVICE_NAME`, as the spans and
+/// metrics say, else `gatehouse`.
+pub(super) fn service_name(input: &Input<'_>) -> String {
+    (input.env)("OTEL_SERVICE_NAME")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| SERVICE_NAME.to_owned())
+}
+
 /// OTLP export is on when an endpoint is set and the SDK is not disabled (`OTEL_SDK_DISABLED`, which
 /// the SDK does not read). Each signal goes to its own endpoint if one is set, else to the common one,
 /// as the exporter resolves it; `OTEL_TRACES_EXPORTER` or `OTEL_METRICS_EXPORTER` set to `none` turns

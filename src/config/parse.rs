@@ -103,6 +103,36 @@ pub(super) fn file_in_existing_dir(value: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// The decision log's OTLP receiver: `http://HOST:PORT`, nothing more (no user, path or query, so
+/// nothing secret can hide in it); empty turns the sink off. The message never repeats the value.
+pub(super) fn otlp_endpoint(value: &str) -> Result<Option<String>, String> {
+    const EXPECTED: &str = "expected http://HOST:PORT of an OTLP/gRPC receiver, such as http://127.0.0.1:4317, or nothing";
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let url = url::Url::parse(value).map_err(|_| EXPECTED.to_owned())?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(
+                "https is not supported: send to a Collector on the node or in the pod over http://HOST:PORT"
+                    .to_owned(),
+            );
+        }
+        _ => return Err(EXPECTED.to_owned()),
+    }
+    let plain = url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.path() == "/";
+    let (Some(host), Some(port), true) = (url.host_str(), url.port(), plain) else {
+        return Err(EXPECTED.to_owned());
+    };
+    Ok(Some(format!("http://{host}:{port}")))
+}
+
 /// `json` (true) or `text` (false).
 pub(super) fn log_format(value: &str) -> Result<bool, String> {
     match value.trim() {

@@ -250,10 +250,43 @@ pub(super) static SETTINGS: &[&dyn Entry] = &[
             "decision_log.mask",
             Words("unset"),
             21,
-            "fields pseudonymized in the file: `principal_id`, `roles`, `resource_id`, `trace_id`",
+            "fields pseudonymized in the file and the OTLP records: `principal_id`, `roles`, `resource_id`, `trace_id`",
         ),
         parse: parse::mask,
         put: |d, v| d.decision_log.mask = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_DECISION_LOG_OTLP_ENDPOINT",
+            "decision_log.otlp_endpoint",
+            Words("unset: not sent"),
+            52,
+            "also send every decision as an OpenTelemetry log record over OTLP/gRPC to this `http://HOST:PORT` (a Collector's `otlp` receiver), masked as the file; empty: not sent",
+        ),
+        parse: parse::otlp_endpoint,
+        put: |d, v| d.decision_log_otlp.endpoint = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_DECISION_LOG_OTLP_QUEUE",
+            "decision_log.otlp_queue",
+            Value("4096"),
+            53,
+            "decisions waiting to be sent over OTLP; when it is full, or an export fails or times out, decisions are dropped and counted",
+        ),
+        parse: parse::count::<1, 1_000_000>,
+        put: |d, v| d.decision_log_otlp.queue_entries = v,
+    },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_DECISION_LOG_OTLP_TIMEOUT",
+            "decision_log.otlp_timeout",
+            Value("5s"),
+            54,
+            "the longest one OTLP export of decisions (connecting included) may take",
+        ),
+        parse: parse::limit_duration,
+        put: |d, v| d.decision_log_otlp.timeout = v,
     },
     &Setting {
         doc: doc(

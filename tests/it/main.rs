@@ -22,6 +22,7 @@ mod cli_flags;
 mod cli_parity;
 mod clients;
 mod corpus_policies;
+mod decision_otlp;
 mod deploy;
 mod doc_editor;
 mod engine_reference;

@@ -11,10 +11,10 @@ use crate::config::Config;
 use crate::decider::{Call, Decider, Refusal, Verdict};
 use crate::door::Door;
 use crate::engine;
-use crate::error::ServeError;
+use crate::error::{Error, ServeError};
 use crate::jwks::{self, Identity};
 use crate::policy::{LoadErrors, PolicySet, Route};
-use crate::principal::Principal;
+use crate::principal::{Principal, PrincipalKind};
 use crate::ratelimit::{Limited, RateLimits};
 use crate::store::{self, PolicyStore, SecretFile};
 use crate::telemetry::context::RequestSpan;
@@ -48,6 +48,8 @@ pub struct App {
     pub tls: Option<Arc<Tls>>,
     /// The browser doors' per-caller budgets.
     rate_limits: RateLimits,
+    /// Whether the HTTP listener serves the browser doors.
+    pub browser_doors: bool,
     /// The origins whose pages may ask through the browser doors.
     pub allowed_origins: Vec<String>,
 }
@@ -122,6 +124,7 @@ impl App {
             ready: AtomicBool::new(false),
             tls,
             rate_limits: RateLimits::new(config.browser.rate_limits),
+            browser_doors: config.browser.enabled,
             allowed_origins: config.browser.allowed_origins.clone(),
         })
     }
@@ -131,6 +134,23 @@ impl App {
     }
 
     /// The metrics, for what records beside the services (the gRPC call layer).
+    /// The principal a browser asks as: its token's, verified against `policy` (revocations
+    /// included), and only a user's. A page never holds a server token, and a scope token speaks for
+    /// a scope, not a user who could see buttons.
+    pub fn browser_principal(
+        &self,
+        token: &str,
+        policy: &PolicySet,
+    ) -> Result<Arc<Principal>, Error> {
+        let principal = self.authenticate(token, policy, unix_now())?;
+        if principal.kind != PrincipalKind::User {
+            return Err(Error::PermissionDenied(
+                "a browser asks with its user's own token: server and scope tokens are refused",
+            ));
+        }
+        Ok(principal)
+    }
+
     /// Spends one browser call of the client address's budget; a refusal is counted.
     pub fn admit_browser_address(&self, address: std::net::IpAddr) -> Result<(), Limited> {
         self.rate_limits

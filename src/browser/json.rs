@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
-use super::{Browser, MAX_BROWSER_MESSAGE_BYTES};
+use super::{Browser, MAX_BROWSER_BODY_BYTES};
 use crate::grpc::pb::gatehouse_server::Gatehouse;
 use crate::grpc::{CallScope, FromBrowser, map_to_struct, pb, struct_to_map};
 
@@ -33,34 +33,30 @@ struct ResourceJson {
     attributes: Map<String, Value>,
 }
 
-/// The fields a browser may not send; kept so that the service names the refusal.
+/// The fields a browser may not send, read with their types so that the service refuses them by name.
 #[derive(Deserialize, Default)]
 struct Credentials {
     #[serde(default)]
-    token: Option<Value>,
+    token: Option<String>,
     #[serde(default)]
-    anonymous: Option<Value>,
+    anonymous: Option<bool>,
     #[serde(default)]
     principal: Option<Value>,
 }
 
 impl Credentials {
-    /// The message's credential fields as the service sees them: anything sent is made visible.
+    /// The message's credential fields as the service sees them; `null` and the proto's defaults
+    /// (`""`, `false`) are the fields left unset.
     fn into_fields(self) -> (String, bool, Option<pb::PrincipalInput>) {
-        let token = match self.token {
-            Some(Value::String(token)) if !token.trim().is_empty() => token,
-            Some(Value::Null | Value::Bool(false)) | None => String::new(),
-            Some(_) => "sent".to_owned(),
-        };
-        let anonymous = !matches!(
-            self.anonymous,
-            None | Some(Value::Null | Value::Bool(false))
-        );
         let principal = self
             .principal
             .filter(|p| !p.is_null())
             .map(|_| pb::PrincipalInput::default());
-        (token, anonymous, principal)
+        (
+            self.token.unwrap_or_default(),
+            self.anonymous.unwrap_or(false),
+            principal,
+        )
     }
 }
 
@@ -292,21 +288,16 @@ where
         Ok(message) => message,
         Err(status) => return status_response(&status),
     };
-    let mut metadata = MetadataMap::new();
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION)
-        && let Ok(value) = tonic::metadata::MetadataValue::try_from(value.as_bytes())
-    {
-        metadata.insert("authorization", value);
-    }
+    // The service reads the caller's token from the browser mark alone; the metadata stays empty.
     let mut extensions = tonic::Extensions::new();
     if let Some(scope) = parts.extensions.get::<Arc<CallScope>>() {
         extensions.insert(Arc::clone(scope));
     }
-    if parts.extensions.get::<FromBrowser>().is_some() {
-        extensions.insert(FromBrowser);
+    if let Some(browser) = parts.extensions.get::<FromBrowser>() {
+        extensions.insert(browser.clone());
     }
     let call = Call {
-        metadata,
+        metadata: MetadataMap::new(),
         extensions,
     };
     match ask(message, call).await {
@@ -324,9 +315,9 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 async fn read_json<M: DeserializeOwned>(body: Body) -> Result<M, Status> {
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BROWSER_MESSAGE_BYTES)
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BROWSER_BODY_BYTES)
         .await
-        .map_err(|_| Status::invalid_argument("the body is over 1 MiB or was cut short"))?;
+        .map_err(|_| Status::invalid_argument("the body is over 256 KiB or was cut short"))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Status::invalid_argument(format!("the body is not the expected JSON: {e}")))
 }
@@ -395,11 +386,17 @@ fn principal_json(p: &pb::Principal) -> Value {
     })
 }
 
-/// A timestamp as RFC 3339, as proto3's JSON writes it.
+/// A timestamp as RFC 3339, as proto3's JSON writes it; outside the years 1970 to 9999 (which a token
+/// may claim) the seconds since the epoch as a number.
 fn timestamp(t: &prost_types::Timestamp) -> Value {
-    let seconds = u64::try_from(t.seconds).unwrap_or(0);
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
-    Value::String(humantime::format_rfc3339_seconds(at).to_string())
+    const YEAR_10000: u64 = 253_402_300_800;
+    match u64::try_from(t.seconds) {
+        Ok(seconds) if seconds < YEAR_10000 => {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+            Value::String(humantime::format_rfc3339_seconds(at).to_string())
+        }
+        _ => Value::from(t.seconds),
+    }
 }
 
 fn explanation(e: &pb::Explanation) -> Value {

@@ -23,11 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::Limited;
 use tonic::Status;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -36,6 +38,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::grpc::pb::gatehouse_server::GatehouseServer;
 use crate::grpc::{CallLayer, FromBrowser, GatehouseService};
+use crate::token::{TokenError, bearer_token};
 
 /// The gRPC methods a browser may call.
 pub const GRPC_WEB_PATHS: [&str; 4] = [
@@ -44,8 +47,9 @@ pub const GRPC_WEB_PATHS: [&str; 4] = [
     "/gatehouse.v1.Gatehouse/AllowedActions",
     "/gatehouse.v1.Gatehouse/Capabilities",
 ];
-/// The largest message a browser may send, either way in.
-pub const MAX_BROWSER_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The largest request body a browser may send, either way in: a screen's Capabilities of a few
+/// hundred resources fits many times over, and nothing is read before the caller's token verified.
+pub const MAX_BROWSER_BODY_BYTES: usize = 256 * 1024;
 /// How long one browser call may take, its body included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a browser may cache a preflight answer.
@@ -63,7 +67,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(CallLayer::new(app.metrics_handle()))
         .service(
             GatehouseServer::new(GatehouseService::new(Arc::clone(&app)))
-                .max_decoding_message_size(MAX_BROWSER_MESSAGE_BYTES),
+                .max_decoding_message_size(MAX_BROWSER_BODY_BYTES),
         );
     let browser = Arc::new(Browser {
         service: GatehouseService::new(Arc::clone(&app)),
@@ -78,10 +82,11 @@ pub fn router(app: Arc<App>) -> Router {
     for path in GRPC_WEB_PATHS {
         routes = routes.route_service(path, grpc_web.clone());
     }
+    // Route layers: a path that is not one of these calls is the listener's 404, untouched by them.
     routes
-        .layer(middleware::from_fn_with_state(Arc::clone(&app), admit))
-        .layer(cors(&app.allowed_origins))
-        .layer(middleware::from_fn_with_state(app, refuse_unlisted_origin))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&app), admit))
+        .route_layer(cors(&app.allowed_origins))
+        .route_layer(middleware::from_fn_with_state(app, refuse_unlisted_origin))
 }
 
 /// CORS for the listed origins only.
@@ -131,38 +136,50 @@ async fn refuse_unlisted_origin(
     }
 }
 
-/// Requires POST, spends the client address's budget, requires one readable `Authorization` header,
-/// marks the call as a browser's and gives it a deadline. Preflights end before: CORS answered them.
+/// Requires POST, spends the client address's budget, reads the one `Authorization` header, verifies
+/// its token (only a user's) and spends the user's budget, all before the body is read; then marks the
+/// call as a browser's with that token, bounds its body and gives it a deadline. Preflights end
+/// before: CORS answered them.
 async fn admit(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    let grpc_web = is_grpc_web(request.headers());
-    let refuse = |error: Error| refusal(error, grpc_web);
+    let protocol = Protocol::of(request.headers());
     if request.method() != Method::POST {
         return plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "the browser calls are POST requests",
         );
     }
-    if let Err(limited) = app.admit_browser_address(peer.ip()) {
-        return refuse(limited.into());
-    }
-    match single_header(request.headers(), &header::AUTHORIZATION) {
-        Ok(Some(_)) => {}
-        Ok(None) => return refuse(Error::Token(crate::token::TokenError::Missing)),
-        Err(message) => return refuse(Error::InvalidRequest(message)),
-    }
-    request.extensions_mut().insert(FromBrowser);
-    match tokio::time::timeout(CALL_TIMEOUT, next.run(request)).await {
+    let token = match admitted_token(&app, peer, request.headers()).await {
+        Ok(token) => token,
+        Err(error) => return refusal(error.into(), protocol),
+    };
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(FromBrowser::new(&token));
+    let body = Body::new(Limited::new(body, MAX_BROWSER_BODY_BYTES));
+    match tokio::time::timeout(CALL_TIMEOUT, next.run(Request::from_parts(parts, body))).await {
         Ok(response) => response,
-        Err(_) => refusal_status(
+        Err(_) => refusal(
             Status::deadline_exceeded("the call took longer than 10 s"),
-            grpc_web,
+            protocol,
         ),
     }
+}
+
+/// The token of a call the address's and the user's budgets admit.
+async fn admitted_token(app: &App, peer: SocketAddr, headers: &HeaderMap) -> Result<String, Error> {
+    app.admit_browser_address(peer.ip())?;
+    let header = single_header(headers, &header::AUTHORIZATION)
+        .map_err(Error::InvalidRequest)?
+        .ok_or(Error::Token(TokenError::Missing))?;
+    let token = bearer_token(header);
+    app.await_keys(token).await;
+    let principal = app.browser_principal(token, &app.policies.current())?;
+    app.admit_browser_user(&principal)?;
+    Ok(token.to_owned())
 }
 
 /// The header's one value as text; `Err` when it is repeated or not visible ASCII.
@@ -186,36 +203,47 @@ fn single_header<'h>(
     })
 }
 
-fn is_grpc_web(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc-web"))
+/// How a call is answered: JSON, or gRPC-Web in the encoding it was asked in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Json,
+    GrpcWeb,
+    GrpcWebText,
 }
 
-/// A refusal in the caller's protocol.
-fn refusal(error: Error, grpc_web: bool) -> Response {
-    refusal_status(error.into(), grpc_web)
-}
-
-fn refusal_status(status: Status, grpc_web: bool) -> Response {
-    if grpc_web {
-        grpc_web_status(&status)
-    } else {
-        json::status_response(&status)
+impl Protocol {
+    fn of(headers: &HeaderMap) -> Protocol {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if content_type.starts_with("application/grpc-web-text") {
+            Protocol::GrpcWebText
+        } else if content_type.starts_with("application/grpc-web") {
+            Protocol::GrpcWeb
+        } else {
+            Protocol::Json
+        }
     }
 }
 
-/// A gRPC-Web trailers-only answer: HTTP 200 with the status in the headers, as gRPC-Web clients read
-/// it.
-fn grpc_web_status(status: &Status) -> Response {
+/// A refusal in the caller's protocol: for gRPC-Web a trailers-only answer, HTTP 200 with the status
+/// in the headers, as gRPC-Web clients read it.
+fn refusal(status: Status, protocol: Protocol) -> Response {
+    let content_type = match protocol {
+        Protocol::Json => return json::status_response(&status),
+        Protocol::GrpcWeb => "application/grpc-web+proto",
+        Protocol::GrpcWebText => "application/grpc-web-text+proto",
+    };
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc-web+proto"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if status.add_header(&mut headers).is_err() {
         headers.insert("grpc-status", HeaderValue::from_static("13"));
+    }
+    if let Some(wait) = status.metadata().get("retry-after")
+        && let Ok(wait) = HeaderValue::from_bytes(wait.as_bytes())
+    {
+        headers.insert(header::RETRY_AFTER, wait);
     }
     (StatusCode::OK, headers).into_response()
 }

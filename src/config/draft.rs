@@ -54,6 +54,7 @@ pub(super) struct Draft {
     pub tls: TlsSettings,
     pub issuers: IssuerConfigs,
     pub jwks: JwksOptions,
+    pub browser_doors: bool,
     pub browser_origins: Vec<String>,
     pub rate_limits: RateLimitConfig,
     /// Where each configured setting came from (environment variable or file key), by variable.
@@ -96,6 +97,7 @@ impl Draft {
             tls: TlsSettings::default(),
             issuers: IssuerConfigs::default(),
             jwks: JwksOptions::default(),
+            browser_doors: false,
             browser_origins: Vec::new(),
             rate_limits: RateLimitConfig::default(),
             sources: BTreeMap::new(),

@@ -98,6 +98,8 @@ pub struct Config {
 /// Who may ask from a browser, and how often.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BrowserConfig {
+    /// Serve the browser doors on the HTTP listener (off by default).
+    pub enabled: bool,
     /// Origins exactly as browsers send them (`https://app.example.com:8443`); empty: none.
     pub allowed_origins: Vec<String>,
     pub rate_limits: RateLimitConfig,
@@ -268,6 +270,7 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
         issuers: draft.issuers.0,
         jwks: draft.jwks,
         browser: BrowserConfig {
+            enabled: draft.browser_doors,
             allowed_origins,
             rate_limits: draft.rate_limits,
         },
@@ -278,6 +281,12 @@ fn build(draft: Draft, otlp: Option<OtlpConfig>, input: &mut Input<'_>) -> Optio
 /// is not.
 fn load_origins(draft: &Draft, input: &mut Input<'_>) -> Vec<String> {
     let mut origins = Vec::new();
+    if !draft.browser_doors && !draft.browser_origins.is_empty() {
+        input.error(
+            "GATEHOUSE_BROWSER_ORIGINS",
+            "origins are listed but the browser doors are off: set GATEHOUSE_BROWSER_DOORS=true too",
+        );
+    }
     for origin in &draft.browser_origins {
         match parse::origin(origin) {
             Ok(origin) => origins.push(origin),

@@ -595,6 +595,17 @@ pub(super) static SETTINGS: &[&dyn Entry] = &[
         parse: parse::tree::<Vec<ServiceIdentity>>,
         put: |d, v| d.tls.services = Some(v),
     },
+    &Setting {
+        doc: doc(
+            "GATEHOUSE_BROWSER_DOORS",
+            "browser.enabled",
+            Value("false"),
+            52,
+            "answer pages on the HTTP listener: `/v1/check`, `/v1/check-batch`, `/v1/allowed-actions`, `/v1/capabilities` and their gRPC-Web calls, with the user's own token",
+        ),
+        parse: parse::bool,
+        put: |d, v| d.browser_doors = v,
+    },
     &List {
         doc: doc(
             "GATEHOUSE_BROWSER_ORIGINS",

@@ -4,6 +4,9 @@
 //! certificate names a trusted service carries no `authorization` token (one that does is refused:
 //! "send one credential"); any other call needs a server token in `authorization`.
 
+use std::fmt;
+use std::sync::Arc;
+
 use tonic::Extensions;
 use tonic::metadata::MetadataMap;
 
@@ -17,22 +20,39 @@ pub(super) fn peer(extensions: &Extensions) -> Option<&Peer> {
     extensions.get::<Peer>()
 }
 
-/// Marks a call that came through a browser door ([`crate::browser`]): it may ask only about the
-/// user whose token is in its `authorization` header.
-#[derive(Debug, Clone, Copy)]
-pub struct FromBrowser;
+/// Marks a call that came through a browser door ([`crate::browser`]), with the one token its
+/// `Authorization` header carried. The call asks only about that token's user, and the token is read
+/// from here alone: never from the message, nor from the metadata, to which a gRPC-Web body's
+/// trailers may add another `authorization`.
+#[derive(Clone)]
+pub struct FromBrowser {
+    token: Arc<str>,
+}
 
-/// The token a call presents: from a browser, the `authorization` header's; else the message's.
-/// Only a hint for fetching an issuer's keys; [`bearer_token`] and the caller rules decide.
-pub(super) fn presented<'a>(
-    metadata: &'a MetadataMap,
-    extensions: &Extensions,
-    token: &'a str,
-) -> &'a str {
-    if extensions.get::<FromBrowser>().is_some() {
-        bearer_token(metadata).unwrap_or_default()
-    } else {
-        token
+impl FromBrowser {
+    pub fn new(token: &str) -> FromBrowser {
+        FromBrowser {
+            token: Arc::from(token),
+        }
+    }
+
+    pub(super) fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl fmt::Debug for FromBrowser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FromBrowser(..)")
+    }
+}
+
+/// The token a call presents: from a browser, its `Authorization` header's; else the message's.
+/// Only a hint for fetching an issuer's keys; the caller rules decide.
+pub(super) fn presented<'a>(extensions: &'a Extensions, token: &'a str) -> &'a str {
+    match extensions.get::<FromBrowser>() {
+        Some(browser) => browser.token(),
+        None => token,
     }
 }
 

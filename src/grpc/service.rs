@@ -9,16 +9,16 @@ use super::convert::{
     secrets_status_to_pb, struct_to_map, timestamp, tls_status_to_pb,
 };
 use super::layer::scope_of;
-use super::metadata::{FromBrowser, bearer_token, peer, presented, require_server};
+use super::metadata::{FromBrowser, peer, presented, require_server};
 use super::pb;
 use crate::app::App;
 use crate::audit::{self, Subject};
-use crate::decider::{Call, Refusal};
+use crate::decider::{self, Call, Refusal};
 use crate::door::Door;
 use crate::engine;
 use crate::error::Error;
 use crate::policy::PolicySet;
-use crate::principal::{Principal, PrincipalKind};
+use crate::principal::Principal;
 use crate::token::{IssueRequest, unix_now};
 
 /// The most items one CheckBatch may carry, and the most resources one Capabilities call may name.
@@ -49,12 +49,9 @@ impl GatehouseService {
         described: Option<pb::PrincipalInput>,
     ) -> Result<Arc<Principal>, Error> {
         let has_token = !token.trim().is_empty();
-        if extensions.get::<FromBrowser>().is_some() {
-            return self.browser_caller(
-                policy,
-                metadata,
-                has_token || anonymous || described.is_some(),
-            );
+        if let Some(browser) = extensions.get::<FromBrowser>() {
+            let asks_otherwise = has_token || anonymous || described.is_some();
+            return self.browser_caller(policy, browser.token(), asks_otherwise);
         }
         match (has_token, anonymous, described) {
             (_, _, Some(input)) => {
@@ -79,13 +76,13 @@ impl GatehouseService {
         }
     }
 
-    /// A browser asks only about its own user: the token comes from the `authorization` header alone,
-    /// and a token in the message, an anonymous ask, a described principal or a server token is
-    /// refused. Each user's calls are held to its budget.
+    /// A browser asks only about its own user: the token comes from its `Authorization` header
+    /// alone, and a token in the message, an anonymous ask or a described principal is refused. Which
+    /// tokens a browser may use is [`App::browser_principal`]'s to say.
     fn browser_caller(
         &self,
         policy: &PolicySet,
-        metadata: &MetadataMap,
+        token: &str,
         asks_otherwise: bool,
     ) -> Result<Arc<Principal>, Error> {
         if asks_otherwise {
@@ -93,14 +90,7 @@ impl GatehouseService {
                 "a browser asks only about its own user: send the user's token in the Authorization header, and no token, anonymous or principal in the request",
             ));
         }
-        let principal = self.verified(bearer_token(metadata)?, policy)?;
-        if principal.kind == PrincipalKind::Server {
-            return Err(Error::PermissionDenied(
-                "a server token is never accepted from a browser: ask with the user's own token",
-            ));
-        }
-        self.app.admit_browser_user(&principal)?;
-        Ok(principal)
+        self.app.browser_principal(token, policy)
     }
 
     /// A verified token's principal, unless `policy` (the set deciding the call) revokes the token.
@@ -138,8 +128,15 @@ impl GatehouseService {
         request: &engine::Request<'_>,
         call: &Call<'_>,
         explain: bool,
+        from_browser: bool,
     ) -> pb::CheckResult {
-        let (verdict, explanation) = self.app.decider.decide(policy, request, call, explain);
+        let (verdict, explanation) = if from_browser {
+            // A page asking what its user could do is not the user doing it: not a decision-log
+            // entry, so it can neither flush the log nor count as an exercised permission.
+            decider::judge(policy, request, call.door, explain)
+        } else {
+            self.app.decider.decide(policy, request, call, explain)
+        };
         pb::CheckResult {
             allowed: verdict.allowed,
             rule: verdict.decision.rule.to_owned(),
@@ -238,9 +235,10 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let (metadata, extensions, request) = request.into_parts();
         let scope = scope_of(&extensions);
+        let browser = from_browser(&extensions, request.explain)?;
         let item = item(request.action, request.resource, request.context)?;
         self.app
-            .await_keys(presented(&metadata, &extensions, &request.token))
+            .await_keys(presented(&extensions, &request.token))
             .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
@@ -261,7 +259,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .inspect_err(|e| self.record_refusal(&policy, e, &call, Some(&item), None))?;
         let asked = item.request(&principal, unix_now());
         engine::bounds::check(&asked).map_err(Error::from)?;
-        let result = self.decide(&policy, &asked, &call, request.explain);
+        let result = self.decide(&policy, &asked, &call, request.explain, browser);
         Ok(Response::new(pb::CheckResponse {
             allowed: result.allowed,
             rule: result.rule,
@@ -284,6 +282,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             "items",
             i64::try_from(request.items.len()).unwrap_or(i64::MAX),
         );
+        let browser = from_browser(&extensions, request.explain)?;
         if request.items.len() > MAX_BATCH_ITEMS {
             return Err(Error::InvalidRequest("a batch holds at most 1000 items").into());
         }
@@ -293,7 +292,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .map(|i| item(i.action, i.resource, i.context))
             .collect::<Result<Vec<_>, _>>()?;
         self.app
-            .await_keys(presented(&metadata, &extensions, &request.token))
+            .await_keys(presented(&extensions, &request.token))
             .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
@@ -329,6 +328,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
                     &item.request(&principal, now),
                     &call,
                     request.explain,
+                    browser,
                 )
             })
             .collect();
@@ -354,7 +354,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         // The action is filled in per known action; a placeholder passes validation.
         let item = item("*".to_owned(), request.resource, request.context)?;
         self.app
-            .await_keys(presented(&metadata, &extensions, &request.token))
+            .await_keys(presented(&extensions, &request.token))
             .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
@@ -411,7 +411,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .map(|resource| item("*".to_owned(), Some(resource), None))
             .collect::<Result<Vec<_>, _>>()?;
         self.app
-            .await_keys(presented(&metadata, &extensions, &request.token))
+            .await_keys(presented(&extensions, &request.token))
             .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
@@ -583,6 +583,18 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             notes: suggestion.notes,
         }))
     }
+}
+
+/// Whether the call came through a browser door; a browser may not ask for an explanation, which
+/// describes the policy (rule names, user lists, conditions) rather than the user's own rights.
+fn from_browser(extensions: &Extensions, explain: bool) -> Result<bool, Error> {
+    let browser = extensions.get::<FromBrowser>().is_some();
+    if browser && explain {
+        return Err(Error::PermissionDenied(
+            "explanations describe the policy and are not given to browsers: ask from a backend or the console",
+        ));
+    }
+    Ok(browser)
 }
 
 fn subject(subject: Option<pb::Subject>) -> Result<Subject, Error> {

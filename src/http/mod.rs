@@ -21,7 +21,7 @@ pub use authz::{
 
 /// The HTTP routes.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(AUTHZ_PREFIX, any(authz::authorize_from_headers))
         .route("/authz/", any(authz::authorize_from_path))
         .route("/authz/{*original}", any(authz::authorize_from_path))
@@ -32,8 +32,12 @@ pub fn router(app: Arc<App>) -> Router {
             "/log/level",
             get(admin::log_level).put(admin::set_log_level),
         )
-        .with_state(Arc::clone(&app))
-        .merge(crate::browser::router(app))
+        .with_state(Arc::clone(&app));
+    if app.browser_doors {
+        router.merge(crate::browser::router(app))
+    } else {
+        router
+    }
 }
 
 /// Sets a header; values that are not valid header text (never expected) and empty values are left out.

@@ -136,6 +136,7 @@ def start_gatehouse(binary, origin, log_path):
         GATEHOUSE_LISTEN="127.0.0.1:0",
         GATEHOUSE_HTTP_LISTEN="127.0.0.1:0",
         GATEHOUSE_API_SECRET=SECRET,
+        GATEHOUSE_BROWSER_DOORS="true",
         GATEHOUSE_BROWSER_ORIGINS=origin,
         GATEHOUSE_LOG_FORMAT="text",
     )
@@ -289,11 +290,15 @@ def check_user_page(driver, page_origin, base, user, token, screenshots):
         outcome == "refused" and detail.startswith("gRPC status 7:"),
         f"{user}: principal over gRPC-Web: {outcome} ({detail}), expected PERMISSION_DENIED (7)",
     )
+    # IssueToken is not served to pages at all: no CORS answer, so the browser blocks the call (and
+    # the server answers it 404).
     outcome, detail = refusal(driver, "issue-token")
     check(
-        outcome == "refused" and detail == "HTTP 404",
-        f"{user}: IssueToken over gRPC-Web: {outcome} ({detail}), expected HTTP 404 (not routed)",
+        outcome == "blocked" and "Failed to fetch" in detail,
+        f"{user}: IssueToken over gRPC-Web: {outcome} ({detail}), expected the browser to block it",
     )
+    status, _, _ = post(f"{base}/gatehouse.v1.Gatehouse/IssueToken", {}, token=token, origin=page_origin)
+    check(status == 404, f"{user}: IssueToken on the HTTP listener answered {status}, expected 404")
     if screenshots:
         # The page's viewport, not the window, is 900x600.
         driver.execute_cdp_cmd(
@@ -324,9 +329,11 @@ def check_unlisted_origin(driver, unlisted_origin, base, token):
             f"{section_id}: TypeError: Failed to fetch" in text,
             f"unlisted origin: #status does not report the refused fetch of {section_id}: {text!r}",
         )
-    for element_id in ("principal-json", "principal-grpc-web", "issue-token"):
+    for element_id in ("principal-json", "principal-grpc-web"):
         outcome, detail = refusal(driver, element_id)
         check(outcome == "failed", f"unlisted origin: #{element_id} was {outcome} ({detail}), not failed")
+    outcome, detail = refusal(driver, "issue-token")
+    check(outcome == "blocked", f"unlisted origin: #issue-token was {outcome} ({detail}), not blocked")
 
 
 def main():

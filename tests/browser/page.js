@@ -194,7 +194,9 @@ async function showSection(sectionId, ask) {
 
 // A call that must be refused: `refused` with how, `answered` if it was not, `failed` if no answer
 // could be read at all.
-async function showRefusal(id, label, ask) {
+// `blockable`: a call the browser itself may block (no CORS answer for a path gatehouse does not
+// serve to pages), which is then the expected refusal rather than a page error.
+async function showRefusal(id, label, ask, blockable = false) {
   const item = document.getElementById(id);
   try {
     await ask();
@@ -202,6 +204,12 @@ async function showRefusal(id, label, ask) {
     item.dataset.detail = 'answered';
   } catch (error) {
     const refused = error instanceof CallError && (error.http !== null || error.grpcStatus !== null);
+    if (!refused && blockable && error instanceof TypeError) {
+      item.dataset.outcome = 'blocked';
+      item.dataset.detail = error.message;
+      item.textContent = `${label}: blocked by the browser (${error.message})`;
+      return;
+    }
     item.dataset.outcome = refused ? 'refused' : 'failed';
     item.dataset.detail = error.message;
     if (!refused) report(id, error);
@@ -231,6 +239,7 @@ async function main() {
       grpcWeb(root, 'IssueToken', 'gatehouse.v1.IssueTokenRequest', 'gatehouse.v1.IssueTokenResponse', {
         userId: OTHER_USER,
       }),
+      true,
     );
   } else {
     for (const id of ['grpc-web', 'json']) document.getElementById(id).dataset.state = 'error';

@@ -11,12 +11,21 @@ use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::common::{
-    SECRET, TestServer, check_request, server_token, succeed, to_struct, user_token,
+    SECRET, TestServer, check_request, server_token, sign, succeed, to_struct, user_token,
     with_server_token, without_gatehouse_env,
 };
 use gatehouse::config::Config;
 use gatehouse::grpc::pb;
+
+/// A server with the browser doors on, and `extra` settings.
+async fn browser_server(extra: &[(&str, &str)]) -> TestServer {
+    let mut env = vec![("GATEHOUSE_BROWSER_DOORS", "true")];
+    env.extend_from_slice(extra);
+    TestServer::start_with(&env).await
+}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -72,7 +81,7 @@ fn actions_of(body: &Value) -> Vec<BTreeSet<String>> {
 
 #[tokio::test]
 async fn json_capabilities_are_exactly_what_checks_over_grpc_allow() {
-    let server = TestServer::start().await;
+    let server = browser_server(&[]).await;
     let mut grpc = server.client().await;
     for user in ["tommaso", "jack"] {
         let token = user_token(user);
@@ -127,25 +136,20 @@ async fn json_capabilities_are_exactly_what_checks_over_grpc_allow() {
 
 #[tokio::test]
 async fn json_check_batch_and_allowed_actions_answer_like_the_service() {
-    let server = TestServer::start().await;
+    let server = browser_server(&[]).await;
     let token = user_token("tommaso");
     let (status, _, body) = post_json(
         &server,
         "/v1/check",
         Some(&token),
-        json!({"action": "read", "resource": {"kind": "feed", "id": "timeline:jack"}, "explain": true}),
+        json!({"action": "read", "resource": {"kind": "feed", "id": "timeline:jack"}}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["allowed"], false);
     assert_eq!(body["rule"], "default-deny");
     assert!(body["reason"].as_str().unwrap().contains("tommaso"));
-    assert!(
-        !body["explanation"]["entries"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(body["explanation"].is_null());
     assert_eq!(body["principal"]["kind"], "user");
     assert!(body["policy_revision"].as_str().unwrap().len() > 8);
 
@@ -177,7 +181,7 @@ async fn json_check_batch_and_allowed_actions_answer_like_the_service() {
 
 #[tokio::test]
 async fn a_browser_asks_only_about_its_own_user() {
-    let server = TestServer::start().await;
+    let server = browser_server(&[]).await;
     let token = user_token("jack");
     let ask = json!({"action": "read", "resource": {"kind": "feed", "id": "timeline:tommaso"}});
     let with = |key: &str, value: Value| {
@@ -202,7 +206,12 @@ async fn a_browser_asks_only_about_its_own_user() {
     let (status, _, answer) =
         post_json(&server, "/v1/check", Some(&server_token()), ask.clone()).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
-    assert!(answer["message"].as_str().unwrap().contains("server token"));
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("server and scope tokens are refused")
+    );
     // No token, a bad one, two of them.
     let (status, _, answer) = post_json(&server, "/v1/check", None, ask.clone()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
@@ -231,7 +240,7 @@ async fn a_browser_asks_only_about_its_own_user() {
 
 #[tokio::test]
 async fn malformed_json_is_a_clear_400_and_changes_nothing() {
-    let server = TestServer::start().await;
+    let server = browser_server(&[]).await;
     let token = user_token("jack");
     let (status, _, answer) = post_json(
         &server,
@@ -269,7 +278,7 @@ async fn malformed_json_is_a_clear_400_and_changes_nothing() {
     let huge = json!({"action": "read", "resource": {"kind": "feed", "id": "x".repeat(2 << 20)}});
     let (status, _, answer) = post_json(&server, "/v1/check", Some(&token), huge).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(answer["message"].as_str().unwrap().contains("1 MiB"));
+    assert!(answer["message"].as_str().unwrap().contains("256 KiB"));
     let too_many = json!({"resources": vec![json!({"kind": "feed", "id": "user:jack"}); 1001]});
     let (status, _, answer) = post_json(&server, "/v1/capabilities", Some(&token), too_many).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
@@ -355,7 +364,7 @@ async fn grpc_web(
 
 #[tokio::test]
 async fn grpc_web_answers_checks_and_refuses_what_a_browser_may_not_do() {
-    let server = TestServer::start().await;
+    let server = browser_server(&[]).await;
     let token = user_token("tommaso");
     let ask = check_request("", "read", "feed", "user:jack", json!({}), json!({}));
     let answer = grpc_web(&server, "Check", Some(&token), grpc_web_frame(&ask), None).await;
@@ -445,8 +454,7 @@ async fn grpc_web_answers_checks_and_refuses_what_a_browser_may_not_do() {
 
 #[tokio::test]
 async fn cors_answers_listed_origins_and_refuses_the_rest() {
-    let server =
-        TestServer::start_with(&[("GATEHOUSE_BROWSER_ORIGINS", "http://app.example:8080")]).await;
+    let server = browser_server(&[("GATEHOUSE_BROWSER_ORIGINS", "http://app.example:8080")]).await;
     let url = format!("http://{}/v1/capabilities", server.http_addr);
     let preflight = |origin: &str| {
         client()
@@ -529,7 +537,7 @@ async fn cors_answers_listed_origins_and_refuses_the_rest() {
     assert!(exposed.contains("grpc-status"), "{exposed}");
 
     // With no origin listed (the default), every page of another origin is refused.
-    let closed = TestServer::start().await;
+    let closed = browser_server(&[]).await;
     let refused = client()
         .request(
             reqwest::Method::OPTIONS,
@@ -548,11 +556,22 @@ fn origins_must_be_written_as_browsers_send_them() {
     let load = |origins: &str| {
         Config::load_with(None, &|name| match name {
             "GATEHOUSE_API_SECRET" => Some(SECRET.to_owned()),
+            "GATEHOUSE_BROWSER_DOORS" => Some("true".to_owned()),
             "GATEHOUSE_BROWSER_ORIGINS" => Some(origins.to_owned()),
             _ => None,
         })
     };
     let config = load("https://app.example.com, http://127.0.0.1:8080").unwrap();
+    assert!(config.browser.enabled);
+    // Origins with the doors off are a mistake, named.
+    let off = Config::load_with(None, &|name| match name {
+        "GATEHOUSE_API_SECRET" => Some(SECRET.to_owned()),
+        "GATEHOUSE_BROWSER_ORIGINS" => Some("https://app.example.com".to_owned()),
+        _ => None,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(off.contains("GATEHOUSE_BROWSER_DOORS=true"), "{off}");
     assert_eq!(
         config.browser.allowed_origins,
         ["https://app.example.com", "http://127.0.0.1:8080"]
@@ -582,7 +601,7 @@ fn origins_must_be_written_as_browsers_send_them() {
 
 #[tokio::test]
 async fn each_user_and_each_address_has_a_budget() {
-    let server = TestServer::start_with(&[
+    let server = browser_server(&[
         ("GATEHOUSE_BROWSER_RATE_PER_USER", "1"),
         ("GATEHOUSE_BROWSER_RATE_PER_ADDRESS", "0"),
     ])
@@ -631,7 +650,7 @@ async fn each_user_and_each_address_has_a_budget() {
         assert!(grpc.check(request).await.unwrap().into_inner().allowed);
     }
 
-    let by_address = TestServer::start_with(&[
+    let by_address = browser_server(&[
         ("GATEHOUSE_BROWSER_RATE_PER_USER", "0"),
         ("GATEHOUSE_BROWSER_RATE_PER_ADDRESS", "1"),
     ])
@@ -673,7 +692,7 @@ async fn each_user_and_each_address_has_a_budget() {
 
 #[tokio::test]
 async fn capabilities_over_grpc_for_a_backend_describing_a_user() {
-    let server = TestServer::start().await;
+    let server = browser_server(&[]).await;
     let mut grpc = server.client().await;
     let resources = vec![
         pb::Resource {
@@ -725,7 +744,7 @@ async fn capabilities_over_grpc_for_a_backend_describing_a_user() {
 
 #[tokio::test]
 async fn grpc_web_text_is_understood_too() {
-    let server = TestServer::start().await;
+    let server = browser_server(&[]).await;
     let ask = check_request("", "read", "users", "jack", json!({}), json!({}));
     let body = base64::engine::general_purpose::STANDARD.encode(grpc_web_frame(&ask));
     let response = client()
@@ -778,4 +797,191 @@ fn a_real_browser_shows_exactly_the_allowed_buttons() {
             .current_dir(root)
             .env("GATEHOUSE_BIN", env!("CARGO_BIN_EXE_gatehouse")),
     );
+}
+
+#[tokio::test]
+async fn the_browser_doors_are_off_unless_turned_on() {
+    let server = TestServer::start().await;
+    let (status, _, _) = post_json(
+        &server,
+        "/v1/check",
+        Some(&user_token("jack")),
+        json!({"action": "read", "resource": {"kind": "feed", "id": "user:jack"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let frame = grpc_web_frame(&check_request(
+        "",
+        "read",
+        "feed",
+        "user:jack",
+        json!({}),
+        json!({}),
+    ));
+    let answer = grpc_web(&server, "Check", Some(&user_token("jack")), frame, None).await;
+    assert_eq!(answer.http, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn only_a_users_token_is_verified_before_any_body_is_read() {
+    let server = browser_server(&[]).await;
+    let ask = json!({"action": "read", "resource": {"kind": "feed", "id": "user:jack"}});
+    // A scope token speaks for a scope, not for a user with buttons; a wildcard one least of all.
+    for claims in [
+        json!({"resource": "*", "action": "*"}),
+        json!({"resource": "feed", "action": "read", "feed_id": "*", "user_id": "jack"}),
+    ] {
+        let (status, _, answer) =
+            post_json(&server, "/v1/check", Some(&sign(claims)), ask.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    }
+    // A bad token is refused before the body: a body that never ends does not hold the answer up.
+    let mut stream = tokio::net::TcpStream::connect(server.http_addr)
+        .await
+        .unwrap();
+    let head = "POST /gatehouse.v1.Gatehouse/Check HTTP/1.1\r\nhost: x\r\n\
+                content-type: application/grpc-web+proto\r\nauthorization: Bearer garbage\r\n\
+                content-length: 100000000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[0u8; 4096]).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("the refusal comes before the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).to_lowercase();
+    assert!(answer.contains("grpc-status: 16"), "{answer}");
+    // With a good token, a body over 256 KiB is cut off rather than read to the end.
+    let mut frames = Vec::new();
+    let small = grpc_web_frame(&check_request(
+        "",
+        "read",
+        "feed",
+        "user:jack",
+        json!({}),
+        json!({}),
+    ));
+    while frames.len() < 512 * 1024 {
+        frames.extend_from_slice(&small);
+    }
+    let answer = grpc_web(
+        &server,
+        "Check",
+        Some(&user_token("jack")),
+        Bytes::from(frames),
+        None,
+    )
+    .await;
+    assert_ne!(answer.status, "0", "{}", answer.grpc_message);
+    // A token that claims to expire after the year 9999 is answered, not a dropped connection.
+    let far = sign(json!({"user_id": "jack", "exp": 300_000_000_000i64}));
+    let (status, _, answer) = post_json(&server, "/v1/check", Some(&far), ask.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["principal"]["expires_at"], 300_000_000_000i64);
+    // Wrong types in the credential fields are errors, not absent values.
+    let (status, _, _) = post_json(
+        &server,
+        "/v1/check",
+        Some(&user_token("jack")),
+        json!({
+            "action": "read", "resource": {"kind": "feed", "id": "user:jack"}, "token": false
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_trailer_cannot_replace_the_authorization_header() {
+    let server = browser_server(&[]).await;
+    let frame = grpc_web_frame(&check_request(
+        "",
+        "read",
+        "feed",
+        "timeline:tommaso",
+        json!({}),
+        json!({}),
+    ));
+    let mut request = format!(
+        "POST /gatehouse.v1.Gatehouse/Check HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc-web+proto\r\n\
+         authorization: Bearer {}\r\ntransfer-encoding: chunked\r\ntrailer: authorization\r\n\r\n{:x}\r\n",
+        user_token("jack"),
+        frame.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&frame);
+    request.extend_from_slice(
+        format!(
+            "\r\n0\r\nauthorization: Bearer {}\r\n\r\n",
+            user_token("tommaso")
+        )
+        .as_bytes(),
+    );
+    let mut stream = tokio::net::TcpStream::connect(server.http_addr)
+        .await
+        .unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 8192];
+    while !answer.windows(11).any(|w| w == b"grpc-status") {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer))
+                .await
+                .unwrap()
+                .unwrap();
+        assert!(read > 0, "{}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("jack"), "{text}");
+    assert!(!text.contains("tommaso' may"), "{text}");
+}
+
+#[tokio::test]
+async fn browsers_get_no_explanations_and_leave_no_decision_log() {
+    let server = browser_server(&[]).await;
+    let token = user_token("jack");
+    let (status, _, answer) = post_json(
+        &server,
+        "/v1/check",
+        Some(&token),
+        json!({"action": "read", "resource": {"kind": "feed", "id": "user:jack"}, "explain": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("explanations"));
+    for _ in 0..3 {
+        let (status, _, _) = post_json(
+            &server,
+            "/v1/check-batch",
+            Some(&token),
+            json!({"items": [{"action": "read", "resource": {"kind": "feed", "id": "user:jack"}}]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // What a page asked is not what the user did: nothing was exercised.
+    let mut grpc = server.client().await;
+    let exercised = grpc
+        .exercised_permissions(with_server_token(pb::ExercisedPermissionsRequest {
+            subject: Some(pb::Subject {
+                who: Some(pb::subject::Who::UserId("jack".to_owned())),
+            }),
+            since: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(exercised.permissions.is_empty(), "{exercised:?}");
+    assert_eq!(exercised.entries_kept, 0);
+    // A path that is not a browser call is the listener's 404, whatever it carries.
+    let response = client()
+        .post(format!(
+            "http://{}/gatehouse.v1.Gatehouse/IssueToken",
+            server.http_addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

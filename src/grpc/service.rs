@@ -13,7 +13,7 @@ use super::metadata::{FromBrowser, bearer_token, peer, presented, require_server
 use super::pb;
 use crate::app::App;
 use crate::audit::{self, Subject};
-use crate::decider::{Call, Refusal};
+use crate::decider::{self, Call, Refusal};
 use crate::door::Door;
 use crate::engine;
 use crate::error::Error;
@@ -139,14 +139,96 @@ impl GatehouseService {
         call: &Call<'_>,
         explain: bool,
     ) -> pb::CheckResult {
-        let (verdict, explanation) = self.app.decider.decide(policy, request, call, explain);
-        pb::CheckResult {
-            allowed: verdict.allowed,
-            rule: verdict.decision.rule.to_owned(),
-            reason: verdict.reason(request),
-            explanation: explanation.as_ref().map(explanation_to_pb),
-            dry_run: verdict.dry_run,
-        }
+        check_result(self.app.decider.decide(policy, request, call, explain), request)
+    }
+
+    /// Check's answer, recorded by the decider or (the console's evaluation) judged the same way and
+    /// recorded nowhere.
+    async fn check_call(
+        &self,
+        request: Request<pb::CheckRequest>,
+        recording: Recording,
+    ) -> Result<pb::CheckResponse, Error> {
+        let (metadata, extensions, request) = request.into_parts();
+        let scope = scope_of(&extensions);
+        let item = item(request.action, request.resource, request.context)?;
+        self.app
+            .await_keys(presented(&metadata, &extensions, &request.token))
+            .await;
+        // One set decides the whole call, its revocations included.
+        let policy = self.app.policies.current();
+        let call = Call {
+            door: Door::Check,
+            route: None,
+            span: scope.span(),
+            started: scope.started(),
+        };
+        let principal = self
+            .caller(
+                &policy,
+                (&metadata, &extensions),
+                &request.token,
+                request.anonymous,
+                request.principal,
+            )
+            .inspect_err(|e| {
+                if recording == Recording::On {
+                    self.record_refusal(&policy, e, &call, Some(&item), None);
+                }
+            })?;
+        let asked = item.request(&principal, unix_now());
+        engine::bounds::check(&asked)?;
+        let result = match recording {
+            Recording::On => self.decide(&policy, &asked, &call, request.explain),
+            Recording::Off => check_result(
+                decider::judge(&policy, &asked, call.door, request.explain),
+                &asked,
+            ),
+        };
+        Ok(pb::CheckResponse {
+            allowed: result.allowed,
+            rule: result.rule,
+            reason: result.reason,
+            principal: Some(principal_to_pb(&principal)),
+            policy_revision: policy.revision().to_owned(),
+            explanation: result.explanation,
+            dry_run: result.dry_run,
+        })
+    }
+
+    /// Check with its explanation, as the operator console evaluates a request: the same caller
+    /// rules, the same bounds, the same judgement ([`decider::judge`], under the checks' mode) as the
+    /// Check RPC, so the two cannot disagree; but recorded nowhere (no decision log entry, metric or
+    /// span attribute), since nobody was let in or kept out. A described principal needs the call to
+    /// be the console's ([`FromConsole`](super::FromConsole)) or to carry a server token, as in Check.
+    pub async fn evaluate(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<pb::CheckResponse, Status> {
+        let mut request = request;
+        request.get_mut().explain = true;
+        Ok(self.check_call(request, Recording::Off).await?)
+    }
+}
+
+/// Whether a Check is recorded: every Check RPC is; the console's evaluation is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recording {
+    On,
+    Off,
+}
+
+/// A verdict and its explanation as the API answers them.
+fn check_result(
+    (verdict, explanation): (decider::Verdict<'_>, Option<engine::Explanation>),
+    request: &engine::Request<'_>,
+) -> pb::CheckResult {
+    pb::CheckResult {
+        allowed: verdict.allowed,
+        rule: verdict.decision.rule.to_owned(),
+        reason: verdict.reason(request),
+        explanation: explanation.as_ref().map(explanation_to_pb),
+        dry_run: verdict.dry_run,
     }
 }
 
@@ -236,41 +318,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let (metadata, extensions, request) = request.into_parts();
-        let scope = scope_of(&extensions);
-        let item = item(request.action, request.resource, request.context)?;
-        self.app
-            .await_keys(presented(&metadata, &extensions, &request.token))
-            .await;
-        // One set decides the whole call, its revocations included.
-        let policy = self.app.policies.current();
-        let call = Call {
-            door: Door::Check,
-            route: None,
-            span: scope.span(),
-            started: scope.started(),
-        };
-        let principal = self
-            .caller(
-                &policy,
-                (&metadata, &extensions),
-                &request.token,
-                request.anonymous,
-                request.principal,
-            )
-            .inspect_err(|e| self.record_refusal(&policy, e, &call, Some(&item), None))?;
-        let asked = item.request(&principal, unix_now());
-        engine::bounds::check(&asked).map_err(Error::from)?;
-        let result = self.decide(&policy, &asked, &call, request.explain);
-        Ok(Response::new(pb::CheckResponse {
-            allowed: result.allowed,
-            rule: result.rule,
-            reason: result.reason,
-            principal: Some(principal_to_pb(&principal)),
-            policy_revision: policy.revision().to_owned(),
-            explanation: result.explanation,
-            dry_run: result.dry_run,
-        }))
+        Ok(Response::new(self.check_call(request, Recording::On).await?))
     }
 
     async fn check_batch(

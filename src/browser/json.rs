@@ -143,15 +143,7 @@ pub(super) async fn check(State(browser): State<Arc<Browser>>, request: Request)
             explain: m.explain,
         };
         let r = browser.service.check(call.with(asked)).await?.into_inner();
-        Ok(json!({
-            "allowed": r.allowed,
-            "rule": r.rule,
-            "reason": r.reason,
-            "dry_run": r.dry_run,
-            "principal": r.principal.as_ref().map(principal_json),
-            "policy_revision": r.policy_revision,
-            "explanation": r.explanation.as_ref().map(explanation),
-        }))
+        Ok(check_response_json(&r))
     })
     .await
 }
@@ -333,7 +325,7 @@ async fn read_json<M: DeserializeOwned>(body: Body) -> Result<M, Status> {
 
 /// A status as HTTP: its status code, `Retry-After` when it says how long to wait, and
 /// `{"code", "message"}`.
-pub(super) fn status_response(status: &Status) -> Response {
+pub(crate) fn status_response(status: &Status) -> Response {
     let http = match status.code() {
         Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
             StatusCode::BAD_REQUEST
@@ -357,7 +349,7 @@ pub(super) fn status_response(status: &Status) -> Response {
     response
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -378,6 +370,19 @@ fn snake(name: &str) -> String {
     out
 }
 
+/// Check's answer as JSON: the JSON door's form, which the operator console's evaluation answers too.
+pub(crate) fn check_response_json(r: &pb::CheckResponse) -> Value {
+    json!({
+        "allowed": r.allowed,
+        "rule": r.rule,
+        "reason": r.reason,
+        "dry_run": r.dry_run,
+        "principal": r.principal.as_ref().map(principal_json),
+        "policy_revision": r.policy_revision,
+        "explanation": r.explanation.as_ref().map(explanation),
+    })
+}
+
 fn principal_json(p: &pb::Principal) -> Value {
     let kind = pb::principal::Kind::try_from(p.kind)
         .map(|k| k.as_str_name().to_ascii_lowercase())
@@ -396,7 +401,7 @@ fn principal_json(p: &pb::Principal) -> Value {
 }
 
 /// A timestamp as RFC 3339, as proto3's JSON writes it.
-fn timestamp(t: &prost_types::Timestamp) -> Value {
+pub(crate) fn timestamp(t: &prost_types::Timestamp) -> Value {
     let seconds = u64::try_from(t.seconds).unwrap_or(0);
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
     Value::String(humantime::format_rfc3339_seconds(at).to_string())

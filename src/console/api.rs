@@ -186,7 +186,9 @@ pub(super) async fn rate(
         },
     };
     let buckets = usize::try_from(minutes * 60_000 / RATE_BUCKET_MS).unwrap_or(0);
-    let now_ms = crate::token::unix_now().saturating_mul(1000);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let entries = console.app.decider.recent();
     let counts = ring::rate(&entries, now_ms, RATE_BUCKET_MS, buckets);
     ok_json(&json!({

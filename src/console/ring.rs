@@ -133,7 +133,8 @@ pub fn entry_json(entry: &DecisionEntry) -> Value {
 }
 
 /// Allowed and denied decisions per interval of `bucket_ms`, the last `buckets` intervals up to
-/// `now_ms`, oldest first.
+/// `now_ms`, oldest first; an entry stamped after `now_ms` (recorded while this ran) counts in the
+/// last interval.
 pub fn rate(ring: &[DecisionEntry], now_ms: i64, bucket_ms: i64, buckets: usize) -> Vec<(u64, u64)> {
     let mut counts = vec![(0u64, 0u64); buckets];
     let span = bucket_ms.saturating_mul(i64::try_from(buckets).unwrap_or(i64::MAX));
@@ -147,7 +148,7 @@ pub fn rate(ring: &[DecisionEntry], now_ms: i64, bucket_ms: i64, buckets: usize)
         let Ok(index) = usize::try_from((entry.time_ms - start) / bucket_ms.max(1)) else {
             continue;
         };
-        if let Some(count) = counts.get_mut(index) {
+        if let Some(count) = counts.get_mut(index.min(buckets.saturating_sub(1))) {
             if entry.decision == "allow" {
                 count.0 += 1;
             } else {

@@ -143,9 +143,7 @@ async fn admit(
     request.extensions_mut().insert(FromConsole);
     match tokio::time::timeout(CALL_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => status_response(&Status::deadline_exceeded(
-            "the call took longer than 10 s",
-        )),
+        Err(_) => status_response(&Status::deadline_exceeded("the call took longer than 10 s")),
     }
 }
 

@@ -135,7 +135,12 @@ pub fn entry_json(entry: &DecisionEntry) -> Value {
 /// Allowed and denied decisions per interval of `bucket_ms`, the last `buckets` intervals up to
 /// `now_ms`, oldest first; an entry stamped after `now_ms` (recorded while this ran) counts in the
 /// last interval.
-pub fn rate(ring: &[DecisionEntry], now_ms: i64, bucket_ms: i64, buckets: usize) -> Vec<(u64, u64)> {
+pub fn rate(
+    ring: &[DecisionEntry],
+    now_ms: i64,
+    bucket_ms: i64,
+    buckets: usize,
+) -> Vec<(u64, u64)> {
     let mut counts = vec![(0u64, 0u64); buckets];
     let span = bucket_ms.saturating_mul(i64::try_from(buckets).unwrap_or(i64::MAX));
     let start = now_ms.saturating_sub(span);
@@ -168,7 +173,10 @@ pub fn shadow_differences(ring: &[DecisionEntry], limit: usize) -> (usize, Vec<&
             .is_some_and(|s| s.decision != e.decision && e.mode != "disabled")
     };
     let count = ring.iter().filter(differs).count();
-    (count, ring.iter().rev().filter(differs).take(limit).collect())
+    (
+        count,
+        ring.iter().rev().filter(differs).take(limit).collect(),
+    )
 }
 
 #[cfg(test)]
@@ -208,7 +216,12 @@ mod tests {
         let tail = page(&ring, &Filter::default(), Some((&cursor, 20)), 50);
         assert_eq!(tail.entries.len(), 2);
         assert!(!tail.gap);
-        let lost = page(&ring, &Filter::default(), Some(("15-0000000000000000", 15)), 50);
+        let lost = page(
+            &ring,
+            &Filter::default(),
+            Some(("15-0000000000000000", 15)),
+            50,
+        );
         assert!(lost.gap);
         assert_eq!(lost.entries.len(), 3);
         assert_eq!(cursor_time(&cursor), Some(20));

@@ -139,7 +139,10 @@ impl GatehouseService {
         call: &Call<'_>,
         explain: bool,
     ) -> pb::CheckResult {
-        check_result(self.app.decider.decide(policy, request, call, explain), request)
+        check_result(
+            self.app.decider.decide(policy, request, call, explain),
+            request,
+        )
     }
 
     /// Check's answer, recorded by the decider or (the console's evaluation) judged the same way and
@@ -318,7 +321,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        Ok(Response::new(self.check_call(request, Recording::On).await?))
+        Ok(Response::new(
+            self.check_call(request, Recording::On).await?,
+        ))
     }
 
     async fn check_batch(

@@ -55,7 +55,11 @@ impl Server {
 
     async fn examples(name: &str) -> Server {
         let dir = format!("{ROOT}/policies/examples/{name}");
-        Server::start(&[("GATEHOUSE_POLICY_DIR", &dir)], IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+        Server::start(
+            &[("GATEHOUSE_POLICY_DIR", &dir)],
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        )
+        .await
     }
 
     fn url(&self, path: &str) -> String {
@@ -472,7 +476,10 @@ async fn the_policy_page_shows_files_rules_reloads_and_the_last_error_by_line() 
     assert_eq!(error["file"], "docs.yaml", "{policy}");
     assert!(error["line"].as_u64().is_some(), "{policy}");
     assert_eq!(policy["history"][0]["ok"], false);
-    assert_eq!(policy["kinds"]["doc"][0]["name"], "docs-open", "still serving");
+    assert_eq!(
+        policy["kinds"]["doc"][0]["name"], "docs-open",
+        "still serving"
+    );
 }
 
 /// A non-loopback IPv4 address of this machine, if it has one.
@@ -524,7 +531,10 @@ async fn from_outside_loopback_only_a_server_token_opens_the_api() {
         for (token, status) in [
             (user_token("u"), 403),
             ("not-a-token".to_owned(), 401),
-            (crate::common::sign_with(json!({"server": true}), b"wrong-secret"), 401),
+            (
+                crate::common::sign_with(json!({"server": true}), b"wrong-secret"),
+                401,
+            ),
         ] {
             let response = remote
                 .get(url(path))
@@ -621,9 +631,7 @@ async fn api_inputs_are_bounded_and_wrong_shapes_are_errors() {
         "colour=red".to_owned(),
         format!("user={long}"),
     ] {
-        let (status, answer) = server
-            .get(&format!("/console/api/decisions?{query}"))
-            .await;
+        let (status, answer) = server.get(&format!("/console/api/decisions?{query}")).await;
         assert_eq!(status, 400, "{query}: {answer}");
     }
     assert_eq!(server.get("/console/api/rate?minutes=31").await.0, 400);
@@ -660,7 +668,8 @@ fn a_real_browser_uses_the_console() {
         String::from_utf8_lossy(&setup.stdout),
         String::from_utf8_lossy(&setup.stderr)
     );
-    let mut drive = std::process::Command::new(format!("{ROOT}/target/browser-env/venv/bin/python"));
+    let mut drive =
+        std::process::Command::new(format!("{ROOT}/target/browser-env/venv/bin/python"));
     crate::common::without_gatehouse_env(&mut drive);
     let output = drive
         .arg("tests/console/drive.py")

@@ -312,7 +312,7 @@
 
   async function loadChart() {
     const rate = await api("/console/api/rate?minutes=5");
-    const width = 720, height = 160, left = 44, right = 44, top = 10, bottom = 22;
+    const width = 720, height = 160, left = 44, right = 64, top = 10, bottom = 22;
     const n = rate.allow.length;
     const seconds = rate.bucket_ms / 1000;
     const perSecond = rate.allow.map((a, i) => (a + rate.deny[i]) / seconds);
@@ -333,6 +333,9 @@
     const denies = ratio.map((v, i) => (v === null ? null : x(i).toFixed(1) + "," + yr(v).toFixed(1)))
       .filter((p) => p !== null).join(" ");
     if (denies) chart.append(svg("polyline", { points: denies, fill: "none", stroke: "#a4161a", "stroke-width": 1, "stroke-dasharray": "3 2" }));
+    ratio.forEach((v, i) => {
+      if (v !== null) chart.append(svg("circle", { cx: x(i).toFixed(1), cy: yr(v).toFixed(1), r: 2, fill: "#a4161a" }));
+    });
     const target = $("chart");
     clear(target);
     target.append(chart);

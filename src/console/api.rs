@@ -81,7 +81,7 @@ pub(super) async fn evaluate(State(console): State<Arc<Console>>, request: Reque
     }
     let asked: EvaluateJson = match read_json(body).await {
         Ok(asked) => asked,
-        Err(response) => return response,
+        Err(message) => return invalid(message),
     };
     let message = pb::CheckRequest {
         token: asked.token,
@@ -122,7 +122,7 @@ pub(super) async fn decisions(
     const NAMES: [&str; 7] = ["user", "decision", "rule", "kind", "door", "after", "limit"];
     let mut params = match params(query.as_deref(), &NAMES) {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(message) => return invalid(message),
     };
     let allowed = match params.remove("decision").as_deref() {
         None | Some("") => None,
@@ -138,7 +138,7 @@ pub(super) async fn decisions(
     }
     let limit = match limit(params.remove("limit")) {
         Ok(limit) => limit,
-        Err(response) => return response,
+        Err(message) => return invalid(message),
     };
     let after = params.remove("after").filter(|a| !a.is_empty());
     let after = match &after {
@@ -176,7 +176,7 @@ pub(super) async fn rate(
 ) -> Response {
     let mut params = match params(query.as_deref(), &["minutes"]) {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(message) => return invalid(message),
     };
     let minutes = match params.remove("minutes").as_deref() {
         None => 5,
@@ -208,7 +208,7 @@ pub(super) async fn exercised(
 ) -> Response {
     let subject = match subject(query.as_deref()) {
         Ok(subject) => subject,
-        Err(response) => return response,
+        Err(message) => return invalid(message),
     };
     let asked = pb::ExercisedPermissionsRequest {
         subject: Some(subject),
@@ -255,7 +255,7 @@ pub(super) async fn suggest(
 ) -> Response {
     let subject = match subject(query.as_deref()) {
         Ok(subject) => subject,
-        Err(response) => return response,
+        Err(message) => return invalid(message),
     };
     let file = match &subject.who {
         Some(pb::subject::Who::UserId(id)) => format!("user-{}.yaml", file_safe(id)),
@@ -283,8 +283,8 @@ pub(super) async fn policy(
     State(console): State<Arc<Console>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(response) = params(query.as_deref(), &[]) {
-        return response;
+    if let Err(message) = params(query.as_deref(), &[]) {
+        return invalid(message);
     }
     let asked = pb::PolicyStatusRequest {};
     let r = match console.service.policy_status(console_call(asked)).await {
@@ -396,46 +396,46 @@ fn console_call<T>(message: T) -> tonic::Request<T> {
 }
 
 /// `user` or `role`, exactly one, as the RPCs' subject.
-fn subject(query: Option<&str>) -> Result<pb::Subject, Response> {
+fn subject(query: Option<&str>) -> Result<pb::Subject, String> {
     let mut params = params(query, &["user", "role"])?;
     let who = match (params.remove("user"), params.remove("role")) {
         (Some(user), None) if !user.trim().is_empty() => pb::subject::Who::UserId(user),
         (None, Some(role)) if !role.trim().is_empty() => pb::subject::Who::Role(role),
-        _ => return Err(invalid("give one of user or role")),
+        _ => return Err("give one of user or role".to_owned()),
     };
     Ok(pb::Subject { who: Some(who) })
 }
 
 /// The query's parameters: each at most once, each named in `names`, each at most
 /// [`MAX_PARAMETER_BYTES`].
-fn params(query: Option<&str>, names: &[&str]) -> Result<HashMap<String, String>, Response> {
+fn params(query: Option<&str>, names: &[&str]) -> Result<HashMap<String, String>, String> {
     let mut params = HashMap::new();
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         if !names.contains(&name.as_ref()) {
-            return Err(invalid(format!(
+            return Err(format!(
                 "unknown parameter; this call reads: {}",
                 names.join(", ")
-            )));
+            ));
         }
         if value.len() > MAX_PARAMETER_BYTES {
-            return Err(invalid(format!("{name} is longer than 256 bytes")));
+            return Err(format!("{name} is longer than 256 bytes"));
         }
         if params
             .insert(name.clone().into_owned(), value.into_owned())
             .is_some()
         {
-            return Err(invalid(format!("{name} is given more than once")));
+            return Err(format!("{name} is given more than once"));
         }
     }
     Ok(params)
 }
 
-fn limit(text: Option<String>) -> Result<usize, Response> {
+fn limit(text: Option<String>) -> Result<usize, String> {
     match text.as_deref() {
         None | Some("") => Ok(ring::DEFAULT_PAGE),
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=ring::MAX_PAGE).contains(&n) => Ok(n),
-            _ => Err(invalid("limit is a whole number from 1 to 200")),
+            _ => Err("limit is a whole number from 1 to 200".to_owned()),
         },
     }
 }
@@ -462,16 +462,13 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
-async fn read_json<M: serde::de::DeserializeOwned>(body: Body) -> Result<M, Response> {
+async fn read_json<M: serde::de::DeserializeOwned>(body: Body) -> Result<M, String> {
     let read = axum::body::to_bytes(body, MAX_EVALUATE_BYTES);
     let bytes = match tokio::time::timeout(Duration::from_secs(10), read).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) | Err(_) => {
-            return Err(invalid(
-                "the body must arrive at once and be at most 64 KiB",
-            ));
+            return Err("the body must arrive at once and be at most 64 KiB".to_owned());
         }
     };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| invalid(format!("the body is not the expected JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| format!("the body is not the expected JSON: {e}"))
 }

@@ -185,24 +185,29 @@ impl PolicyStore {
                 Ok(revision)
             }
             Err(errors) => {
-                tracing::error!(
-                    errors = %errors,
-                    serving = self.current().revision(),
-                    "policy reload failed; the last good set keeps serving"
-                );
-                let serving = self.current().revision().to_owned();
-                let mut status = self.status();
-                status.reloads_failed += 1;
-                let at = unix_now();
-                status.last_error = Some((at, errors.to_string()));
-                status.remember(Reload {
-                    at,
-                    revision: serving,
-                    errors: errors.0.clone(),
-                });
+                self.failed(&errors);
                 Err(errors)
             }
         }
+    }
+
+    /// A failed reload: logged, counted and remembered; the last good set keeps serving.
+    fn failed(&self, errors: &LoadErrors) {
+        let serving = self.current().revision().to_owned();
+        tracing::error!(
+            errors = %errors,
+            serving,
+            "policy reload failed; the last good set keeps serving"
+        );
+        let mut status = self.status();
+        status.reloads_failed += 1;
+        let at = unix_now();
+        status.last_error = Some((at, errors.to_string()));
+        status.remember(Reload {
+            at,
+            revision: serving,
+            errors: errors.0.clone(),
+        });
     }
 
     /// [`PolicyStore::reload_blocking`] on the blocking pool.

@@ -171,10 +171,11 @@ def start_browser(profile_dir, downloads):
 
 
 def wait(driver, condition, what):
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
     try:
-        return WebDriverWait(driver, 15).until(condition)
-    except Exception:
+        return WebDriverWait(driver, 15, ignored_exceptions=[StaleElementReferenceException]).until(condition)
+    except TimeoutException:
         raise RuntimeError(f"timed out waiting for {what}")
 
 
@@ -235,10 +236,19 @@ def check_decisions(driver, screenshots, name):
     fill(driver, "f-user", "bob" if name == "bank" else "jack")
     Select(driver.find_element(By.ID, "f-decision")).select_by_visible_text("deny")
     driver.find_element(By.ID, "f-apply").click()
-    time.sleep(0.5)
-    rows = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#d-rows tr"), "filtered rows")
-    check(all(r.get_attribute("data-decision") == "deny" for r in rows), f"{name}: a non-deny row is shown")
-    check(all(r.get_attribute("data-user") in ("bob", "jack") for r in rows), f"{name}: another user's row is shown")
+
+    def filtered(d):
+        from selenium.common.exceptions import StaleElementReferenceException
+        try:
+            rows = d.find_elements(By.CSS_SELECTOR, "#d-rows tr")
+            kept = all(r.get_attribute("data-decision") == "deny"
+                       and r.get_attribute("data-user") in ("bob", "jack") for r in rows)
+        except StaleElementReferenceException:  # replaced while being read
+            return False
+        return rows if rows and kept else False
+
+    # The list is replaced once the filtered page arrives; until then it may show the unfiltered one.
+    rows = wait(driver, filtered, "only bob's or jack's denied rows after filtering")
     check(len(driver.find_elements(By.CSS_SELECTOR, "#chart svg polyline")) >= 1, f"{name}: no chart drawn")
     # One click explains a logged decision against the current set.
     rows[0].find_element(By.TAG_NAME, "button").click()

@@ -471,7 +471,8 @@ async fn the_policy_page_shows_files_rules_reloads_and_the_last_error_by_line() 
         .into_inner();
     assert!(!reload.ok);
     let (_, policy) = server.get("/console/api/policy").await;
-    assert_eq!(policy["reloads_failed"], 1, "{policy}");
+    // The directory watcher may have reloaded the broken file too.
+    assert!(policy["reloads_failed"].as_u64().unwrap() >= 1, "{policy}");
     let error = &policy["last_error"]["errors"][0];
     assert_eq!(error["file"], "docs.yaml", "{policy}");
     assert!(error["line"].as_u64().is_some(), "{policy}");

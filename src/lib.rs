@@ -27,6 +27,9 @@
 //! - [`grpc`]: thin tonic services: ours, Envoy's ext_authz, health and reflection, under one layer.
 //! - [`browser`]: the browser doors on the HTTP listener: gRPC-Web and JSON for a page asking with its
 //!   user's own token, under CORS and per-caller rate limits.
+//! - [`console`]: the operator console at `/console` on the HTTP listener: one embedded page over a
+//!   read-only JSON API (evaluate with explanation, decisions, exercised permissions, policy status),
+//!   for loopback, trusted services and server tokens.
 //! - [`http`]: the HTTP listener: the `/authz` door for proxies apart from the operator endpoints.
 //! - [`conn`]: guards on both listeners' connections: a cap on how many, deadlines on stalled peers.
 //! - [`tls`]: TLS and mutual TLS on both listeners: certificates reloaded from files, and the
@@ -46,6 +49,7 @@ pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod console;
 pub mod decider;
 pub mod door;
 pub mod engine;

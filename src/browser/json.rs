@@ -139,15 +139,7 @@ pub(super) async fn check(State(browser): State<Arc<Browser>>, request: Request)
             explain: m.explain,
         };
         let r = browser.service.check(call.with(asked)).await?.into_inner();
-        Ok(json!({
-            "allowed": r.allowed,
-            "rule": r.rule,
-            "reason": r.reason,
-            "dry_run": r.dry_run,
-            "principal": r.principal.as_ref().map(principal_json),
-            "policy_revision": r.policy_revision,
-            "explanation": r.explanation.as_ref().map(explanation),
-        }))
+        Ok(check_response_json(&r))
     })
     .await
 }
@@ -324,7 +316,7 @@ async fn read_json<M: DeserializeOwned>(body: Body) -> Result<M, Status> {
 
 /// A status as HTTP: its status code, `Retry-After` when it says how long to wait, and
 /// `{"code", "message"}`.
-pub(super) fn status_response(status: &Status) -> Response {
+pub(crate) fn status_response(status: &Status) -> Response {
     let http = match status.code() {
         Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
             StatusCode::BAD_REQUEST
@@ -348,7 +340,7 @@ pub(super) fn status_response(status: &Status) -> Response {
     response
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -367,6 +359,19 @@ fn snake(name: &str) -> String {
         }
     }
     out
+}
+
+/// Check's answer as JSON: the JSON door's form, which the operator console's evaluation answers too.
+pub(crate) fn check_response_json(r: &pb::CheckResponse) -> Value {
+    json!({
+        "allowed": r.allowed,
+        "rule": r.rule,
+        "reason": r.reason,
+        "dry_run": r.dry_run,
+        "principal": r.principal.as_ref().map(principal_json),
+        "policy_revision": r.policy_revision,
+        "explanation": r.explanation.as_ref().map(explanation),
+    })
 }
 
 fn principal_json(p: &pb::Principal) -> Value {
@@ -388,7 +393,7 @@ fn principal_json(p: &pb::Principal) -> Value {
 
 /// A timestamp as RFC 3339, as proto3's JSON writes it; outside the years 1970 to 9999 (which a token
 /// may claim) the seconds since the epoch as a number.
-fn timestamp(t: &prost_types::Timestamp) -> Value {
+pub(crate) fn timestamp(t: &prost_types::Timestamp) -> Value {
     const YEAR_10000: u64 = 253_402_300_800;
     match u64::try_from(t.seconds) {
         Ok(seconds) if seconds < YEAR_10000 => {

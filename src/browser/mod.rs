@@ -18,6 +18,8 @@
 
 mod json;
 
+pub(crate) use json::{check_response_json, json_response, status_response, timestamp};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

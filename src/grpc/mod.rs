@@ -16,7 +16,7 @@ mod service;
 pub use convert::{explanation_to_pb, map_to_struct, principal_kind_from_pb, struct_to_map};
 pub use ext_authz::{ExtAuthzService, answer as answer_ext_authz};
 pub use layer::{CallLayer, CallScope};
-pub use metadata::FromBrowser;
+pub use metadata::{FromBrowser, FromConsole};
 pub use service::GatehouseService;
 
 /// Generated code of `proto/gatehouse/v1/gatehouse.proto`, client included for callers and tests.

@@ -128,22 +128,102 @@ impl GatehouseService {
         request: &engine::Request<'_>,
         call: &Call<'_>,
         explain: bool,
-        from_browser: bool,
+        recording: Recording,
     ) -> pb::CheckResult {
-        let (verdict, explanation) = if from_browser {
-            // A page asking what its user could do is not the user doing it: not a decision-log
-            // entry, so it can neither flush the log nor count as an exercised permission.
-            decider::judge(policy, request, call.door, explain)
-        } else {
-            self.app.decider.decide(policy, request, call, explain)
+        let judged = match recording {
+            Recording::On => self.app.decider.decide(policy, request, call, explain),
+            Recording::Off => decider::judge(policy, request, call.door, explain),
         };
-        pb::CheckResult {
-            allowed: verdict.allowed,
-            rule: verdict.decision.rule.to_owned(),
-            reason: verdict.reason(request),
-            explanation: explanation.as_ref().map(explanation_to_pb),
-            dry_run: verdict.dry_run,
-        }
+        check_result(judged, request)
+    }
+
+    /// Check's answer, recorded by the decider or (the console's evaluation) judged the same way and
+    /// recorded nowhere.
+    async fn check_call(
+        &self,
+        request: Request<pb::CheckRequest>,
+        recording: Recording,
+    ) -> Result<pb::CheckResponse, Error> {
+        let (metadata, extensions, request) = request.into_parts();
+        let scope = scope_of(&extensions);
+        // A page's questions are judged like the console's: recorded nowhere.
+        let recording = match from_browser(&extensions, request.explain)? {
+            true => Recording::Off,
+            false => recording,
+        };
+        let item = item(request.action, request.resource, request.context)?;
+        self.app
+            .await_keys(presented(&extensions, &request.token))
+            .await;
+        // One set decides the whole call, its revocations included.
+        let policy = self.app.policies.current();
+        let call = Call {
+            door: Door::Check,
+            route: None,
+            span: scope.span(),
+            started: scope.started(),
+        };
+        let principal = self
+            .caller(
+                &policy,
+                (&metadata, &extensions),
+                &request.token,
+                request.anonymous,
+                request.principal,
+            )
+            .inspect_err(|e| {
+                if recording == Recording::On {
+                    self.record_refusal(&policy, e, &call, Some(&item), None);
+                }
+            })?;
+        let asked = item.request(&principal, unix_now());
+        engine::bounds::check(&asked)?;
+        let result = self.decide(&policy, &asked, &call, request.explain, recording);
+        Ok(pb::CheckResponse {
+            allowed: result.allowed,
+            rule: result.rule,
+            reason: result.reason,
+            principal: Some(principal_to_pb(&principal)),
+            policy_revision: policy.revision().to_owned(),
+            explanation: result.explanation,
+            dry_run: result.dry_run,
+        })
+    }
+
+    /// Check with its explanation, as the operator console evaluates a request: the same caller
+    /// rules, the same bounds, the same judgement ([`decider::judge`], under the checks' mode) as the
+    /// Check RPC, so the two cannot disagree; but recorded nowhere (no decision log entry, metric or
+    /// span attribute), since nobody was let in or kept out. A described principal needs the call to
+    /// be the console's ([`FromConsole`](super::FromConsole)) or to carry a server token, as in Check.
+    pub async fn evaluate(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<pb::CheckResponse, Status> {
+        let mut request = request;
+        request.get_mut().explain = true;
+        Ok(self.check_call(request, Recording::Off).await?)
+    }
+}
+
+/// Whether a decision is recorded (decision log, decision metrics): every backend's and proxy's is;
+/// the console's evaluation and a page's questions are not, since nobody was let in or kept out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recording {
+    On,
+    Off,
+}
+
+/// A verdict and its explanation as the API answers them.
+fn check_result(
+    (verdict, explanation): (decider::Verdict<'_>, Option<engine::Explanation>),
+    request: &engine::Request<'_>,
+) -> pb::CheckResult {
+    pb::CheckResult {
+        allowed: verdict.allowed,
+        rule: verdict.decision.rule.to_owned(),
+        reason: verdict.reason(request),
+        explanation: explanation.as_ref().map(explanation_to_pb),
+        dry_run: verdict.dry_run,
     }
 }
 
@@ -233,42 +313,9 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let (metadata, extensions, request) = request.into_parts();
-        let scope = scope_of(&extensions);
-        let browser = from_browser(&extensions, request.explain)?;
-        let item = item(request.action, request.resource, request.context)?;
-        self.app
-            .await_keys(presented(&extensions, &request.token))
-            .await;
-        // One set decides the whole call, its revocations included.
-        let policy = self.app.policies.current();
-        let call = Call {
-            door: Door::Check,
-            route: None,
-            span: scope.span(),
-            started: scope.started(),
-        };
-        let principal = self
-            .caller(
-                &policy,
-                (&metadata, &extensions),
-                &request.token,
-                request.anonymous,
-                request.principal,
-            )
-            .inspect_err(|e| self.record_refusal(&policy, e, &call, Some(&item), None))?;
-        let asked = item.request(&principal, unix_now());
-        engine::bounds::check(&asked).map_err(Error::from)?;
-        let result = self.decide(&policy, &asked, &call, request.explain, browser);
-        Ok(Response::new(pb::CheckResponse {
-            allowed: result.allowed,
-            rule: result.rule,
-            reason: result.reason,
-            principal: Some(principal_to_pb(&principal)),
-            policy_revision: policy.revision().to_owned(),
-            explanation: result.explanation,
-            dry_run: result.dry_run,
-        }))
+        Ok(Response::new(
+            self.check_call(request, Recording::On).await?,
+        ))
     }
 
     async fn check_batch(
@@ -282,7 +329,10 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             "items",
             i64::try_from(request.items.len()).unwrap_or(i64::MAX),
         );
-        let browser = from_browser(&extensions, request.explain)?;
+        let recording = match from_browser(&extensions, request.explain)? {
+            true => Recording::Off,
+            false => Recording::On,
+        };
         if request.items.len() > MAX_BATCH_ITEMS {
             return Err(Error::InvalidRequest("a batch holds at most 1000 items").into());
         }
@@ -328,7 +378,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
                     &item.request(&principal, now),
                     &call,
                     request.explain,
-                    browser,
+                    recording,
                 )
             })
             .collect();

@@ -55,14 +55,9 @@ pub(super) async fn ready(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// Whether the peer may read and change the log level: it is on the pod itself, or its client
-/// certificate names a trusted service.
+/// Whether the peer may read and change the log level: [`crate::tls::may_administer`].
 fn may_administer(peer: SocketAddr, request: &Request) -> bool {
-    peer.ip().is_loopback()
-        || request
-            .extensions()
-            .get::<Peer>()
-            .is_some_and(Peer::is_trusted)
+    crate::tls::may_administer(peer, request.extensions().get::<Peer>())
 }
 
 /// The log filter in force; only from loopback (or a trusted service), like changing it.

@@ -1,7 +1,8 @@
 //! The HTTP listener (`GATEHOUSE_HTTP_LISTEN`): the authorization door for proxies that ask over HTTP
 //! rather than Envoy's gRPC ext_authz ([`authz`](self::authz)), and apart from it the operator's
 //! endpoints: metrics, probes and the log level ([`admin`]), as linkerd keeps its admin server apart
-//! from the proxy.
+//! from the proxy. The browser doors ([`crate::browser`]) and the operator console
+//! ([`crate::console`]) are merged in from their own modules.
 
 mod admin;
 mod authz;
@@ -33,11 +34,12 @@ pub fn router(app: Arc<App>) -> Router {
             get(admin::log_level).put(admin::set_log_level),
         )
         .with_state(Arc::clone(&app));
-    if app.browser_doors {
-        router.merge(crate::browser::router(app))
+    let router = if app.browser_doors {
+        router.merge(crate::browser::router(Arc::clone(&app)))
     } else {
         router
-    }
+    };
+    router.merge(crate::console::router(app))
 }
 
 /// Sets a header; values that are not valid header text (never expected) and empty values are left out.

@@ -6,7 +6,7 @@
 //! already open, and a check in flight finishes on the set it started with. Reloads compile on the
 //! blocking pool, away from the request path, and swap the finished set in atomically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -33,6 +33,32 @@ pub struct ReloadStatus {
     pub reloads_failed: u64,
     /// The latest failed reload's errors and when it happened; cleared by a successful reload.
     pub last_error: Option<(i64, String)>,
+    /// The latest counted reloads, oldest first, at most [`RELOAD_HISTORY`]: what the operator
+    /// console shows, with each failure's errors by file and line.
+    pub history: VecDeque<Reload>,
+}
+
+/// How many reloads [`ReloadStatus::history`] keeps.
+pub const RELOAD_HISTORY: usize = 16;
+
+/// One counted reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reload {
+    /// Seconds since the Unix epoch.
+    pub at: i64,
+    /// The revision serving after it.
+    pub revision: String,
+    /// Why it failed; empty when it loaded.
+    pub errors: Vec<LoadError>,
+}
+
+impl ReloadStatus {
+    fn remember(&mut self, reload: Reload) {
+        if self.history.len() >= RELOAD_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(reload);
+    }
 }
 
 pub struct PolicyStore {
@@ -128,6 +154,11 @@ impl PolicyStore {
                         || status.last_error.is_some();
                     if changed || trigger == Trigger::Change {
                         status.reloads_ok += 1;
+                        status.remember(Reload {
+                            at: unix_now(),
+                            revision: revision.clone(),
+                            errors: Vec::new(),
+                        });
                     }
                     status.last_error.take().is_some()
                 };
@@ -154,17 +185,29 @@ impl PolicyStore {
                 Ok(revision)
             }
             Err(errors) => {
-                tracing::error!(
-                    errors = %errors,
-                    serving = self.current().revision(),
-                    "policy reload failed; the last good set keeps serving"
-                );
-                let mut status = self.status();
-                status.reloads_failed += 1;
-                status.last_error = Some((unix_now(), errors.to_string()));
+                self.failed(&errors);
                 Err(errors)
             }
         }
+    }
+
+    /// A failed reload: logged, counted and remembered; the last good set keeps serving.
+    fn failed(&self, errors: &LoadErrors) {
+        let serving = self.current().revision().to_owned();
+        tracing::error!(
+            errors = %errors,
+            serving,
+            "policy reload failed; the last good set keeps serving"
+        );
+        let mut status = self.status();
+        status.reloads_failed += 1;
+        let at = unix_now();
+        status.last_error = Some((at, errors.to_string()));
+        status.remember(Reload {
+            at,
+            revision: serving,
+            errors: errors.0.clone(),
+        });
     }
 
     /// [`PolicyStore::reload_blocking`] on the blocking pool.

@@ -41,6 +41,13 @@ pub struct Identity {
     pub standing: Standing,
 }
 
+/// Whether a peer may use the operator's endpoints (`/log/level`, the console): it is on the pod
+/// itself (its TCP address is loopback; no header is read), or its client certificate names a trusted
+/// service. The one rule, so the endpoints cannot drift apart.
+pub fn may_administer(remote: SocketAddr, peer: Option<&Peer>) -> bool {
+    remote.ip().is_loopback() || peer.is_some_and(Peer::is_trusted)
+}
+
 impl Peer {
     /// Whether the peer's certificate names a trusted service.
     pub fn is_trusted(&self) -> bool {

@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use accept::{TlsConn, TlsIncoming, handshake, incoming};
 pub use config::{ClientAuth, ServiceIdentity, SettingError, TlsConfig, TlsSettings, names};
-pub use identity::{Identities, Identity, Peer, Standing};
+pub use identity::{Identities, Identity, Peer, Standing, may_administer};
 pub use load::TlsError;
 
 /// How long a client has to finish the TLS handshake once its connection is accepted.

@@ -21,6 +21,7 @@ mod browser;
 mod cli_flags;
 mod cli_parity;
 mod clients;
+mod console;
 mod corpus_policies;
 mod decision_otlp;
 mod deploy;

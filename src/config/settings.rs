@@ -600,7 +600,7 @@ pub(super) static SETTINGS: &[&dyn Entry] = &[
             "GATEHOUSE_BROWSER_DOORS",
             "browser.enabled",
             Value("false"),
-            52,
+            55,
             "answer pages on the HTTP listener: `/v1/check`, `/v1/check-batch`, `/v1/allowed-actions`, `/v1/capabilities` and their gRPC-Web calls, with the user's own token",
         ),
         parse: parse::bool,

@@ -68,18 +68,20 @@ fi
     --case 1 --secret "$SECRET" --concurrency "$CONCURRENCY" --connections 4 --rounds "$ROUNDS" \
     --duration "$DURATION" --json >"$OUT/load.json" 2>"$OUT/load.log"
 
-python3 - "$OUT/load.json" <<'PY' | tee "$OUT/summary.txt"
-import json, sys
-data = json.load(open(sys.argv[1]))
-keys = [k for k in data if k != "settings" and not k.startswith("ratio")]
-rows = []
-for name, key in zip(["before", "after"], keys):
-    m = data[key]["median"]
-    rows.append(m)
-    print("%-7s %s: %.0f req/s, p50 %.0f µs, p99 %.0f µs (median of rounds)"
-          % (name, key, m["throughput_rps"], m["p50_us"], m["p99_us"]))
-print("after / before: throughput %.3f, p50 %.3f, p99 %.3f" % (
-    rows[1]["throughput_rps"] / rows[0]["throughput_rps"],
-    rows[1]["p50_us"] / rows[0]["p50_us"],
-    rows[1]["p99_us"] / rows[0]["p99_us"]))
+# The load tool keys its JSON by target kind, and both targets are `check`: read its per-round lines,
+# which come in target order (before, then after) within each round.
+python3 - "$OUT/load.log" <<'PY' | tee "$OUT/summary.txt"
+import re, statistics, sys
+rounds = [line for line in open(sys.argv[1]) if line.startswith("round ")]
+def field(line, name):
+    return float(re.search(r"%s\s+([\d.]+)" % name, line).group(1))
+def rps(line):
+    return float(re.search(r"([\d.]+) req/s", line).group(1))
+rows = {}
+for name, lines in (("before", rounds[0::2]), ("after", rounds[1::2])):
+    rows[name] = [statistics.median(f(l) for l in lines)
+                  for f in (rps, lambda l: field(l, "p50"), lambda l: field(l, "p99"))]
+    print("%-7s %.0f req/s, p50 %.0f µs, p99 %.0f µs (medians of %d rounds)" % (name, *rows[name], len(lines)))
+(b, a) = rows["before"], rows["after"]
+print("after / before: throughput %.3f, p50 %.3f, p99 %.3f" % (a[0] / b[0], a[1] / b[1], a[2] / b[2]))
 PY

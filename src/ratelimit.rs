@@ -125,12 +125,19 @@ impl Budget {
     fn new(per_second: u32, by: LimitedBy) -> Option<Budget> {
         let rate = NonZeroU32::new(per_second)?;
         let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(rate);
-        Some(Budget {
-            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+        Some(Budget::with_quota(
+            Quota::per_second(rate).allow_burst(burst),
+            by,
+        ))
+    }
+
+    fn with_quota(quota: Quota, by: LimitedBy) -> Budget {
+        Budget {
+            limiter: RateLimiter::keyed(quota),
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
             by,
-        })
+        }
     }
 
     fn admit(&self, key: u64) -> Result<(), Limited> {
@@ -238,8 +245,9 @@ mod tests {
 
     #[test]
     fn the_map_of_callers_is_bounded() {
-        // A rate so slow that no key is stale by the time the map fills.
-        let budget = Budget::new(1, LimitedBy::Address).unwrap();
+        // A rate so slow that no key is stale by the time the map fills, however slow the machine.
+        let hourly = Quota::per_hour(NonZeroU32::MIN).allow_burst(NonZeroU32::MIN);
+        let budget = Budget::with_quota(hourly, LimitedBy::Address);
         let mut refused = 0;
         for key in 0..(MAX_TRACKED as u64 + 100) {
             if budget.admit(key).is_err() {

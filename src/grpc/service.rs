@@ -8,7 +8,7 @@ use super::convert::{
     explanation_to_pb, issuer_status_to_pb, principal_from_input, principal_to_pb,
     secrets_status_to_pb, struct_to_map, timestamp, tls_status_to_pb,
 };
-use super::layer::scope_of;
+use super::layer::{CallScope, scope_of};
 use super::metadata::{FromBrowser, peer, presented, require_server};
 use super::pb;
 use crate::app::App;
@@ -157,12 +157,7 @@ impl GatehouseService {
             .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
-        let call = Call {
-            door: Door::Check,
-            route: None,
-            span: scope.span(),
-            started: scope.started(),
-        };
+        let call = call_of(&scope, Door::Check);
         let principal = self
             .caller(
                 &policy,
@@ -224,6 +219,16 @@ fn check_result(
         reason: verdict.reason(request),
         explanation: explanation.as_ref().map(explanation_to_pb),
         dry_run: verdict.dry_run,
+    }
+}
+
+/// The decider's view of an RPC: its door, no route, and the call scope's span and start.
+fn call_of(scope: &CallScope, door: Door) -> Call<'_> {
+    Call {
+        door,
+        route: None,
+        span: scope.span(),
+        started: scope.started(),
     }
 }
 
@@ -346,12 +351,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
-        let call = Call {
-            door: Door::Batch,
-            route: None,
-            span,
-            started: scope.started(),
-        };
+        let call = call_of(&scope, Door::Batch);
         // A refused batch is one entry, naming its item only when it has one.
         let only = match items.as_slice() {
             [only] => Some(only),
@@ -408,12 +408,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
-        let call = Call {
-            door: Door::Check,
-            route: None,
-            span: scope.span(),
-            started: scope.started(),
-        };
+        let call = call_of(&scope, Door::Check);
         let principal = self
             .caller(
                 &policy,
@@ -465,12 +460,7 @@ impl pb::gatehouse_server::Gatehouse for GatehouseService {
             .await;
         // One set decides the whole call, its revocations included.
         let policy = self.app.policies.current();
-        let call = Call {
-            door: Door::Batch,
-            route: None,
-            span: scope.span(),
-            started: scope.started(),
-        };
+        let call = call_of(&scope, Door::Batch);
         let only = match items.as_slice() {
             [only] => Some(only),
             _ => None,
